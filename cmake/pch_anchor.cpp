@@ -1,0 +1,1 @@
+// Anchor translation unit: carries the shared precompiled header (see CMakeLists.txt).

@@ -1,0 +1,78 @@
+#pragma once
+// Strict configuration reading for YAML run configs and JSON model configs (JSON is read as YAML).
+//
+// Every key is checked: a section parser reads the keys it knows with get()/require(), then calls
+// finish(), which rejects any key that was never read ("unknown key 'train.lrr' in
+// configs/train.yaml; known keys: ..."). Type errors name key, expected type, found value and file.
+//
+//   auto root = ConfigNode::load_file("configs/train_visa.yaml");
+//   auto train = root.section("train");
+//   int epochs = train.get<int>("epochs", 10);
+//   train.finish();
+//   root.finish();
+#include <yaml-cpp/yaml.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "vcpclip/common/error.h"
+
+namespace vcpclip::io {
+
+class ConfigNode {
+ public:
+  ConfigNode() = default;
+  /// Reads a YAML or JSON file; a missing file or syntax error is a vcpclip::Error naming the file.
+  static ConfigNode load_file(const std::string& path);
+  /// Parses text; `origin` names it in messages (e.g. "<embedded default>").
+  static ConfigNode from_string(const std::string& text, const std::string& origin);
+  /// Wraps an existing node.
+  ConfigNode(YAML::Node node, std::string origin, std::string prefix = "");
+
+  /// Applies a command-line override "a.b.c=value" (value parsed as YAML: 3, 1e-4, [6,12], text).
+  void apply_override(const std::string& assignment);
+
+  bool has(const std::string& key) const;
+  /// A mapping below this one. Missing → empty section (all defaults), unless required.
+  ConfigNode section(const std::string& key, bool required = false);
+
+  template <typename T>
+  T get(const std::string& key, const T& fallback);
+  template <typename T>
+  T require(const std::string& key);
+
+  /// Rejects keys of this mapping that no get/require/section call has read.
+  void finish() const;
+
+  /// "'train.lr' in configs/x.yaml"
+  std::string where(const std::string& key) const;
+  const std::string& origin() const { return origin_; }
+  const std::string& prefix() const { return prefix_; }
+  const YAML::Node& node() const { return node_; }
+  /// Directory of the file this node came from (for resolving relative paths), or "".
+  std::string base_dir() const;
+  /// Resolves a path value relative to the config file's directory unless absolute / empty.
+  std::string resolve_path(const std::string& value) const;
+  /// Reads a path-valued key and resolves it relative to the config file (see resolve_path).
+  std::string get_path(const std::string& key, const std::string& fallback);
+
+ private:
+  template <typename T>
+  T convert(const YAML::Node& n, const std::string& key) const;
+  void mark(const std::string& key) const;
+
+  YAML::Node node_;
+  std::string origin_;
+  std::string prefix_;
+  std::shared_ptr<std::set<std::string>> read_ = std::make_shared<std::set<std::string>>();
+};
+
+/// Name of a type for messages ("an integer", "a list of numbers", ...).
+template <typename T>
+std::string type_name();
+
+}  // namespace vcpclip::io
+
+#include "vcpclip/io/config_node_inl.h"

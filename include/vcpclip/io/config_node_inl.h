@@ -1,0 +1,77 @@
+#pragma once
+// Template parts of config_node.h (do not include directly).
+#include <type_traits>
+
+namespace vcpclip::io {
+
+template <typename T>
+struct ConfigTypeName;
+template <> struct ConfigTypeName<int> { static std::string get() { return "an integer"; } };
+template <> struct ConfigTypeName<int64_t> { static std::string get() { return "an integer"; } };
+template <> struct ConfigTypeName<double> { static std::string get() { return "a number"; } };
+template <> struct ConfigTypeName<float> { static std::string get() { return "a number"; } };
+template <> struct ConfigTypeName<bool> { static std::string get() { return "true or false"; } };
+template <> struct ConfigTypeName<std::string> { static std::string get() { return "a string"; } };
+template <typename E> struct ConfigTypeName<std::vector<E>> {
+  static std::string get() { return "a list of values each " + ConfigTypeName<E>::get(); }
+};
+
+template <typename T>
+std::string type_name() { return ConfigTypeName<T>::get(); }
+
+namespace detail {
+std::string scalar_text(const YAML::Node& n);
+bool is_integer_text(const std::string& s);
+bool is_number_text(const std::string& s);
+bool is_bool_text(const std::string& s);
+}  // namespace detail
+
+template <typename T>
+T ConfigNode::convert(const YAML::Node& n, const std::string& key) const {
+  auto bad = [&]() -> T {
+    fail("config key ", where(key), ": expected ", type_name<T>(), ", found ",
+         n.IsScalar() ? "'" + n.Scalar() + "'" : (n.IsSequence() ? std::string("a list")
+                                                   : n.IsMap() ? std::string("a mapping")
+                                                               : std::string("nothing")));
+  };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!n.IsScalar() || !detail::is_bool_text(n.Scalar())) return bad();
+    return n.as<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!n.IsScalar() || !detail::is_integer_text(n.Scalar())) return bad();
+    return n.as<T>();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!n.IsScalar() || !detail::is_number_text(n.Scalar())) return bad();
+    return n.as<T>();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (n.IsNull()) return std::string();
+    if (!n.IsScalar()) return bad();
+    return n.Scalar();
+  } else {
+    // std::vector<E>
+    using E = typename T::value_type;
+    if (!n.IsSequence()) return bad();
+    T out;
+    for (std::size_t i = 0; i < n.size(); ++i) out.push_back(convert<E>(n[i], key + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+}
+
+template <typename T>
+T ConfigNode::get(const std::string& key, const T& fallback) {
+  mark(key);
+  if (!node_ || !node_.IsMap()) return fallback;
+  YAML::Node n = node_[key];
+  if (!n || n.IsNull()) return fallback;
+  return convert<T>(n, key);
+}
+
+template <typename T>
+T ConfigNode::require(const std::string& key) {
+  mark(key);
+  if (!node_ || !node_.IsMap() || !node_[key] || node_[key].IsNull())
+    fail("missing config key ", where(key), " (", type_name<T>(), " is required)");
+  return convert<T>(node_[key], key);
+}
+
+}  // namespace vcpclip::io
