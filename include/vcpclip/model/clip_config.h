@@ -1,0 +1,40 @@
+#pragma once
+// CLIP backbone hyper-parameters, in the reference's model-config JSON format
+// (configs/models/ViT-L-14-336.json):
+//   {"embed_dim":768,"vision_cfg":{"image_size":336,"layers":24,"width":1024,"patch_size":14},
+//    "text_cfg":{"context_length":77,"vocab_size":49408,"width":768,"heads":12,"layers":12}}
+// plus the optional vcpclip key "activation" ("gelu" | "quick_gelu"). Unknown keys are errors.
+#include <cstdint>
+#include <string>
+
+namespace vcpclip::model {
+
+struct ClipVisionConfig {
+  int64_t image_size = 336;  ///< native resolution of the checkpoint's positional embedding
+  int64_t layers = 24;       ///< residual blocks
+  int64_t width = 1024;      ///< token width W (heads = W / 64)
+  int64_t patch_size = 14;   ///< conv1 kernel = stride
+};
+
+struct ClipTextConfig {
+  int64_t context_length = 77;
+  int64_t vocab_size = 49408;  ///< without the extra <|class|> row (the embedding has vocab_size + 1 rows)
+  int64_t width = 768;
+  int64_t heads = 12;
+  int64_t layers = 12;
+};
+
+struct ClipConfig {
+  std::string name = "ViT-L-14-336";  ///< for messages and `info`
+  int64_t embed_dim = 768;            ///< joint embedding size E
+  ClipVisionConfig vision;
+  ClipTextConfig text;
+  std::string activation = "gelu";    ///< MLP activation: "gelu" (exact, erf; VCP checkpoints) | "quick_gelu"
+
+  /// Reads the reference JSON format; the name defaults to the file stem.
+  static ClipConfig from_json_file(const std::string& path);
+  /// Parses JSON text; `origin` names it in error messages.
+  static ClipConfig from_json_text(const std::string& text, const std::string& origin, const std::string& name);
+};
+
+}  // namespace vcpclip::model
