@@ -1,0 +1,84 @@
+#pragma once
+// `vcpclip predict` (DESIGN §6): anomaly maps and image scores for single images or a folder.
+//
+// For each input image (sorted by path) under OUT:
+//   <stem>.png      heatmap of the pixel map over the resized image
+//   <stem>_map.npy  float32 [S, S]: GaussianFilter_σ(α·M_raw + (1-α)·M_post), before any
+//                   per-class min-max normalisation
+//   <stem>_raw.npy, <stem>_post.npy  (with save_branches) M_raw, M_post float32 [S, S]
+// and OUT/scores.json:
+//   {"checkpoint": ..., "image_size": S, "alpha": .., "sigma": .., "topk": ..,
+//    "images": [{"path": .., "stem": .., "score": .., "score_raw": .., "score_post": ..,
+//                "map_min": .., "map_max": ..}, ...], "skipped": [{"path": .., "error": ..}]}
+//   score = mean(top-k of M_raw) + mean(top-k of M_post), unnormalised.
+// scores.json is written (atomically) only after every image has been processed.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vcpclip/common/runtime.h"
+#include "vcpclip/io/config_node.h"
+#include "vcpclip/model/model_options.h"
+
+namespace vcpclip::app {
+
+/// `postprocess:` section (DESIGN §6).
+struct PostprocessOptions {
+  double alpha = 0.2;    ///< weight of M_raw in the blend (M_post gets 1 - alpha)
+  double sigma = 8.0;    ///< gaussian filter sigma (scipy semantics, truncate 4σ, mirror border)
+  int64_t topk = 2000;   ///< pixels averaged for the image score (clamped to S²)
+};
+PostprocessOptions parse_postprocess_options(io::ConfigNode& node);
+
+/// `predict:` section.
+struct PredictOptions {
+  int64_t batch_size = 8;     ///< images per forward pass
+  bool heatmap = true;        ///< write <stem>.png
+  double heatmap_alpha = 0.5; ///< weight of the heatmap over the image in <stem>.png
+};
+PredictOptions parse_predict_options(io::ConfigNode& node);
+
+/// Everything a predict run needs (the CLI fills it from the config and flags).
+struct PredictRequest {
+  RuntimeOptions runtime;
+  model::ModelOptions model;
+  PostprocessOptions postprocess;
+  PredictOptions predict;
+  std::string checkpoint;          ///< reference-layout .pth (required)
+  std::vector<std::string> inputs; ///< image files and/or directories (directories: images inside, sorted)
+  std::string output;              ///< output directory (created)
+  bool save_branches = false;
+  bool skip_bad = false;           ///< unreadable images: warn and continue instead of failing
+  bool progress = true;
+};
+
+/// Reads runtime/model/postprocess/predict sections of a config (with `overrides` "a.b=v"
+/// applied first); unknown keys and sections other than runtime, model, postprocess, predict,
+/// data, train, eval are errors. The request's paths are left empty.
+PredictRequest load_predict_config(const std::string& config_path, const std::vector<std::string>& overrides);
+
+struct PredictedImage {
+  std::string path, stem;
+  double score = 0, score_raw = 0, score_post = 0;
+  float map_min = 0, map_max = 0;
+};
+
+struct PredictSummary {
+  std::vector<PredictedImage> images;
+  std::vector<std::pair<std::string, std::string>> skipped;  ///< (path, error)
+  double seconds = 0;
+  double images_per_second = 0;
+};
+
+/// Lists the image files of `inputs` (files kept as given, directories scanned for
+/// .png .jpg .jpeg .bmp .tif .tiff, non-recursive, sorted). Missing paths are errors.
+std::vector<std::string> collect_images(const std::vector<std::string>& inputs);
+
+/// Output stems for the images: the file stem, made unique with _2, _3, ... on collisions.
+std::vector<std::string> unique_stems(const std::vector<std::string>& paths);
+
+/// Runs the whole predict command. Without skip_bad, the first unreadable image is a
+/// vcpclip::Error naming it (nothing is written for it, and no scores.json).
+PredictSummary run_predict(const PredictRequest& req);
+
+}  // namespace vcpclip::app

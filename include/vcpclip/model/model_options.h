@@ -1,0 +1,68 @@
+#pragma once
+// Options of the VCP-CLIP model: the `model:` section of a run config (DESIGN §3–§5).
+//
+//   model:
+//     backbone: configs/models/ViT-L-14-336.json   # CLIP config JSON (reference format)
+//     weights: weights/ViT-L-14-336px.pt             # OpenAI TorchScript archive or .safetensors
+//     vocab: ""                                      # BPE vocab; "" = Tokenizer::find_vocab default
+//     image_size: 518
+//     activation: gelu                               # gelu (reference/VCP) | quick_gelu (plain CLIP)
+//     features_list: [6, 12, 18, 24]                 # 1-based vision blocks
+//     prompt_len: 2                                  # r, learned class tokens
+//     deep_prompt_len: 1                             # n, deep text prompt rows
+//     deep_prompt_layers: -1                         # D: -1 = text layers - 1 (reference), 0 = shallow
+//     use_global: true                               # Pre-VCP uses the global image feature
+//     post_vcp: true                                 # false = raw (Pre-VCP) branch only
+//     prompt_dropout: 0.1
+//     post_heads: 8
+//     init_seed: 333                                 # seed of the head's (and a random backbone's) init
+//     templates_normal: ["a photo of a good <|class|>"]
+//     templates_abnormal: ["a photo of a damaged <|class|>"]
+//
+// Relative paths are resolved against the config file's directory, then (if that does not exist)
+// kept as given (relative to the working directory).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vcpclip/io/config_node.h"
+#include "vcpclip/model/clip_config.h"
+
+namespace vcpclip::model {
+
+/// The placeholder word of the prompt templates (token id 49408).
+inline constexpr const char* kClassPlaceholder = "<|class|>";
+
+struct ModelOptions {
+  std::string backbone;  ///< CLIP model config JSON path (required)
+  std::string weights;   ///< OpenAI .pt or .safetensors; "" = random init (tests / tiny only; warns)
+  std::string vocab;     ///< BPE vocab file; "" = Tokenizer::find_vocab("") search
+  int64_t image_size = 518;                          ///< S (multiple of the patch size)
+  std::string activation = "gelu";                   ///< overrides the backbone JSON's activation
+  std::vector<int64_t> features_list{6, 12, 18, 24};  ///< 1-based vision block indices
+  int64_t prompt_len = 2;                            ///< r
+  int64_t deep_prompt_len = 1;                       ///< n
+  int64_t deep_prompt_layers = -1;                   ///< D; -1 = text layers - 1, 0 = shallow
+  bool use_global = true;                            ///< Pre-VCP: class tokens = query + conv(global)
+  bool post_vcp = true;                              ///< false: only the raw branch (maps, loss)
+  double prompt_dropout = 0.1;                       ///< on projected deep prompts, training mode only
+  int64_t post_heads = 8;                            ///< Post-VCP attention heads
+  uint64_t init_seed = 333;                          ///< seed for initialising the head
+  std::vector<std::string> templates_normal{"a photo of a good <|class|>"};
+  std::vector<std::string> templates_abnormal{"a photo of a damaged <|class|>"};
+};
+
+/// Reads the `model:` section (calls node.finish()); checks what can be checked without the
+/// backbone config (types, ranges, templates contain <|class|> exactly once).
+ModelOptions parse_model_options(io::ConfigNode& node);
+
+/// Checks the options against the backbone (features_list entries in 1..vision layers and
+/// strictly increasing, image_size a multiple of patch_size, prompt_len ≥ 1, deep_prompt_layers in
+/// {-1, 0, text layers - 1}, text width == embed_dim (Pre-VCP needs it), vision width divisible by
+/// post_heads, ...). Throws vcpclip::Error naming the key. `origin` names the config in messages.
+void validate_model_options(const ModelOptions& opts, const ClipConfig& clip, const std::string& origin = "model options");
+
+/// The effective D for a backbone (resolves -1 to text layers - 1).
+int64_t resolved_deep_layers(const ModelOptions& opts, const ClipConfig& clip);
+
+}  // namespace vcpclip::model
