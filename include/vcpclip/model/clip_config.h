@@ -35,6 +35,16 @@ struct ClipConfig {
   static ClipConfig from_json_file(const std::string& path);
   /// Parses JSON text; `origin` names it in error messages.
   static ClipConfig from_json_text(const std::string& text, const std::string& origin, const std::string& name);
+
+  /// Checks that the sizes fit together (positive sizes, image_size % patch_size == 0,
+  /// vision width % 64 == 0, text width % heads == 0, known activation); `origin` names the source.
+  void validate(const std::string& origin) const;
+  /// Vision heads: width / 64 (OpenAI's rule).
+  int64_t vision_heads() const { return vision.width / 64; }
+  /// Patch grid of the native resolution (image_size / patch_size).
+  int64_t native_grid() const { return vision.image_size / vision.patch_size; }
+  /// The config in the reference JSON format (plus "activation"), pretty-printed.
+  std::string to_json_text() const;
 };
 
 }  // namespace vcpclip::model

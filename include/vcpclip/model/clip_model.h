@@ -15,11 +15,44 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <functional>
+#include <map>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "vcpclip/model/clip_config.h"
 
 namespace vcpclip::model {
+
+/// MLP activation of the residual blocks.
+enum class Activation { kGelu, kQuickGelu };
+/// "gelu" | "quick_gelu" → Activation (anything else is a vcpclip::Error).
+Activation parse_activation(const std::string& name);
+/// Applies the activation (gelu: exact erf form; quick_gelu: x·sigmoid(1.702x)).
+torch::Tensor apply_activation(const torch::Tensor& x, Activation act);
+
+/// MultiheadAttention parameters with OpenAI's names: in_proj_weight [3W,W] (q,k,v rows),
+/// in_proj_bias [3W], out_proj (Linear W→W).
+class PackedAttentionImpl : public torch::nn::Module {
+ public:
+  PackedAttentionImpl(int64_t width, int64_t heads);
+  /// Self-attention on x [N, L, W]; `mask` additive [L, L] or undefined. Scores scaled by 1/sqrt(head_dim).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  torch::Tensor in_proj_weight, in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+  int64_t width, heads;
+};
+TORCH_MODULE(PackedAttention);
+
+/// mlp.c_fc (W→4W) and mlp.c_proj (4W→W).
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t width, Activation act);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+  Activation act;
+};
+TORCH_MODULE(Mlp);
 
 /// One pre-LayerNorm residual block: x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))).
 /// Parameters: ln_1, attn.in_proj_weight [3W,W], attn.in_proj_bias, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj.
@@ -28,7 +61,10 @@ class ResidualBlockImpl : public torch::nn::Module {
   ResidualBlockImpl(int64_t width, int64_t heads, std::string activation);
   /// x [N, L, W]; `mask` an additive [L, L] mask or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
-  // (members are the implementation's)
+
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  PackedAttention attn{nullptr};
+  Mlp mlp{nullptr};
 };
 TORCH_MODULE(ResidualBlock);
 
@@ -49,6 +85,24 @@ class ClipVisionImpl : public torch::nn::Module {
   /// The positional embedding resized for grid g (g*g+1 rows).
   torch::Tensor positional_embedding_for(int64_t grid);
   const ClipVisionConfig& config() const;
+  int64_t embed_dim() const { return embed_dim_; }
+
+  torch::nn::Conv2d conv1{nullptr};
+  torch::Tensor class_embedding;       ///< [W]
+  torch::Tensor positional_embedding;  ///< [G²+1, W] at the native resolution
+  torch::nn::LayerNorm ln_pre{nullptr}, ln_post{nullptr};
+  torch::nn::ModuleList resblocks{nullptr};  ///< registered as transformer.resblocks
+  torch::Tensor proj;                  ///< [W, E]
+
+ private:
+  ClipVisionConfig cfg_;
+  int64_t embed_dim_;
+  struct PosCacheEntry {
+    torch::Tensor value;
+    const void* source = nullptr;
+    uint32_t version = 0;
+  };
+  std::map<std::pair<int64_t, std::string>, PosCacheEntry> pos_cache_;  ///< (grid, device) → resized rows
 };
 TORCH_MODULE(ClipVision);
 
@@ -77,10 +131,36 @@ class ClipModelImpl : public torch::nn::Module {
   torch::Tensor encode_text(const torch::Tensor& ids);
 
   const ClipConfig& config() const;
+
+  torch::nn::ModuleList resblocks{nullptr};  ///< text blocks, registered as transformer.resblocks
+  torch::nn::Embedding token_embedding{nullptr};
+  torch::Tensor positional_embedding;  ///< [77, W_t]
+  torch::nn::LayerNorm ln_final{nullptr};
+  torch::Tensor text_projection;       ///< [W_t, E]
+  torch::Tensor logit_scale;           ///< scalar, ln(1/0.07) at init
+
+  /// The additive causal mask [L, L] (0 on and below the diagonal, -inf above) on `device`.
+  torch::Tensor causal_mask(int64_t length, const c10::Device& device, c10::ScalarType dtype);
+
+ private:
+  ClipConfig cfg_;
+  torch::Tensor mask_cache_;
 };
 TORCH_MODULE(ClipModel);
 
 /// Parameter count of a module (for `info`).
 int64_t count_parameters(const torch::nn::Module& m);
+
+/// Resizes a vision positional embedding [g0²+1, W] to grid `grid` like the reference's
+/// resize_pos_embed: class row kept, grid rows as [1, W, g0, g0] → bicubic, align_corners=false,
+/// antialias=true → [grid²+1, W]. Returns the input itself when the grid is unchanged.
+torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid);
+
+/// Builds a ClipModel from a weights file (OpenAI TorchScript archive or .safetensors) and loads
+/// it strictly. `config`: the model config to use (shapes must match the file); without it the
+/// config is inferred from the tensor shapes (io::infer_clip_config) and `activation` applies.
+/// The model is returned in eval mode on the CPU, its parameters not requiring gradients.
+ClipModel load_clip_model(const std::string& weights_path, const std::optional<ClipConfig>& config = std::nullopt,
+                          const std::string& activation = "gelu");
 
 }  // namespace vcpclip::model

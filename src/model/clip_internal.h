@@ -1,0 +1,11 @@
+#pragma once
+// Helpers shared by the CLIP tower implementations (not part of the public API).
+#include <torch/nn/modules/container/modulelist.h>
+
+namespace vcpclip::model {
+
+/// OpenAI-style random initialisation of residual blocks (in_proj N(0, W^-1/2), out_proj/c_proj
+/// N(0, W^-1/2 (2L)^-1/2), c_fc N(0, (2W)^-1/2), biases 0) for random-weight models.
+void init_blocks(torch::nn::ModuleList& blocks, int64_t width);
+
+}  // namespace vcpclip::model
