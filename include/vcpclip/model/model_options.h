@@ -19,8 +19,8 @@
 //     templates_normal: ["a photo of a good <|class|>"]
 //     templates_abnormal: ["a photo of a damaged <|class|>"]
 //
-// Relative paths are resolved against the config file's directory, then (if that does not exist)
-// kept as given (relative to the working directory).
+// Relative paths: as given when they exist relative to the working directory, else relative to
+// the config file's directory (io::ConfigNode::get_path).
 #include <cstdint>
 #include <string>
 #include <vector>
