@@ -1,0 +1,70 @@
+#pragma once
+// Multi-process data parallel training over LibTorch's c10d (ProcessGroupGloo + TCPStore).
+//
+// Processes are started like torchrun: each gets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
+// LOCAL_RANK in its environment (e.g. two shells, or a launcher). Rank 0 hosts the TCPStore on
+// MASTER_PORT. Every rank computes gradients on its shard of the global batch; gradients are
+// all-reduced and averaged, so all ranks take the same optimizer step. Only rank 0 writes files.
+//
+// Collectives run on CPU tensors through Gloo; CUDA tensors are staged through host memory (the
+// Debian LibTorch build has no NCCL). Without Gloo at build time (VCPCLIP_HAVE_GLOO unset),
+// WORLD_SIZE > 1 is a vcpclip::Error.
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vcpclip::train {
+
+/// The torchrun-style environment of this process.
+struct DistEnv {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+
+/// Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK. All unset → single process.
+/// WORLD_SIZE > 1 needs RANK (0 ≤ RANK < WORLD_SIZE), MASTER_ADDR and MASTER_PORT; a malformed or
+/// missing value is a vcpclip::Error naming the variable.
+DistEnv dist_env_from_environment();
+
+/// True when this binary was built with c10d Gloo support.
+bool distributed_available();
+
+/// A process group, or the trivial one (world size 1: every collective is a no-op).
+class Distributed {
+ public:
+  /// Joins the group described by env (rendezvous through the TCPStore; waits up to `timeout`
+  /// for all ranks). World size 1 creates nothing.
+  explicit Distributed(const DistEnv& env, std::chrono::seconds timeout = std::chrono::seconds(300));
+  ~Distributed();
+  Distributed(const Distributed&) = delete;
+  Distributed& operator=(const Distributed&) = delete;
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  bool is_main() const { return env_.rank == 0; }
+  const DistEnv& env() const { return env_; }
+
+  /// Averages the tensors over all ranks in place (one flattened all-reduce per dtype/device).
+  /// Undefined tensors (parameters without a gradient) must be undefined on every rank alike.
+  void allreduce_mean(const std::vector<at::Tensor>& tensors);
+  /// Sum of a number over all ranks.
+  double allreduce_sum(double value);
+  /// Copies rank `root`'s tensors into every rank's tensors in place.
+  void broadcast(const std::vector<at::Tensor>& tensors, int root = 0);
+  /// Waits for all ranks.
+  void barrier();
+
+ private:
+  struct Impl;
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vcpclip::train
