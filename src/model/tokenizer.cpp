@@ -63,6 +63,7 @@ std::string read_gzip(const std::string& path) {
   int errnum = 0;
   const char* err = gzerror(f, &errnum);
   std::string err_text = err ? err : "";
+  if (err_text.rfind(path + ": ", 0) == 0) err_text = err_text.substr(path.size() + 2);  // zlib prefixes the path
   gzclose(f);
   if (got < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) corrupt(path, "gzip: " + err_text);
   return data;
