@@ -4,6 +4,27 @@
 
 namespace vcpclip::io::pickle {
 
+Value::~Value() {
+  if (items.empty() && entries.empty() && !state) return;
+  std::vector<ValuePtr> work;
+  auto take_children = [&work](Value& v) {
+    for (auto& c : v.items) work.push_back(std::move(c));
+    v.items.clear();
+    for (auto& e : v.entries) {
+      work.push_back(std::move(e.first));
+      work.push_back(std::move(e.second));
+    }
+    v.entries.clear();
+    if (v.state) work.push_back(std::move(v.state));
+  };
+  take_children(*this);
+  while (!work.empty()) {
+    ValuePtr p = std::move(work.back());
+    work.pop_back();
+    if (p && p.use_count() == 1) take_children(*p);
+  }  // p is destroyed here with no children left
+}
+
 ValuePtr Value::none() { return std::make_shared<Value>(); }
 
 ValuePtr Value::boolean(bool v) {

@@ -294,3 +294,25 @@ TEST(Pickle, TensorBoundsAndStorageSizesAreChecked) {
             "storage data/0 of mem has 12 bytes, expected 4 Float values (16 bytes)");
   EXPECT_EQ(error_of([&] { unpickle_string(tensor_pickle(4, 0, 3)); }), "no record 0");
 }
+
+TEST(Pickle, DeeplyNestedValuesDoNotOverflowTheStack) {
+  // d = {}; x = []; then a million times: c = [x]; x = c; d[1] = c  (memo keeps the stack small)
+  const char head[] = "\x80\x02}K\x01]q\x00s";
+  const char step[] = "K\x01]h\x00" "aq\x00s";
+  std::string p(head, sizeof(head) - 1);
+  const int depth = 1000000;
+  p.reserve(p.size() + depth * (sizeof(step) - 1) + 1);
+  for (int k = 0; k < depth; ++k) p.append(step, sizeof(step) - 1);
+  p += ".";
+  ValuePtr root = unpickle_string(p);
+  ASSERT_TRUE(root->is_dict());
+  ASSERT_EQ(root->entries.size(), 1u);
+  const Value* v = root->entries[0].second.get();
+  int levels = 0;
+  while (!v->items.empty()) {
+    v = v->items[0].get();
+    ++levels;
+  }
+  EXPECT_EQ(levels, depth);
+  root.reset();  // recursive destruction would overflow the stack here
+}

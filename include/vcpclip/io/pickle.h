@@ -45,6 +45,13 @@ struct Value {
   bool is_parameter = false;  // Tensor: an nn.Parameter (torch._utils._rebuild_parameter)
   bool requires_grad = false; // Tensor
 
+  Value() = default;
+  Value(const Value&) = default;
+  Value& operator=(const Value&) = default;
+  /// Iterative: a deeply nested value (a hostile pickle can nest millions deep) is freed without
+  /// recursion, so it cannot overflow the stack.
+  ~Value();
+
   // Constructors.
   static ValuePtr none();
   static ValuePtr boolean(bool v);
