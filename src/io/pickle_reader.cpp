@@ -190,7 +190,7 @@ class Unpickler {
           ValuePtr k = pop();
           ValuePtr d = top();
           expect_dict(*d);
-          d->set_item(std::move(k), std::move(v));
+          set_item(d, std::move(k), std::move(v));
           break;
         }
         case 'u': {  // SETITEMS
@@ -198,7 +198,7 @@ class Unpickler {
           if (kvs.size() % 2 != 0) bad("malformed pickle: odd number of values for SETITEMS");
           ValuePtr d = top();
           expect_dict(*d);
-          for (size_t k = 0; k < kvs.size(); k += 2) d->set_item(kvs[k], kvs[k + 1]);
+          for (size_t k = 0; k < kvs.size(); k += 2) set_item(d, kvs[k], kvs[k + 1]);
           break;
         }
         case 'c': push(read_global()); break;
@@ -308,6 +308,24 @@ class Unpickler {
   }
   void expect_dict(const Value& v) {
     if (v.kind != Kind::Dict) bad("unsupported ", opcode_name(op_), " on a ", v.type_name(), " (expected a dict)");
+  }
+
+  /// Value::set_item with a hash index per dict, so that a huge (hostile) dict is not quadratic.
+  void set_item(const ValuePtr& d, ValuePtr key, ValuePtr value) {
+    std::string id;
+    if (key->kind == Kind::String) id = "s" + key->s;
+    else if (key->kind == Kind::Int) id = "i" + std::to_string(key->i);
+    else id = "p" + std::to_string(reinterpret_cast<uintptr_t>(key.get()));
+    auto& slot = dict_index_[d.get()];
+    if (!slot.first) slot.first = d;  // keeps the dict alive, so its address is never reused meanwhile
+    auto& index = slot.second;
+    auto it = index.find(id);
+    if (it != index.end()) {
+      d->entries[it->second].second = std::move(value);
+      return;
+    }
+    index.emplace(std::move(id), d->entries.size());
+    d->entries.emplace_back(std::move(key), std::move(value));
   }
 
   ValuePtr read_global() {
@@ -427,6 +445,7 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<uint32_t, ValuePtr> memo_;
   std::unordered_map<std::string, ValuePtr> storages_;
+  std::unordered_map<const Value*, std::pair<ValuePtr, std::unordered_map<std::string, size_t>>> dict_index_;
 };
 
 std::string first_line(const std::string& s) {

@@ -316,3 +316,24 @@ TEST(Pickle, DeeplyNestedValuesDoNotOverflowTheStack) {
   EXPECT_EQ(levels, depth);
   root.reset();  // recursive destruction would overflow the stack here
 }
+
+TEST(Pickle, DictKeysReplaceAndHugeDictsAreLinear) {
+  ValuePtr d = unpickle_string(std::string("\x80\x02}(K\x01K\x02K\x01K\x03X\x01\x00\x00\x00" "aK\x04u.", 22));
+  ASSERT_EQ(d->entries.size(), 2u);
+  EXPECT_EQ(d->entries[0].first->i, 1);
+  EXPECT_EQ(d->entries[0].second->i, 3);  // the later value replaces the earlier, in place (as Python)
+  EXPECT_EQ(d->find("a")->i, 4);
+
+  // 200000 distinct keys: quadratic insertion would take minutes.
+  std::string p = "\x80\x02}(";
+  const int n = 200000;
+  for (int k = 0; k < n; ++k) {
+    p += 'J';
+    for (int b = 0; b < 4; ++b) p += static_cast<char>((k >> (8 * b)) & 0xff);
+    p += "N";
+  }
+  p += "u.";
+  ValuePtr big = unpickle_string(p);
+  EXPECT_EQ(big->entries.size(), static_cast<size_t>(n));
+  EXPECT_EQ(big->entries.back().first->i, n - 1);
+}
