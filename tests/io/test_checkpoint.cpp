@@ -252,3 +252,25 @@ TEST_F(CheckpointTest, FailedWriteLeavesTheOldFileAndNoTemporary) {
   EXPECT_EQ(got.rfind("cannot write " + nodir + ": creating temporary file " + nodir + ".tmp.", 0), 0u) << got;
   EXPECT_NE(got.find("failed: No such file or directory"), std::string::npos) << got;
 }
+
+TEST_F(CheckpointTest, AtomicWriterCommitsOrLeavesTheOldFile) {
+  std::string out = tmp("a.bin");
+  vcpclip::io::write_file_atomically(out, "first");
+  EXPECT_EQ(slurp(out), "first");
+  std::string temp;
+  {
+    vcpclip::io::AtomicFileWriter w(out);
+    temp = w.temp_path();
+    w.write("second, never committed");
+    EXPECT_TRUE(fs::exists(temp));
+    EXPECT_EQ(slurp(out), "first");  // readers see the old file while the new one is written
+  }
+  EXPECT_FALSE(fs::exists(temp));
+  EXPECT_EQ(slurp(out), "first");
+  vcpclip::io::AtomicFileWriter w(out);
+  w.write("third");
+  w.commit();
+  EXPECT_EQ(w.bytes_written(), 5u);
+  EXPECT_EQ(slurp(out), "third");
+  EXPECT_EQ(error_of([&] { w.write("x"); }), "cannot write " + out + ": file already committed or closed");
+}
