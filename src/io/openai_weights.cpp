@@ -146,20 +146,20 @@ model::ClipConfig infer_clip_config(const std::map<std::string, at::Tensor>& t, 
         k.vwidth == cfg.vision.width && k.patch == cfg.vision.patch_size && k.twidth == cfg.text.width &&
         k.tlayers == cfg.text.layers)
       cfg.name = k.name;
-  cfg.validate("'" + path + "' (inferred from tensor shapes)");
+  // (ClipConfig::validate lives in the model library; ClipModel's constructor runs it.)
   return cfg;
 }
 
 void load_clip_weights(model::ClipModel& model, const std::map<std::string, at::Tensor>& tensors,
                        const std::string& path) {
   auto params = model->named_parameters(/*recurse=*/true);
-  std::vector<std::string> problems;
+  std::vector<std::string> missing, misshaped, unexpected;
   std::map<std::string, at::Tensor> ready;
   for (const auto& [name, t] : tensors) {
     if (ignored_key(name)) continue;
     const at::Tensor* p = params.find(name);
     if (!p) {
-      problems.push_back(msg("unexpected tensor '", name, "' of shape ", shape_text(t.sizes())));
+      unexpected.push_back(msg("unexpected tensor '", name, "' of shape ", shape_text(t.sizes())));
       continue;
     }
     at::Tensor v = t;
@@ -168,15 +168,18 @@ void load_clip_weights(model::ClipModel& model, const std::map<std::string, at::
         v.size(1) == p->size(1))
       v = at::cat({v, at::zeros({1, v.size(1)}, v.options())}, 0);
     if (v.sizes() != p->sizes()) {
-      problems.push_back(msg("tensor '", name, "' has shape ", shape_text(t.sizes()), ", expected ",
-                             shape_text(p->sizes())));
+      misshaped.push_back(msg("tensor '", name, "' has shape ", shape_text(t.sizes()), ", expected ",
+                              shape_text(p->sizes())));
       continue;
     }
     ready[name] = v;
   }
   for (const auto& item : params)
     if (!tensors.count(item.key()))
-      problems.push_back(msg("missing tensor '", item.key(), "' (expected shape ", shape_text(item.value().sizes()), ")"));
+      missing.push_back(msg("missing tensor '", item.key(), "' (expected shape ", shape_text(item.value().sizes()), ")"));
+  std::vector<std::string> problems = missing;
+  problems.insert(problems.end(), misshaped.begin(), misshaped.end());
+  problems.insert(problems.end(), unexpected.begin(), unexpected.end());
   if (!problems.empty()) {
     std::ostringstream os;
     const size_t shown = std::min<size_t>(problems.size(), 8);
