@@ -4,6 +4,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -239,6 +240,19 @@ cv::Point random_point_in(Rng& r, const cv::Mat& region) {
   return {region.cols / 2, region.rows / 2};
 }
 
+cv::Vec3f mean_under(const cv::Mat& img, const cv::Mat& mask) {
+  const cv::Scalar m = cv::countNonZero(mask) ? cv::mean(img, mask) : cv::mean(img);
+  return cv::Vec3f(static_cast<float>(m[0]), static_cast<float>(m[1]), static_cast<float>(m[2]));
+}
+
+/// A random choice among the candidates that differ most from `local` (visible defects).
+cv::Vec3f farthest(const std::vector<cv::Vec3f>& candidates, const cv::Vec3f& local, Rng& r) {
+  std::vector<std::pair<double, size_t>> d;
+  for (size_t i = 0; i < candidates.size(); ++i) d.push_back({cv::norm(candidates[i] - local), i});
+  std::sort(d.rbegin(), d.rend());
+  return candidates[d[r.integer(0, std::min<int>(1, static_cast<int>(d.size()) - 1))].second];
+}
+
 /// Draws one defect of `type` into D (0/255) and applies it to the canvas image.
 void draw_defect(const std::string& type, Rng& r, int S, Canvas& c, cv::Mat& D) {
   D = cv::Mat::zeros(S, S, CV_8U);
@@ -296,7 +310,8 @@ void draw_defect(const std::string& type, Rng& r, int S, Canvas& c, cv::Mat& D) 
                   360, 255, cv::FILLED, cv::LINE_8);
     }
     D &= c.inner;
-    const cv::Vec3f tint = r.coin() ? cv::Vec3f(110, 70, 20) : cv::Vec3f(40, 45, 30);
+    const cv::Vec3f tint = farthest(
+        {cv::Vec3f(110, 70, 20), cv::Vec3f(35, 40, 25), cv::Vec3f(225, 215, 170)}, mean_under(c.img, D), r);
     for (int y = 0; y < S; ++y)
       for (int x = 0; x < S; ++x)
         if (D.at<uint8_t>(y, x)) c.img.at<cv::Vec3f>(y, x) = c.img.at<cv::Vec3f>(y, x) * 0.3f + tint * 0.7f;
@@ -315,8 +330,7 @@ void draw_defect(const std::string& type, Rng& r, int S, Canvas& c, cv::Mat& D) 
     for (int i = 0; i < spots; ++i)
       cv::circle(D, random_point_in(r, c.inner), cvRound(S * r.uni(0.015, 0.035)) + 1, 255, cv::FILLED, cv::LINE_8);
     D &= c.inner;
-    const cv::Vec3f vivid[4] = {{230, 30, 30}, {30, 200, 40}, {40, 60, 230}, {240, 220, 20}};
-    const cv::Vec3f col = vivid[r.integer(0, 3)];
+    const cv::Vec3f col = farthest({{230, 30, 30}, {30, 200, 40}, {40, 60, 230}, {240, 220, 20}}, mean_under(c.img, D), r);
     for (int y = 0; y < S; ++y)
       for (int x = 0; x < S; ++x)
         if (D.at<uint8_t>(y, x)) c.img.at<cv::Vec3f>(y, x) = col * 0.85f + c.img.at<cv::Vec3f>(y, x) * 0.15f;
