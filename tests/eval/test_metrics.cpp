@@ -72,10 +72,10 @@ TEST(Metrics, MatchGoldenForEveryCaseChunkingAndAuproMode) {
   for (const auto& [name, c] : exp["cases"].items()) {
     const auto acc = load_case(name, c);
     const auto& e = c["expected"];
-    for (int64_t chunk : {int64_t(1) << 24, int64_t(1024)}) {
+    for (int64_t chunk : {int64_t(0), int64_t(4096), int64_t(1) << 40}) {
       for (AuproMode mode : {AuproMode::kExact, AuproMode::kReference}) {
         MetricsOptions o;
-        o.sort_chunk = chunk;
+        o.table_bin_min = chunk;
         o.aupro = mode;
         const auto m = acc.compute(o);
         const std::string w = name + " chunk " + std::to_string(chunk) + " " + to_string(mode) + ": ";

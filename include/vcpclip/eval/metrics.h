@@ -45,9 +45,9 @@ struct MetricsOptions {
   int aupro_reference_steps = 200;      ///< eval.aupro_steps: thresholds of the reference mode
   bool curves = false;                  ///< keep decimated ROC / PRO curves (for plots)
   int64_t curve_points = 512;           ///< at most about this many points per kept curve
-  /// Pixels sorted at once (16 bytes each while sorting); larger classes are processed in
-  /// several passes over the maps, each taking one range of scores.
-  int64_t sort_chunk = int64_t(1) << 24;
+  /// Implementation knob (tests): a score bin (scores sharing their top 16 key bits) with more
+  /// normal pixels than this is counted in a 65,536-entry table, smaller ones are sorted.
+  int64_t table_bin_min = 4096;
 };
 /// Reads eval.aupro, eval.aupro_fpr_limit, eval.aupro_steps, eval.curves and calls finish().
 MetricsOptions parse_metrics_options(io::ConfigNode& node);
