@@ -1,0 +1,42 @@
+#pragma once
+// Inference post-processing of DESIGN.md §6 (reference test.py), on tensors of any device.
+//
+//   pixel map   = gaussian_filter(alpha·M_raw + (1 − alpha)·M_post, sigma)
+//   image score = topk_mean(M_raw, k) + topk_mean(M_post, k)
+// followed, over all images of a product class, by min-max normalisation (ClassAccumulator::
+// normalize, or minmax_normalize below).
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace vcpclip::eval {
+
+/// scipy.ndimage._gaussian_kernel1d: radius = int(truncate·sigma + 0.5) (32 → 65 taps for σ=8),
+/// exp(−x²/(2σ²)) normalised to sum 1.
+std::vector<double> gaussian_kernel1d(double sigma, double truncate = 4.0);
+
+/// scipy.ndimage.gaussian_filter(x, sigma) on each [H,W] plane of `maps` ([H,W] or [N,H,W]):
+/// separable correlation along H then W, border mode 'reflect' (edge pixel repeated, OpenCV
+/// BORDER_REFLECT; radius larger than the image reflects again), computed in float64 and rounded
+/// to float32 after each axis like scipy does for float32 input. Returns float32 on maps' device.
+at::Tensor gaussian_filter(const at::Tensor& maps, double sigma, double truncate = 4.0);
+
+/// alpha·raw + (1 − alpha)·post in float32 (the scalars rounded to float32, as numpy does).
+at::Tensor blend_maps(const at::Tensor& raw, const at::Tensor& post, double alpha);
+
+/// Mean of the k largest values of each [H,W] plane ([H,W] → scalar tensor, [N,H,W] → [N]);
+/// k is clamped to H·W. Float32 result on the input's device.
+at::Tensor topk_mean(const at::Tensor& maps, int64_t k);
+
+/// The reference pixel map: gaussian_filter(blend_maps(raw, post, alpha), sigma).
+at::Tensor pixel_map(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma);
+
+/// The reference image score (unnormalised): topk_mean(raw, k) + topk_mean(post, k).
+at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k);
+
+/// Tensor form of the reference `normalize`: (x − min) / (max − min) over the whole tensor in
+/// float32, zeros if constant.
+at::Tensor minmax_normalize(const at::Tensor& x);
+
+}  // namespace vcpclip::eval

@@ -1,0 +1,94 @@
+// Gaussian filter with scipy semantics, blend, top-k mean, min-max (DESIGN.md §6).
+#include "vcpclip/eval/postprocess.h"
+
+#include <cmath>
+
+#include "vcpclip/common/error.h"
+
+namespace vcpclip::eval {
+
+std::vector<double> gaussian_kernel1d(double sigma, double truncate) {
+  VCP_CHECK(sigma > 0, "gaussian filter: sigma must be > 0, found ", sigma);
+  const int64_t radius = int64_t(truncate * sigma + 0.5);
+  std::vector<double> k(2 * radius + 1);
+  double sum = 0;
+  for (int64_t x = -radius; x <= radius; ++x) {
+    k[x + radius] = std::exp(-0.5 / (sigma * sigma) * double(x * x));
+    sum += k[x + radius];
+  }
+  for (auto& v : k) v /= sum;
+  return k;
+}
+
+namespace {
+
+// Indices of a length-n axis extended by r on both sides with scipy 'reflect' (d c b a | a b c d |
+// d c b a), repeated for r > n.
+at::Tensor reflect_indices(int64_t n, int64_t r, const at::Device& device) {
+  std::vector<int64_t> idx(n + 2 * r);
+  for (int64_t i = -r; i < n + r; ++i) {
+    int64_t j = i % (2 * n);
+    if (j < 0) j += 2 * n;
+    idx[i + r] = j < n ? j : 2 * n - 1 - j;
+  }
+  return at::tensor(idx, at::kLong).to(device);
+}
+
+// Correlates [B,H,W] float64 along `dim` (1 or 2) with the kernel.
+at::Tensor filter_axis(const at::Tensor& x, const at::Tensor& kernel, int64_t r, int64_t dim) {
+  const int64_t n = x.size(dim);
+  at::Tensor padded = x.index_select(dim, reflect_indices(n, r, x.device()));
+  at::Tensor in = padded.unsqueeze(1);  // [B,1,H',W']
+  at::Tensor w = dim == 1 ? kernel.view({1, 1, -1, 1}) : kernel.view({1, 1, 1, -1});
+  return at::conv2d(in, w).squeeze(1);
+}
+
+}  // namespace
+
+at::Tensor gaussian_filter(const at::Tensor& maps, double sigma, double truncate) {
+  VCP_CHECK(maps.dim() == 2 || maps.dim() == 3, "gaussian filter: expected [H,W] or [N,H,W] maps, found ",
+            maps.sizes());
+  const auto k = gaussian_kernel1d(sigma, truncate);
+  const int64_t r = int64_t(k.size() / 2);
+  at::Tensor kernel = at::tensor(k, at::kDouble).to(maps.device());
+  at::Tensor x = (maps.dim() == 2 ? maps.unsqueeze(0) : maps).to(at::kFloat).to(at::kDouble);
+  x = filter_axis(x, kernel, r, 1).to(at::kFloat).to(at::kDouble);
+  x = filter_axis(x, kernel, r, 2).to(at::kFloat);
+  return maps.dim() == 2 ? x.squeeze(0) : x;
+}
+
+at::Tensor blend_maps(const at::Tensor& raw, const at::Tensor& post, double alpha) {
+  VCP_CHECK(raw.sizes() == post.sizes(), "blend: M_raw ", raw.sizes(), " and M_post ", post.sizes(),
+            " differ in size");
+  const float a = float(alpha), b = float(1.0 - alpha);
+  return raw.to(at::kFloat) * a + post.to(at::kFloat) * b;
+}
+
+at::Tensor topk_mean(const at::Tensor& maps, int64_t k) {
+  VCP_CHECK(maps.dim() == 2 || maps.dim() == 3, "top-k mean: expected [H,W] or [N,H,W] maps, found ",
+            maps.sizes());
+  VCP_CHECK(k > 0, "top-k mean: k must be > 0, found ", k);
+  at::Tensor flat = (maps.dim() == 2 ? maps.unsqueeze(0) : maps).to(at::kFloat).flatten(1);
+  k = std::min<int64_t>(k, flat.size(1));
+  at::Tensor top = std::get<0>(flat.topk(k, 1, true, false));
+  at::Tensor m = top.to(at::kDouble).mean(1).to(at::kFloat);
+  return maps.dim() == 2 ? m.squeeze(0) : m;
+}
+
+at::Tensor pixel_map(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma) {
+  return gaussian_filter(blend_maps(raw, post, alpha), sigma);
+}
+
+at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k) {
+  return topk_mean(raw, k) + topk_mean(post, k);
+}
+
+at::Tensor minmax_normalize(const at::Tensor& x) {
+  at::Tensor f = x.to(at::kFloat);
+  at::Tensor mn = f.min(), mx = f.max();
+  at::Tensor span = mx - mn;
+  if (span.item<float>() == 0.0f) return at::zeros_like(f);
+  return (f - mn) / span;
+}
+
+}  // namespace vcpclip::eval
