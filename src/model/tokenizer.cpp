@@ -263,10 +263,15 @@ std::string find_vocab(const std::string& configured) {
   if (n > 0) candidates.push_back(fs::path(std::string(exe, size_t(n))).parent_path() / ".." / "assets" / kVocabFile);
   candidates.push_back(fs::path(VCPCLIP_SOURCE_DIR) / "assets" / kVocabFile);
   if (!cwd.empty()) candidates.push_back(cwd / ".." / "shared" / "assets" / kVocabFile);
+  candidates.push_back(fs::path(VCPCLIP_SOURCE_DIR) / ".." / "shared" / "assets" / kVocabFile);
   std::string tried;
+  std::vector<std::string> seen;
   for (const auto& c : candidates) {
-    if (fs::is_regular_file(c, ec)) return c.lexically_normal().string();
-    tried += (tried.empty() ? "" : ", ") + c.lexically_normal().string();
+    std::string p = c.lexically_normal().string();
+    if (std::find(seen.begin(), seen.end(), p) != seen.end()) continue;
+    seen.push_back(p);
+    if (fs::is_regular_file(c, ec)) return p;
+    tried += (tried.empty() ? "" : ", ") + p;
   }
   fail("CLIP BPE vocabulary ", kVocabFile, " not found (looked for ", tried, "). ", where_to_get());
 }

@@ -73,7 +73,7 @@ class Tokenizer {
 
 /// Resolves the vocab path: `configured` (config key `model.vocab`) if non-empty, else $VCPCLIP_VOCAB,
 /// else the first existing <cwd>/assets/, <exe dir>/../assets/, VCPCLIP_SOURCE_DIR/assets/,
-/// <cwd>/../shared/assets/ bpe_simple_vocab_16e6.txt.gz. Nothing found (or a configured/env path
+/// <cwd>/../shared/assets/, VCPCLIP_SOURCE_DIR/../shared/assets/ bpe_simple_vocab_16e6.txt.gz. Nothing found (or a configured/env path
 /// that does not exist): Error saying where to get it and its SHA-256.
 std::string find_vocab(const std::string& configured = "");
 
