@@ -149,14 +149,17 @@ void Distributed::allreduce_mean(const std::vector<at::Tensor>& tensors) {
 #endif
 }
 
-double Distributed::allreduce_sum(double value) {
-  if (env_.world_size <= 1) return value;
+double Distributed::allreduce_sum(double value) { return allreduce_sum(std::vector<double>{value})[0]; }
+
+std::vector<double> Distributed::allreduce_sum(const std::vector<double>& values) {
+  if (env_.world_size <= 1 || values.empty()) return values;
 #ifdef VCPCLIP_HAVE_GLOO
-  std::vector<at::Tensor> buf{at::full({1}, value, at::TensorOptions().dtype(at::kDouble))};
+  std::vector<at::Tensor> buf{at::tensor(values, at::TensorOptions().dtype(at::kDouble))};
   wait(impl_->pg->allreduce(buf), "all-reduce");
-  return buf[0].item<double>();
+  auto t = buf[0].contiguous();
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
 #else
-  return value;
+  return values;
 #endif
 }
 

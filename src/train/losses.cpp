@@ -51,11 +51,12 @@ at::Tensor dice_loss(const at::Tensor& probs, const at::Tensor& target) {
 }
 
 LossTerms vcp_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Tensor>& post, const at::Tensor& gt) {
-  VCP_CHECK(!raw.empty() && raw.size() == post.size(), "vcp_loss: expected the same non-zero number of raw and post "
-            "layers, found ", raw.size(), " and ", post.size());
+  VCP_CHECK(!raw.empty() && (raw.size() == post.size() || post.empty()),
+            "vcp_loss: expected the same non-zero number of raw and post layers (or no post layers), found ",
+            raw.size(), " and ", post.size());
   check_binary(gt, "vcp_loss");
   for (size_t i = 0; i < raw.size(); ++i) {
-    VCP_CHECK(raw[i].dim() == 4 && raw[i].size(1) == 2 && raw[i].sizes() == post[i].sizes() &&
+    VCP_CHECK(raw[i].dim() == 4 && raw[i].size(1) == 2 && (post.empty() || raw[i].sizes() == post[i].sizes()) &&
                   gt.dim() == 3 && gt.size(0) == raw[i].size(0) && gt.size(1) == raw[i].size(2) &&
                   gt.size(2) == raw[i].size(3),
               "vcp_loss: layer ", i, ": expected raw/post probabilities [B,2,S,S] and masks [B,S,S], found ",
@@ -72,6 +73,7 @@ LossTerms vcp_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Ten
     out.raw = out.raw.defined() ? out.raw + l : l;
     out.raw = out.raw + dice_loss(p.select(1, 1), gt);
   }
+  if (!out.post.defined()) out.post = at::zeros({}, out.raw.options());  // Post-VCP ablated
   out.total = out.post + out.raw;
   return out;
 }

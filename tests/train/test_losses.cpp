@@ -142,6 +142,12 @@ TEST(Losses, RejectsBadShapesAndNonBinaryMasks) {
     EXPECT_STREQ(e.what(), "focal_loss: target values must be 0 or 1 (binarised masks)");
   }
   EXPECT_THROW(focal_loss(p, at::zeros({2, 5, 5})), vcpclip::Error);
-  EXPECT_THROW(vcp_loss({p}, {}, at::zeros({2, 4, 4})), vcpclip::Error);
+  EXPECT_THROW(vcp_loss({p}, {p, p}, at::zeros({2, 4, 4})), vcpclip::Error);
+  EXPECT_THROW(vcp_loss({}, {}, at::zeros({2, 4, 4})), vcpclip::Error);
+  // Post-VCP ablated: no post layers, post term 0.
+  auto g = random_mask(2, 4, 9);
+  auto only_raw = vcp_loss({p}, {}, g);
+  EXPECT_EQ(only_raw.post.item<double>(), 0.0);
+  EXPECT_NEAR(only_raw.total.item<double>(), focal_by_hand(p, g) + dice_by_hand(p.select(1, 1), g), 1e-6);
   EXPECT_THROW(vcp_loss({p}, {p}, at::zeros({2, 3, 3})), vcpclip::Error);
 }

@@ -56,6 +56,8 @@ class Distributed {
   void allreduce_mean(const std::vector<at::Tensor>& tensors);
   /// Sum of a number over all ranks.
   double allreduce_sum(double value);
+  /// Element-wise sums over all ranks (one collective).
+  std::vector<double> allreduce_sum(const std::vector<double>& values);
   /// Copies rank `root`'s tensors into every rank's tensors in place.
   void broadcast(const std::vector<at::Tensor>& tensors, int root = 0);
   /// Waits for all ranks.

@@ -29,7 +29,8 @@ struct LossTerms {
 };
 
 /// VCP-CLIP training loss. raw/post: per feature layer, probabilities [B,2,S,S] (softmax over
-/// the 2 channels); gt [B,S,S] binary masks. The two lists must be non-empty and equally long.
+/// the 2 channels); gt [B,S,S] binary masks. raw must be non-empty; post equally long, or empty
+/// when the Post-VCP branch is ablated (post term 0).
 LossTerms vcp_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Tensor>& post, const at::Tensor& gt);
 
 }  // namespace vcpclip::train

@@ -1,0 +1,99 @@
+#pragma once
+// VCP-CLIP training (DESIGN.md §7, reference train.py).
+//
+//   run_training(request) — the whole `vcpclip train` run: data check, model, optimizer,
+//   epochs of train_step over the (sharded, seeded) training set, validation pixel AP on the
+//   held-out classes, logs, checkpoints, resume.
+//
+// Files under train.out_dir (written by rank 0 only; checkpoints and resume.pt atomically):
+//   checkpoint_epoch_N.pth   trainable tensors in the reference layout, every save_every epochs
+//   last.pth                 the latest of those (also written when the run stops at max_steps)
+//   resume.pt                optimizer state, counters, RNG states (see resume.h)
+//   train.log                spdlog file log (also receives the console messages)
+//   epochs.jsonl             {"epoch", "loss", "loss_raw", "loss_post", "val_ap_raw", "val_ap_post",
+//                             "seconds", "images_per_second", "steps"} per epoch
+//   steps.jsonl              {"step", "epoch", "loss", "loss_raw", "loss_post", "lr", "lr_temp"} every log_every steps
+#include <ATen/core/Tensor.h>
+#include <torch/optim/adam.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vcpclip/common/runtime.h"
+#include "vcpclip/data/datasets.h"
+#include "vcpclip/eval/metrics.h"
+#include "vcpclip/model/vcp_clip.h"
+#include "vcpclip/train/distributed.h"
+#include "vcpclip/train/resume.h"
+#include "vcpclip/train/train_options.h"
+
+namespace vcpclip::train {
+
+/// The reference optimizer: Adam(betas) with two groups, {every trainable tensor except the two
+/// temperatures} at lr and {New_Lan_Embed.prompt_temp, Zero_try.prompt_temp_l1} at lr_temp.
+std::unique_ptr<torch::optim::Adam> make_optimizer(model::VcpHeadImpl& head, const TrainOptions& opts);
+
+/// The trainable tensors by their flattened reference names (resume state, checks).
+NamedParams trainable_tensors(model::VcpHeadImpl& head);
+
+struct StepResult {
+  double loss = 0, loss_raw = 0, loss_post = 0;  ///< over the global batch (mean over ranks)
+  int64_t images = 0;                            ///< images of this rank's shard
+};
+
+/// One optimizer step on this rank's shard of a global batch of `global_batch` images: forward
+/// (vision tower without autograd), vcp_loss, backward, gradient all-reduce (weighted so that the
+/// averaged gradient is the gradient of the global-batch loss), Adam step. Masks are binarised at
+/// 0.5 as the reference. A NaN/Inf loss (on any rank) is a vcpclip::Error naming `step` and the
+/// step is not applied. The model must be in training mode for prompt dropout.
+StepResult train_step(model::VcpClipImpl& model, torch::optim::Optimizer& optimizer, const at::Tensor& images,
+                      const at::Tensor& masks, int64_t step, Distributed* dist = nullptr, int64_t global_batch = 0);
+
+/// Pixel AP of a model on a labelled set, per class and their mean (the reference's validation:
+/// per-layer anomaly probabilities summed, sklearn average_precision_score per class).
+struct ValidationResult {
+  std::vector<std::pair<std::string, double>> ap_raw, ap_post;  ///< per class
+  std::optional<double> mean_ap_raw, mean_ap_post;
+};
+ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<data::SampleInfo>& samples,
+                                   int64_t batch_size, int workers);
+
+/// Everything a training run needs (app::load_train_config fills it from a YAML config).
+struct TrainRequest {
+  RuntimeOptions runtime;
+  model::ModelOptions model;
+  data::DataOptions data;                    ///< training set (`data:` section)
+  std::optional<data::DataOptions> val_data; ///< validation set (`val_data:`), scored on train.val_classes
+  TrainOptions train;
+  bool resume = false;                       ///< continue from out_dir/resume.pt
+  bool progress = true;                      ///< progress bar on stderr
+  std::string config_text;                   ///< the effective config, copied into train.log
+};
+
+struct EpochRecord {
+  int64_t epoch = 0;  ///< 1-based
+  double loss = 0, loss_raw = 0, loss_post = 0;
+  std::optional<double> val_ap_raw, val_ap_post;
+  double seconds = 0, images_per_second = 0;
+  int64_t steps = 0;  ///< optimizer steps done in total at the end of the epoch
+};
+
+struct TrainSummary {
+  std::vector<EpochRecord> epochs;  ///< epochs run by this invocation
+  int64_t steps = 0;                ///< total optimizer steps (including resumed ones)
+  int64_t epochs_done = 0;          ///< completed epochs (including resumed ones)
+  bool stopped_early = false;       ///< max_steps reached
+  std::string last_checkpoint;      ///< out_dir/last.pth ("" on ranks other than 0)
+};
+
+/// Runs training. Errors (bad data without skip_bad, non-finite loss, resume mismatch) are
+/// vcpclip::Error; the last good checkpoint stays in place.
+TrainSummary run_training(const TrainRequest& request);
+
+/// The training run on an already built model (for tests: a model built in-process).
+TrainSummary run_training(const TrainRequest& request, model::VcpClip model);
+
+}  // namespace vcpclip::train
