@@ -1,0 +1,130 @@
+// `predict`: maps and scores of the golden PNGs against the reference pipeline (including the
+// image preprocessing), branch outputs, bad-file handling, and the CLI end to end.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "../model/vcp_fixture.h"
+#include "vcpclip/app/predict.h"
+#include "vcpclip/common/error.h"
+#include "vcpclip/io/npy.h"
+
+using namespace vcpclip;
+namespace fx = vcp_fixture;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("vcpclip_predict_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+app::PredictRequest request(const fs::path& out) {
+  app::PredictRequest r;
+  r.model = fx::options();
+  r.checkpoint = fx::path("tiny_vcp.pth");
+  for (const auto& im : fx::manifest().at("images")) r.inputs.push_back(fx::path(im.get<std::string>()));
+  r.output = out.string();
+  r.predict.batch_size = 2;  // 3 images: a full and a partial batch
+  r.runtime.threads = 1;
+  return r;
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST(Predict, MapsAndScoresMatchReference) {
+  auto out = fresh_dir("golden");
+  auto req = request(out);
+  req.save_branches = true;
+  auto summary = app::run_predict(req);
+  ASSERT_EQ(summary.images.size(), 3u);
+  auto final_map = fx::load("final_map"), m_raw = fx::load("m_raw"), m_post = fx::load("m_post");
+  auto score = fx::load("score");
+  auto scores = read_json(out / "scores.json");
+  ASSERT_EQ(scores.at("images").size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const std::string stem = "image_" + std::to_string(i);
+    auto map = io::read_npy((out / (stem + "_map.npy")).string());
+    EXPECT_LE(fx::max_abs_diff(map, final_map[i]), 1e-4) << "stage 'final map' drifted, " << stem;
+    EXPECT_LE(fx::max_abs_diff(io::read_npy((out / (stem + "_raw.npy")).string()), m_raw[i]), 1e-4) << stem;
+    EXPECT_LE(fx::max_abs_diff(io::read_npy((out / (stem + "_post.npy")).string()), m_post[i]), 1e-4) << stem;
+    EXPECT_TRUE(fs::is_regular_file(out / (stem + ".png")));
+    const auto& e = scores.at("images").at(i);
+    EXPECT_EQ(e.at("stem").get<std::string>(), stem);
+    EXPECT_NEAR(e.at("score").get<double>(), score[i].item<double>(), 1e-4) << "stage 'image score', " << stem;
+  }
+  EXPECT_TRUE(scores.at("skipped").empty());
+  fs::remove_all(out);
+}
+
+TEST(Predict, BadImageFailsClearlyOrIsSkipped) {
+  auto in = fresh_dir("bad_in");
+  for (int i = 0; i < 3; ++i) fs::copy_file(fx::path("image_" + std::to_string(i) + ".png"), in / ("img" + std::to_string(i) + ".png"));
+  { std::ofstream(in / "img1b.png") << "this is not an image"; }
+  auto out = fresh_dir("bad_out");
+  auto req = request(out);
+  req.inputs = {in.string()};
+  try {
+    app::run_predict(req);
+    FAIL() << "expected an error for the unreadable image";
+  } catch (const vcpclip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("img1b.png"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out / "scores.json")) << "no scores.json may pretend to be complete";
+
+  req.skip_bad = true;
+  auto summary = app::run_predict(req);
+  EXPECT_EQ(summary.images.size(), 3u);
+  ASSERT_EQ(summary.skipped.size(), 1u);
+  auto scores = read_json(out / "scores.json");
+  EXPECT_EQ(scores.at("images").size(), 3u);
+  EXPECT_NE(scores.at("skipped").at(0).at("path").get<std::string>().find("img1b.png"), std::string::npos);
+  fs::remove_all(in);
+  fs::remove_all(out);
+}
+
+TEST(Predict, UniqueStemsAndCollect) {
+  EXPECT_EQ(app::unique_stems({"a/x.png", "b/x.jpg", "c/y.png", "d/x.bmp"}),
+            (std::vector<std::string>{"x", "x_2", "y", "x_3"}));
+  try {
+    app::collect_images({"/nonexistent/dir/img.png"});
+    FAIL();
+  } catch (const vcpclip::Error& e) {
+    EXPECT_EQ(std::string(e.what()), "predict: input /nonexistent/dir/img.png does not exist");
+  }
+}
+
+TEST(Predict, CliEndToEnd) {
+  auto out = fresh_dir("cli");
+  const std::string bin = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
+  const std::string cmd = "cd " + std::string(VCPCLIP_SOURCE_DIR) + " && VCPCLIP_VOCAB=" + fx::vocab_path() + " " + bin +
+                          " predict -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth -i " +
+                          fx::path("image_1.png") + " -o " + out.string() + " --set runtime.threads=1 > " +
+                          (out / "log.txt").string() + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto scores = read_json(out / "scores.json");
+  ASSERT_EQ(scores.at("images").size(), 1u);
+  EXPECT_NEAR(scores.at("images").at(0).at("score").get<double>(), fx::load("score")[1].item<double>(), 1e-4);
+  // a missing checkpoint: non-zero exit, the file named
+  const std::string bad = "cd " + std::string(VCPCLIP_SOURCE_DIR) + " && " + bin +
+                          " predict -c configs/predict_tiny.yaml -k /nonexistent.pth -i " + fx::path("image_1.png") +
+                          " -o " + (out / "x").string() + " > " + (out / "err.txt").string() + " 2>&1";
+  EXPECT_NE(std::system(bad.c_str()), 0);
+  std::ifstream err(out / "err.txt");
+  std::string text((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("/nonexistent.pth"), std::string::npos) << text;
+  fs::remove_all(out);
+}
