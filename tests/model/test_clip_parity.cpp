@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <torch/cuda.h>
 
 #include <cstdio>
 #include <limits>
@@ -101,4 +103,23 @@ TEST(ClipParity, PositionalCacheFollowsWeightUpdates) {
   m->visual->positional_embedding.mul_(2.0);
   auto b = m->visual->positional_embedding_for(6);
   EXPECT_LT(fx::rel_err(b, a * 2.0), 1e-6);
+}
+
+TEST(ClipParity, CudaMatchesGoldenToo) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  // Full fp32 on the GPU (TF32 would round the patch-embedding convolution to ~1e-3).
+  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setAllowTF32CuBLAS(false);
+  auto m = load_tiny();
+  m->to(torch::kCUDA);
+  torch::NoGradGuard ng;
+  const auto layers = features_list();
+  for (int64_t s : fx::manifest().at("sizes").get<std::vector<int64_t>>()) {
+    auto out = m->visual->forward(fx::load("image_" + std::to_string(s)).cuda(), layers, true);
+    for (size_t i = 0; i < layers.size(); ++i)
+      expect_close(out.patch_features[i].cpu(), fx::load("patch_" + std::to_string(s) + "_layer" + std::to_string(layers[i])),
+                   "cuda S=" + std::to_string(s) + " patch features of block " + std::to_string(layers[i]));
+    expect_close(out.global.cpu(), fx::load("global_" + std::to_string(s)), "cuda S=" + std::to_string(s) + " global");
+  }
+  expect_close(m->encode_text(fx::load("text_ids").cuda()).cpu(), fx::load("text_features"), "cuda text features");
 }
