@@ -14,6 +14,7 @@
 //     deterministic: false  # true: prompt dropout 0, augment false, shuffle false (parity runs)
 //     workers: 2            # data loader threads
 //     val_classes: []       # held-out classes of `val_data` scored (pixel AP) after every epoch
+//     val_data: {...}       # validation set, a data section (data/datasets.h); needed with val_classes
 //     skip_bad: false       # drop unreadable samples (data check) instead of refusing to train
 //     max_steps: 0          # stop after this many optimizer steps in total (0 = no limit)
 //     init_from: ""         # start from this checkpoint's trainable tensors (fresh optimizer)
@@ -23,6 +24,9 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
+#include "vcpclip/data/datasets.h"
 #include "vcpclip/io/config_node.h"
 
 namespace vcpclip::train {
@@ -40,6 +44,7 @@ struct TrainOptions {
   bool deterministic = false;
   int workers = 2;
   std::vector<std::string> val_classes;
+  std::optional<data::DataOptions> val_data;
   bool skip_bad = false;
   int64_t max_steps = 0;
   std::string init_from;

@@ -65,8 +65,7 @@ ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<
 struct TrainRequest {
   RuntimeOptions runtime;
   model::ModelOptions model;
-  data::DataOptions data;                    ///< training set (`data:` section)
-  std::optional<data::DataOptions> val_data; ///< validation set (`val_data:`), scored on train.val_classes
+  data::DataOptions data;                    ///< training set (`data:` section); validation: train.val_data
   TrainOptions train;
   bool resume = false;                       ///< continue from out_dir/resume.pt
   bool progress = true;                      ///< progress bar on stderr
