@@ -12,7 +12,8 @@
 //
 // Config section (e.g. `train.data` / `eval.data`), parsed by parse_data_options:
 //   layout: mvtec|visa|meta|folder   (required)
-//   root: DIR                        (required; relative to the config file)
+//   root: DIR                        (required; a relative path is taken from the working
+//                                     directory if it exists there, else from the config file)
 //   meta: FILE                       (meta layout; default: the single meta_*.json in root)
 //   csv: FILE                        (visa layout; default <root>/split_csv/1cls.csv)
 //   split: test                      (train|test; training and evaluation both use test)
