@@ -1,6 +1,6 @@
 // bench_vision: CLIP vision-tower throughput (random weights) beside this machine's sgemm rate.
 //
-//   bench_vision [--device cpu|cuda] [--iters N] [--quick]
+//   bench_vision [--device cpu|cuda] [--iters N] [--threads N (0 = all cores)] [--quick]
 //
 // For each case (ViT-B-16 @ 224, batch 2; ViT-L-14-336 @ 518, batch 1) prints images/s, the
 // tower's achieved GFLOP/s (matmul FLOPs counted analytically: patch embedding 2·G²·W·3p²,
@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "vcpclip/build_info.h"
-#include "vcpclip/common/runtime.h"
 #include "vcpclip/model/clip_config.h"
 #include "vcpclip/model/clip_model.h"
 
@@ -77,17 +76,23 @@ int main(int argc, char** argv) {
   std::string device = "cpu";
   int iters = 3;
   bool quick = false;
+  int threads = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
     else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) iters = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_vision [--device cpu|cuda] [--iters N] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_vision [--device cpu|cuda] [--iters N] [--threads N] [--quick]\n");
       return 2;
     }
   }
-  const c10::Device dev = vcpclip::parse_device(device);
-  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const c10::Device dev(device);
+  if (dev.is_cuda() && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "bench_vision: CUDA requested but not available\n");
+    return 2;
+  }
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   c10::GradMode::set_enabled(false);
   std::printf("device %s, %d intra-op threads\n", dev.str().c_str(), at::get_num_threads());
