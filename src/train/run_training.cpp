@@ -126,8 +126,12 @@ TrainSummary run_training(const TrainRequest& req_in, model::VcpClip model) {
     }
   }
   std::vector<data::SampleInfo> val_samples;
+  VCP_CHECK(to.val_classes.empty() || to.val_data, "train.val_classes lists validation classes but there is no "
+            "train.val_data section saying where they are");
   if (to.val_data && main_rank) {
-    val_samples = data::read_samples(*to.val_data);
+    auto vd = *to.val_data;
+    if (!to.val_classes.empty()) vd.classes = to.val_classes;
+    val_samples = data::read_samples(vd);
     spdlog::info("validation: {} images of {} class(es)", val_samples.size(), data::class_names(val_samples).size());
   }
 

@@ -38,15 +38,6 @@ TrainOptions parse_train_options(io::ConfigNode& node) {
   o.workers = node.get<int>("workers", o.workers);
   VCP_CHECK(o.workers >= 0, "config key ", node.where("workers"), ": expected 0 or more, found ", o.workers);
   o.val_classes = node.get<std::vector<std::string>>("val_classes", o.val_classes);
-  if (node.has("val_data")) {
-    auto v = node.section("val_data");
-    o.val_data = data::parse_data_options(v, false);
-    o.val_data->classes = o.val_classes.empty() ? o.val_data->classes : o.val_classes;
-  } else {
-    node.section("val_data");
-    VCP_CHECK(o.val_classes.empty(), "config key ", node.where("val_classes"),
-              " lists validation classes but there is no ", node.where("val_data"), " section saying where they are");
-  }
   o.skip_bad = node.get<bool>("skip_bad", o.skip_bad);
   o.max_steps = node.get<int64_t>("max_steps", o.max_steps);
   VCP_CHECK(o.max_steps >= 0, "config key ", node.where("max_steps"), ": expected 0 (no limit) or more, found ",

@@ -14,7 +14,8 @@
 //     deterministic: false  # true: prompt dropout 0, augment false, shuffle false (parity runs)
 //     workers: 2            # data loader threads
 //     val_classes: []       # held-out classes of `val_data` scored (pixel AP) after every epoch
-//     val_data: {...}       # validation set, a data section (data/datasets.h); needed with val_classes
+//     data: {...}           # the training set, a data section (data/datasets.h; read by app::load_run_config)
+//     val_data: {...}       # the validation set, likewise; needed with val_classes
 //     skip_bad: false       # drop unreadable samples (data check) instead of refusing to train
 //     max_steps: 0          # stop after this many optimizer steps in total (0 = no limit)
 //     init_from: ""         # start from this checkpoint's trainable tensors (fresh optimizer)
@@ -44,7 +45,7 @@ struct TrainOptions {
   bool deterministic = false;
   int workers = 2;
   std::vector<std::string> val_classes;
-  std::optional<data::DataOptions> val_data;
+  std::optional<data::DataOptions> val_data;  ///< train.val_data (filled by the caller, not parse_train_options)
   bool skip_bad = false;
   int64_t max_steps = 0;
   std::string init_from;
@@ -54,7 +55,8 @@ struct TrainOptions {
   TrainOptions& resolve();
 };
 
-/// Reads the `train:` section (calls node.finish()). Out-of-range values are vcpclip::Error
+/// Reads the `train:` keys above except the data sub-sections (the caller reads train.data and
+/// train.val_data first, as app::load_run_config does), then calls node.finish(). Out-of-range values are vcpclip::Error
 /// naming the key and the file (epochs ≥ 1, batch_size ≥ 1, lr/lr_temp > 0, betas in [0,1),
 /// save_every ≥ 1, workers ≥ 0, max_steps ≥ 0, log_every ≥ 1). Paths are resolved relative to
 /// the config (io::ConfigNode::get_path).
