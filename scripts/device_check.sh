@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# CUDA check of vcpclip on a GPU machine that has a pip PyTorch (LibTorch inside the wheel), CMake,
+# a compiler and the CUDA toolkit, but none of vcpclip's other C++ dependencies: those come from
+# .devdeps/ (scripts/make_device_bundle.sh, built on a Debian 12 host and carried along).
+#
+#   bash scripts/device_check.sh            # from the repository root; log in $OUT/log.txt
+#
+# Steps (each time-boxed, so a failure still leaves a log):
+#   configure with the wheel's TorchConfig (fallback: a minimal config over the wheel's libraries),
+#   build vcpclip, bench_cuda_check and the CPU parity tests (-j all cores), then run
+#   1. bench_cuda_check --skip-big: tiny golden fixture on CPU and CUDA, training steps CPU vs CUDA
+#   2. vcpclip predict on the tiny fixture on cuda and on cpu, maps/scores compared (python3/numpy)
+#   3. bench_cuda_check --skip-tiny: ViT-L-14-336 @ 518, batch 32 training step (time, peak memory;
+#      nvidia-smi sampled too), vision-tower images/s
+#   4. test_vcp_parity, test_train_step_parity (CPU, against this LibTorch)
+set -u
+OUT=${OUT:-/tmp/vcpclip_device_out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+T0=$(date +%s)
+stamp() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
+ROOT=$PWD
+D=$ROOT/.devdeps
+B=$ROOT/build-cuda
+BUILD_LIMIT=${BUILD_LIMIT:-240}
+
+stamp "machine"
+nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
+ldd --version | head -1; gcc --version | head -1; cmake --version | head -1; nproc
+[ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH
+command -v nvcc && nvcc --version | tail -1
+PY=python3
+$PY -c 'import torch' 2>/dev/null || PY=/opt/torch/.venv/bin/python3
+$PY -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, "cxx11abi", torch._C._GLIBCXX_USE_CXX11_ABI)'
+TORCH_DIR=$($PY -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+TORCH_PREFIX=$($PY -c 'import torch;print(torch.utils.cmake_prefix_path)')
+ABI=$($PY -c 'import torch;print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
+
+# Prefer the machine's own copy of each bundled runtime dependency (same SONAME).
+mkdir -p "$D/lib-system-has"
+for f in "$D"/lib/*.so.*; do
+  n=$(basename "$f")
+  case $n in libopencv*|libyaml-cpp*|libspdlog*|libfmt*) continue ;; esac
+  if ldconfig -p | grep -q "^[[:space:]]*$n "; then mv "$f" "$D/lib-system-has/"; fi
+done
+for l in "$D"/lib/*.so; do  # a link-time name whose library the machine has: point it there
+  [ -e "$l" ] && continue
+  sys=$(ldconfig -p | grep "^[[:space:]]*$(readlink "$l") " | grep x86-64 | head -1 | sed 's/.*=> //')
+  [ -n "$sys" ] && ln -sf "$sys" "$l"
+done
+echo "bundle libs used: $(cd "$D/lib" && ls *.so.* | tr '\n' ' ')"
+export LD_LIBRARY_PATH=$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export VCPCLIP_VOCAB=$D/assets/bpe_simple_vocab_16e6.txt.gz
+export CCACHE_DISABLE=1
+
+configure() {
+  rm -rf "$B"
+  cmake -S "$ROOT" -B "$B" -G Ninja -C "$D/devdeps.cmake" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_DISABLE_FIND_PACKAGE_Gloo=ON -DTORCH_CUDA_ARCH_LIST=9.0 \
+    -DCMAKE_CUDA_ARCHITECTURES=90 "$@" > "$OUT/configure.txt" 2>&1
+}
+stamp "configure (wheel TorchConfig: $TORCH_PREFIX)"
+if ! configure -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" ${CUDACXX:+-DCMAKE_CUDA_COMPILER=$CUDACXX}; then
+  grep -n -A4 "CMake Error" "$OUT/configure.txt" | head -40
+  stamp "configure failed with the wheel's TorchConfig; fallback: minimal config over $TORCH_DIR/lib"
+  CUDA_INC=$(dirname "$(find /usr/local/cuda/include "$TORCH_DIR/../nvidia" -name cuda_runtime_api.h 2>/dev/null | head -1)")
+  CUDART=$(find /usr/local/cuda/lib64 "$TORCH_DIR/../nvidia" -name 'libcudart.so*' 2>/dev/null | head -1)
+  mkdir -p "$OUT/torchlite"
+  cat > "$OUT/torchlite/TorchConfig.cmake" <<EOF
+set(TORCH_INCLUDE_DIRS "$TORCH_DIR/include;$TORCH_DIR/include/torch/csrc/api/include")
+if(NOT TARGET torch)
+  add_library(torch INTERFACE IMPORTED)
+  set_target_properties(torch PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "\${TORCH_INCLUDE_DIRS};$CUDA_INC"
+    INTERFACE_LINK_LIBRARIES "-Wl,--no-as-needed;$TORCH_DIR/lib/libtorch_cuda.so;$TORCH_DIR/lib/libtorch.so;$TORCH_DIR/lib/libtorch_cpu.so;$TORCH_DIR/lib/libc10_cuda.so;$TORCH_DIR/lib/libc10.so;$CUDART;-Wl,--as-needed;-Wl,-rpath,$TORCH_DIR/lib")
+endif()
+set(TORCH_LIBRARIES torch)
+set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=$ABI")
+set(Torch_FOUND TRUE)
+EOF
+  configure -DTorch_DIR="$OUT/torchlite" || { tail -30 "$OUT/configure.txt"; stamp "configure failed"; exit 1; }
+fi
+grep -iE "cuda|torch|warning" "$OUT/configure.txt" | grep -v "^--   " | head -12
+
+stamp "build (limit ${BUILD_LIMIT}s)"
+TARGETS="vcpclip bench_cuda_check test_vcp_parity test_train_step_parity"
+timeout "$BUILD_LIMIT" ninja -C "$B" -k 0 -j "$(nproc)" $TARGETS > "$OUT/build.txt" 2>&1
+echo "ninja exit $?"; grep -E "error|FAILED" "$OUT/build.txt" | head -30
+if [ ! -x "$B/bench_cuda_check" ] && [ -f "$B/CMakeFiles/bench_cuda_check.dir/bench/bench_cuda_check.cpp.o" ]; then
+  stamp "linking bench_cuda_check without vcpclip_app (app failed to build)"
+  (cd "$B" && eval "$(ninja -t commands bench_cuda_check | tail -1 | sed 's| libvcpclip_app.a||')")
+fi
+ls -la "$B"/vcpclip "$B"/bench_cuda_check "$B"/test_vcp_parity 2>&1 | awk '{print $5, $NF}'
+ldd "$B/bench_cuda_check" 2>/dev/null | grep -E "not found|torch_cuda|opencv_core"
+
+if ! "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big; then  # libtorch_cuda dropped by --as-needed?
+  export LD_PRELOAD=$TORCH_DIR/lib/libtorch_cuda.so; echo "retrying with LD_PRELOAD=$LD_PRELOAD"
+  "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big
+fi
+
+stamp "1. tiny fixture: CPU vs CUDA (bench_cuda_check --skip-big)"
+timeout 120 "$B/bench_cuda_check" --device cuda --skip-big; echo "exit $?"
+
+stamp "2. vcpclip predict on cuda and cpu"
+for dev in cuda cpu; do
+  timeout 60 "$B/vcpclip" predict -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth \
+    -i tests/fixtures/vcp -o "$OUT/pred_$dev" --set runtime.device=$dev; echo "predict $dev exit $?"
+done
+$PY - "$OUT" <<'EOF'
+import json, sys, numpy as np
+o = sys.argv[1]
+g = np.load("tests/fixtures/vcp/final_map.npy")
+sc = {d: {i["stem"]: i["score"] for i in json.load(open(f"{o}/pred_{d}/scores.json"))["images"]} for d in ("cuda", "cpu")}
+for k, stem in enumerate(sorted(sc["cuda"])):
+    a, b = np.load(f"{o}/pred_cuda/{stem}_map.npy"), np.load(f"{o}/pred_cpu/{stem}_map.npy")
+    print(f"  {stem}: map |cuda-cpu| {np.abs(a-b).max():.3g}, |cuda-golden| {np.abs(a-g[k]).max():.3g}, "
+          f"score cuda {sc['cuda'][stem]:.6f} cpu {sc['cpu'][stem]:.6f}")
+EOF
+rm -f "$OUT"/pred_*/*.png "$OUT"/pred_*/*.npy
+
+stamp "3. ViT-L-14-336 @ 518, batch 32 (bench_cuda_check --skip-tiny)"
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/smi.txt" 2>/dev/null &
+SMI=$!
+timeout 200 "$B/bench_cuda_check" --device cuda --skip-tiny --batch 32 --size 518 --steps 3 --iters 3; echo "exit $?"
+kill $SMI 2>/dev/null
+echo "nvidia-smi memory.used max over the run: $(sort -n "$OUT/smi.txt" | tail -1) MiB ($(wc -l < "$OUT/smi.txt") samples)"
+
+stamp "4. CPU parity tests against this LibTorch"
+for t in test_vcp_parity test_train_step_parity; do
+  [ -x "$B/$t" ] && (cd "$B" && timeout 60 "./$t" 2>&1 | grep -E "^\[  (PASSED|FAILED)|Failure|max \|diff\||OK \]" | head -30)
+done
+stamp "done"
