@@ -82,7 +82,7 @@ fi
 grep -iE "cuda|torch|warning" "$OUT/configure.txt" | grep -v "^--   " | head -12
 
 stamp "build (limit ${BUILD_LIMIT}s)"
-TARGETS="vcpclip bench_cuda_check test_vcp_parity test_train_step_parity"
+TARGETS=${TARGETS:-"vcpclip bench_cuda_check test_vcp_parity test_train_step_parity"}
 timeout "$BUILD_LIMIT" ninja -C "$B" -k 0 -j "$(nproc)" $TARGETS > "$OUT/build.txt" 2>&1
 echo "ninja exit $?"; grep -E "error|FAILED" "$OUT/build.txt" | head -30
 if [ ! -x "$B/bench_cuda_check" ] && [ -f "$B/CMakeFiles/bench_cuda_check.dir/bench/bench_cuda_check.cpp.o" ]; then
