@@ -1,0 +1,70 @@
+// Visualisation helpers: overlay arithmetic as the reference's apply_ad_scoremap, strip layout,
+// curve plots that draw the curves in colour, PNG round trip.
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <filesystem>
+
+#include "vcpclip/common/error.h"
+#include "vcpclip/eval/visualize.h"
+
+using namespace vcpclip::eval;
+
+TEST(Visualize, OverlayBlendsJetLikeTheReference) {
+  cv::Mat img(4, 4, CV_8UC3, cv::Scalar(100, 50, 200));
+  cv::Mat map(4, 4, CV_32F, cv::Scalar(0.5f));
+  cv::Mat out = jet_overlay(img, map, 0.5);
+  cv::Mat u8(1, 1, CV_8U, cv::Scalar(127)), jet;  // uint8(0.5 * 255) = 127
+  cv::applyColorMap(u8, jet, cv::COLORMAP_JET);
+  const auto j = jet.at<cv::Vec3b>(0, 0);
+  const auto o = out.at<cv::Vec3b>(2, 3);
+  EXPECT_EQ(o[0], uint8_t(0.5 * 100 + 0.5 * j[0]));
+  EXPECT_EQ(o[1], uint8_t(0.5 * 50 + 0.5 * j[1]));
+  EXPECT_EQ(o[2], uint8_t(0.5 * 200 + 0.5 * j[2]));
+}
+
+TEST(Visualize, StripHasFourPanelsAndGreenContours) {
+  cv::Mat img(64, 64, CV_8UC3, cv::Scalar(128, 128, 128));
+  cv::Mat map(64, 64, CV_32F, cv::Scalar(0.1f));
+  cv::Mat gt = cv::Mat::zeros(64, 64, CV_8U);
+  cv::rectangle(gt, cv::Rect(20, 20, 16, 16), cv::Scalar(1), -1);
+  map.setTo(0.9f, gt);
+  cv::Mat s = strip_image(img, map, gt, 0.5, 64);
+  EXPECT_EQ(s.cols, 64 * 4 + 30);
+  EXPECT_EQ(s.rows, 64);
+  // gaps are white; the third panel carries the green contour of the mask
+  EXPECT_EQ(s.at<cv::Vec3b>(32, 66), cv::Vec3b(255, 255, 255));
+  const int x0 = 2 * 74;
+  int green = 0;
+  for (int y = 0; y < 64; ++y)
+    for (int x = x0; x < x0 + 64; ++x) {
+      const auto p = s.at<cv::Vec3b>(y, x);
+      green += p[1] > 200 && p[0] < 80 && p[2] < 80;
+    }
+  EXPECT_GT(green, 30);
+  EXPECT_THROW(strip_image(img, cv::Mat(32, 32, CV_32F), gt, 0.5), vcpclip::Error);
+}
+
+TEST(Visualize, PlotDrawsCurvesAndWritesPng) {
+  Curve c;
+  for (int i = 0; i <= 10; ++i) {
+    c.x.push_back(i / 10.f);
+    c.y.push_back(std::sqrt(i / 10.f));
+  }
+  cv::Mat p = plot_curves({{"bottle (AUROC 90.0)", c}}, "Pixel ROC", "false positive rate", "true positive rate", 1.0,
+                          true);
+  EXPECT_EQ(p.size(), cv::Size(640, 480));
+  int coloured = 0;
+  for (int y = 0; y < p.rows; ++y)
+    for (int x = 0; x < p.cols; ++x) {
+      const auto v = p.at<cv::Vec3b>(y, x);
+      coloured += v[0] > 150 && v[2] < 80;  // the first palette colour (blue)
+    }
+  EXPECT_GT(coloured, 300);
+  const auto path = std::filesystem::temp_directory_path() / "vcpclip_test_vis" / "roc.png";
+  write_png(path.string(), p);
+  cv::Mat back = cv::imread(path.string());
+  EXPECT_EQ(cv::norm(back, p, cv::NORM_INF), 0);
+  std::filesystem::remove_all(path.parent_path());
+}
