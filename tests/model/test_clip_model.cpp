@@ -209,8 +209,8 @@ TEST(ClipModel, VisionInputChecksAndTextHelpers) {
 }
 
 TEST(ClipModel, AttentionPathsAgreeAndGradientsFlow) {
-  // Without autograd the CPU runs attention in (head, row-chunk) tasks; with autograd it uses the
-  // batched differentiable form. Both must give the same block output.
+  // Without autograd the CPU runs long sequences (L >= 256) in (head, row-chunk) tasks; with
+  // autograd it uses the batched differentiable form. Both must give the same block output.
   torch::manual_seed(9);
   model::ResidualBlock b(64, 4, "gelu");
   randomize(*b);
