@@ -28,6 +28,8 @@ TrainOptions parse_train_options(io::ConfigNode& node) {
   VCP_CHECK(betas.size() == 2 && betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1, "config key ",
             node.where("betas"), ": expected two numbers in [0, 1), found ", betas.size(), " value(s)");
   o.betas = {betas[0], betas[1]};
+  o.eps = node.get<double>("eps", o.eps);
+  VCP_CHECK(o.eps > 0, "config key ", node.where("eps"), ": expected a positive number, found ", o.eps);
   o.save_every = node.get<int64_t>("save_every", o.save_every);
   VCP_CHECK(o.save_every >= 1, "config key ", node.where("save_every"), ": expected at least 1, found ", o.save_every);
   o.out_dir = node.get<std::string>("out_dir", o.out_dir);

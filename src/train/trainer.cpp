@@ -16,7 +16,7 @@ namespace vcpclip::train {
 std::unique_ptr<torch::optim::Adam> make_optimizer(model::VcpHeadImpl& head, const TrainOptions& opts) {
   auto [main, temps] = head.parameter_groups();
   VCP_CHECK(temps.size() == 2, "make_optimizer: expected the two temperature parameters, found ", temps.size());
-  auto base = torch::optim::AdamOptions(opts.lr).betas({opts.betas[0], opts.betas[1]});
+  auto base = torch::optim::AdamOptions(opts.lr).betas({opts.betas[0], opts.betas[1]}).eps(opts.eps);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   auto g1 = std::make_unique<torch::optim::AdamOptions>(base);
   auto g2 = std::make_unique<torch::optim::AdamOptions>(base);

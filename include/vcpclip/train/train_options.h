@@ -7,6 +7,7 @@
 //     lr: 4.0e-5            # Adam lr of every trainable tensor except the two temperatures
 //     lr_temp: 0.01         # Adam lr of New_Lan_Embed.prompt_temp and Zero_try.prompt_temp_l1
 //     betas: [0.5, 0.999]   # Adam betas
+//     eps: 1.0e-8           # Adam epsilon (PyTorch default, as the reference)
 //     save_every: 1         # write checkpoint_epoch_N.pth every N epochs (last.pth + resume.pt too)
 //     out_dir: runs/train   # checkpoints, train.log, epochs.jsonl, steps.jsonl
 //     augment: true         # training augmentation (DESIGN §7)
@@ -38,6 +39,7 @@ struct TrainOptions {
   double lr = 4e-5;
   double lr_temp = 0.01;
   std::array<double, 2> betas{0.5, 0.999};
+  double eps = 1e-8;
   int64_t save_every = 1;
   std::string out_dir = "runs/train";
   bool augment = true;
@@ -57,7 +59,7 @@ struct TrainOptions {
 
 /// Reads the `train:` keys above except the data sub-sections (the caller reads train.data and
 /// train.val_data first, as app::load_run_config does), then calls node.finish(). Out-of-range values are vcpclip::Error
-/// naming the key and the file (epochs ≥ 1, batch_size ≥ 1, lr/lr_temp > 0, betas in [0,1),
+/// naming the key and the file (epochs ≥ 1, batch_size ≥ 1, lr/lr_temp/eps > 0, betas in [0,1),
 /// save_every ≥ 1, workers ≥ 0, max_steps ≥ 0, log_every ≥ 1). Paths are resolved relative to
 /// the config (io::ConfigNode::get_path).
 TrainOptions parse_train_options(io::ConfigNode& node);
