@@ -1,5 +1,6 @@
 // `vcpclip predict` (DESIGN §6): maps, scores and heatmaps for images (see predict.h).
 #include "vcpclip/app/predict.h"
+#include "vcpclip/app/run_config.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -114,26 +115,13 @@ PredictOptions parse_predict_options(io::ConfigNode& node) {
 }
 
 PredictRequest load_predict_config(const std::string& config_path, const std::vector<std::string>& overrides) {
-  auto root = io::ConfigNode::load_file(config_path);
-  for (const auto& o : overrides) root.apply_override(o);
+  // The unified loader checks every section of the file (app/run_config.h).
+  const RunConfig cfg = load_run_config(config_path, overrides);
   PredictRequest req;
-  {
-    auto s = root.section("runtime");
-    req.runtime.device = s.get<std::string>("device", req.runtime.device);
-    req.runtime.threads = s.get<int>("threads", req.runtime.threads);
-    req.runtime.seed = static_cast<uint64_t>(s.get<int64_t>("seed", static_cast<int64_t>(req.runtime.seed)));
-    req.runtime.log_level = s.get<std::string>("log_level", req.runtime.log_level);
-    s.finish();
-  }
-  auto model = root.section("model", true);
-  req.model = model::parse_model_options(model);
-  auto post = root.section("postprocess");
-  req.postprocess = parse_postprocess_options(post);
-  auto pred = root.section("predict");
-  req.predict = parse_predict_options(pred);
-  // Sections of other commands may share the file; they are not read here.
-  for (const char* other : {"data", "train", "eval"}) root.section(other);
-  root.finish();
+  req.runtime = cfg.runtime;
+  req.model = cfg.require_model("predict");
+  req.postprocess = cfg.postprocess;
+  req.predict = cfg.predict;
   return req;
 }
 

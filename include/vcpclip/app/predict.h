@@ -52,9 +52,9 @@ struct PredictRequest {
   bool progress = true;
 };
 
-/// Reads runtime/model/postprocess/predict sections of a config (with `overrides` "a.b=v"
-/// applied first); unknown keys and sections other than runtime, model, postprocess, predict,
-/// data, train, eval are errors. The request's paths are left empty.
+/// Reads runtime/model/postprocess/predict sections of a config with app::load_run_config
+/// (`overrides` "a.b=v" applied first; every section of the file is checked, unknown keys are
+/// errors; "predict needs a `model` section in F" without one). The request's paths are left empty.
 PredictRequest load_predict_config(const std::string& config_path, const std::vector<std::string>& overrides);
 
 struct PredictedImage {

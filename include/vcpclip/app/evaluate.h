@@ -1,0 +1,63 @@
+#pragma once
+// `vcpclip eval` (DESIGN §6, §8): zero-shot evaluation of a VCP-CLIP checkpoint on a test set.
+//
+// For every test image (data loader with workers, batches of eval.batch_size):
+//   M_raw, M_post = model->predict_maps(images)
+//   pixel map     = GaussianFilter_σ(α·M_raw + (1−α)·M_post)      (postprocess.alpha, .sigma)
+//   image score   = mean(top-k of M_raw) + mean(top-k of M_post)  (postprocess.topk)
+// (the same post-processing as `vcpclip predict`), accumulated per product class (maps once as
+// float32, masks as bytes); then per class: min-max normalisation of the maps and of the scores
+// (reference test.py) and the metrics of DESIGN §8; the mean over the classes that have them.
+//
+// Output directory:
+//   metrics.json, metrics.csv, metrics.md   per-class and mean metrics (+ run information)
+//   maps/<class>/<defect>/<stem>.npy        (save_maps) float32 [S,S] pixel maps, unnormalised
+//   maps/scores.json                        (save_maps) what `vcpclip score` reads back
+//   imgs/<class>/<defect>/<stem>.png        (export_png) 4-panel strip (image | mask | heatmap |
+//   imgs/<class>/<defect>/<stem>_heatmap.png  prediction at the class F1 threshold) + heatmap
+//   imgs/<class>/roc.png, imgs/<class>/pro.png  (export_png) pixel ROC and PRO curves
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "vcpclip/app/run_config.h"
+#include "vcpclip/eval/accumulator.h"
+#include "vcpclip/eval/report.h"
+#include "vcpclip/model/vcp_clip.h"
+
+namespace vcpclip::app {
+
+struct EvalRequest {
+  RuntimeOptions runtime;
+  model::ModelOptions model;
+  PostprocessOptions postprocess;
+  EvalSection eval;              ///< eval.data must be set
+  std::string checkpoint;        ///< reference-layout .pth; "" = untrained head (seeded), with a warning
+  std::string out_dir;           ///< output directory (created)
+  std::string config_path;       ///< recorded in metrics.json
+  bool progress = true;          ///< progress bar on stderr
+};
+
+/// Builds a request from a loaded run config ("eval needs a `model` / `eval.data` section in F"
+/// otherwise). out_dir = eval.out_dir; save_maps / export_png from the eval section.
+EvalRequest make_eval_request(const RunConfig& cfg);
+
+struct EvalResult {
+  eval::EvaluationReport report;            ///< classes in dataset order (empty ones: error set), run warnings
+  eval::ClassMetrics mean;                  ///< eval::mean_metrics(report.classes)
+  int64_t images = 0;                       ///< images evaluated
+  int64_t skipped = 0;                      ///< unreadable samples skipped (eval.data.skip_bad)
+  double seconds = 0, images_per_second = 0;  ///< model + post-processing throughput
+};
+
+/// Runs the whole evaluation; builds the model from req.model and loads req.checkpoint.
+/// Errors: unreadable image without skip_bad (vcpclip::Error naming the file), empty test set.
+EvalResult run_eval(const EvalRequest& req);
+/// Same with an already built model (tests); req.checkpoint is loaded into it when non-empty.
+EvalResult run_eval(const EvalRequest& req, model::VcpClip model);
+
+/// The terminal table of a result (eval::report_table) followed by the run's warnings.
+std::string format_eval_table(const EvalResult& result);
+
+}  // namespace vcpclip::app

@@ -1,0 +1,50 @@
+// `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--set k=v]...`:
+// zero-shot evaluation of a VCP-CLIP checkpoint on the test set of `eval.data` (DESIGN §6, §8).
+// All logic lives in vcpclip::app::run_eval.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "vcpclip/app/evaluate.h"
+#include "vcpclip/app/run_config.h"
+
+namespace {
+
+struct EvalArgs {
+  std::string config, checkpoint, out;
+  std::vector<std::string> overrides;
+  bool save_maps = false, export_png = false, no_progress = false;
+};
+
+}  // namespace
+
+static vcpclip::cli::CommandRegistrar reg(
+    "eval", "Evaluate a checkpoint on a test set: per-class and mean pixel/image metrics (AUROC, AUPRO, AP, F1, IoU)",
+    [](CLI::App& sub) -> vcpclip::cli::Action {
+      auto a = std::make_shared<EvalArgs>();
+      sub.add_option("--config,-c", a->config, "run config (sections runtime, model, postprocess, eval with eval.data)")
+          ->required();
+      sub.add_option("--checkpoint,-k", a->checkpoint,
+                     "VCP checkpoint in the reference layout (.pth); omitted: untrained (seeded) head as a baseline");
+      sub.add_option("--out,-o", a->out, "output directory (default: eval.out_dir)");
+      sub.add_flag("--save-maps", a->save_maps, "write maps/<class>/<defect>/<stem>.npy and maps/scores.json");
+      sub.add_flag("--export-png", a->export_png, "write imgs/<class>/<defect>/<stem>.png strips, heatmaps, ROC/PRO plots");
+      sub.add_flag("--no-progress", a->no_progress, "no progress bar");
+      sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
+      return [a]() {
+        auto cfg = vcpclip::app::load_run_config(a->config, a->overrides);
+        auto req = vcpclip::app::make_eval_request(cfg);
+        req.checkpoint = a->checkpoint;
+        if (!a->out.empty()) req.out_dir = a->out;
+        req.eval.save_maps = req.eval.save_maps || a->save_maps;
+        req.eval.export_png = req.eval.export_png || a->export_png;
+        req.progress = !a->no_progress;
+        auto result = vcpclip::app::run_eval(req);
+        std::printf("%s", vcpclip::app::format_eval_table(result).c_str());
+        std::printf("%lld images, %.2f img/s -> %s/metrics.json\n", static_cast<long long>(result.images),
+                    result.images_per_second, req.out_dir.c_str());
+        return 0;
+      };
+    });
