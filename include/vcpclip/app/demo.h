@@ -1,0 +1,80 @@
+#pragma once
+// `vcpclip demo [--out DIR] [--config C] [--set key=value]...`: the README's main job — the whole
+// VCP-CLIP protocol end to end, by default without any download (configs/demo.yaml, compiled in):
+//
+//   1. synthetic data: every `demo.synthetic` set whose `out` is the root of train.data,
+//      train.val_data or eval.data is generated (VisA-layout auxiliary set, MVTec-layout target
+//      set with disjoint classes); one already complete (DIR/.../synth.json with the same options)
+//      is reused. Sections pointing at real datasets skip generation: same code path, real protocol.
+//   2. model: model.backbone "configs/models/tiny.json" not found from the working directory or
+//      the config is written from the built-in copy to DIR/model/tiny.json.
+//   3. train (train::run_training) → DIR/train/last.pth
+//   4. eval of the UNTRAINED head (same seeded init) → DIR/eval_untrained/ (demo.untrained_baseline)
+//   5. eval of the trained head → DIR/eval/ (metrics.json, metrics.md, imgs/... PNGs)
+//   6. DIR/summary.json (written last, atomically: its presence means the demo finished) and the
+//      two metric tables plus a trained-vs-untrained comparison on the output stream.
+//
+// Demo config = a run config (app/run_config.h: runtime, model, postprocess, train, eval) plus
+//   demo:
+//     out_dir: runs/demo              # DIR; --out overrides; "${out_dir}" in any string value of
+//                                     # the file (after --set) is replaced by it
+//     untrained_baseline: true        # evaluate the untrained head too
+//     synthetic:                      # name: {out, layout, set, classes, images, train_images, size, seed}
+//       aux: {out: "${out_dir}/data/aux", layout: visa, set: auxiliary, ...}
+// Unknown keys anywhere are errors naming the key and the file.
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vcpclip/app/evaluate.h"
+#include "vcpclip/app/run_config.h"
+#include "vcpclip/data/synthetic.h"
+#include "vcpclip/train/trainer.h"
+
+namespace vcpclip::app {
+
+/// configs/demo.yaml as compiled into the binary.
+const std::string& embedded_demo_config();
+/// configs/models/tiny.json as compiled into the binary.
+const std::string& embedded_tiny_backbone();
+
+struct DemoConfig {
+  std::string path;                        ///< config file, or "<built-in configs/demo.yaml>"
+  std::string out_dir = "runs/demo";       ///< DIR
+  bool untrained_baseline = true;
+  std::vector<data::SynthOptions> synthetic;  ///< candidate synthetic sets (out already substituted)
+  RunConfig run;                           ///< everything else (train.out_dir / eval.out_dir as configured)
+};
+
+/// Loads a demo config: `path` "" = the built-in one. `overrides` ("a.b=v", any key including
+/// demo.*) are applied first, then `out_dir_override` (non-empty: replaces demo.out_dir), then
+/// "${out_dir}" substitution, then the strict run-config parse. Needs model, train.data and
+/// eval.data sections (errors name them).
+DemoConfig load_demo_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                            const std::string& out_dir_override = "");
+
+struct DemoOptions {
+  bool progress = true;
+};
+
+struct DemoResult {
+  std::vector<std::string> generated;  ///< synthetic sets written by this run
+  train::TrainSummary train;
+  std::optional<EvalResult> untrained;
+  EvalResult trained;
+  double seconds = 0;
+  nlohmann::json summary;              ///< what DIR/summary.json holds
+};
+
+/// Runs the demo (see the header comment); writes progress to stderr and the tables to `out`.
+/// Errors: those of the stages (vcpclip::Error naming the stage's file); summary.json is then absent.
+DemoResult run_demo(const DemoConfig& cfg, std::ostream& out, const DemoOptions& opts = {});
+
+/// The "trained vs untrained" comparison table (pixel/image metrics of the class means).
+std::string format_demo_comparison(const EvalResult* untrained, const EvalResult& trained);
+
+}  // namespace vcpclip::app
