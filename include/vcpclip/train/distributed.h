@@ -40,8 +40,9 @@ bool distributed_available();
 class Distributed {
  public:
   /// Joins the group described by env (rendezvous through the TCPStore; waits up to `timeout`
-  /// for all ranks). World size 1 creates nothing.
-  explicit Distributed(const DistEnv& env, std::chrono::seconds timeout = std::chrono::seconds(300));
+  /// for all ranks; collectives time out after the same time: rank 0 validates alone while the
+  /// others wait at a barrier). World size 1 creates nothing.
+  explicit Distributed(const DistEnv& env, std::chrono::seconds timeout = std::chrono::seconds(3600));
   ~Distributed();
   Distributed(const Distributed&) = delete;
   Distributed& operator=(const Distributed&) = delete;
