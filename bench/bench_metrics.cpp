@@ -20,6 +20,7 @@
 #include <random>
 #include <string>
 
+#include "vcpclip/app/bench.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/eval/accumulator.h"
 
@@ -30,43 +31,11 @@ static double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-static double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;
-}
+using vcpclip::app::peak_rss_mb;
 
-// One synthetic image: smooth random field + bumps over 0–3 elliptic defects.
-static void make_item(std::mt19937& rng, int size, cv::Mat& map, cv::Mat& mask) {
-  std::uniform_real_distribution<float> u(0.f, 1.f);
-  cv::Mat low(12, 12, CV_32F);
-  for (int i = 0; i < 144; ++i) low.at<float>(i) = u(rng);
-  cv::resize(low, map, cv::Size(size, size), 0, 0, cv::INTER_LINEAR);
-  mask = cv::Mat::zeros(size, size, CV_8U);
-  const int blobs = std::uniform_int_distribution<int>(0, 3)(rng);
-  for (int b = 0; b < blobs; ++b) {
-    cv::Point c(int(u(rng) * size), int(u(rng) * size));
-    cv::Size ax(3 + int(u(rng) * size / 10), 3 + int(u(rng) * size / 10));
-    cv::ellipse(mask, c, ax, u(rng) * 180, 0, 360, cv::Scalar(1), -1);
-  }
-  cv::Mat bump;
-  mask.convertTo(bump, CV_32F, 0.5);
-  cv::GaussianBlur(bump, bump, cv::Size(0, 0), 6);
-  map += bump;
-  for (int i = 0; i < size * size; ++i) map.at<float>(i) += 0.05f * u(rng);
-}
-
+// Synthetic maps: smooth random field + bumps over 0–3 elliptic defects (shared with `vcpclip bench`).
 static void fill(ClassAccumulator& acc, int n, int size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  acc.reserve(n, size, size);
-  cv::Mat map, mask;
-  for (int i = 0; i < n; ++i) {
-    make_item(rng, size, map, mask);
-    const double score = cv::sum(map)[0] / (size * size) + 0.01 * (rng() % 100);
-    acc.add("img" + std::to_string(i), map.ptr<float>(), mask.ptr<uint8_t>(), size, size, score,
-            cv::countNonZero(mask) > 0 ? 1 : 0);
-  }
-  acc.normalize();
+  vcpclip::app::fill_synthetic_maps(acc, n, size, seed);
 }
 
 static double time_metrics(const ClassAccumulator& acc, AuproMode mode, ClassMetrics* out) {
@@ -134,7 +103,9 @@ int main(int argc, char** argv) {
     ClassMetrics ms;
     const double ce = time_metrics(sub, AuproMode::kExact, &ms);
     const double cr = time_metrics(sub, AuproMode::kReference, &ms);
-    const std::string cmd = "python3 " + std::string(VCPCLIP_SOURCE_DIR) + "/scripts/bench_metrics_reference.py --maps " +
+    std::string why;
+    const std::string python = vcpclip::app::find_python_with_torch(&why).value_or("python3");
+    const std::string cmd = python + " " + std::string(VCPCLIP_SOURCE_DIR) + "/scripts/bench_metrics_reference.py --maps " +
                             (dir / "maps.f32").string() + " --masks " + (dir / "masks.u8").string() + " --shape " +
                             std::to_string(py_maps) + "," + std::to_string(size) + "," + std::to_string(size) +
                             " --ref " + ref + " > " + (dir / "py.txt").string();
@@ -153,12 +124,16 @@ int main(int argc, char** argv) {
       std::printf("    python run failed (exit %d); no comparison\n", rc);
     }
     std::printf("  this code on the same %d maps: %.3f s (exact AUPRO), %.3f s (reference AUPRO)\n", py_maps, ce, cr);
+    std::printf("    values auroc %s ap %s f1 %s iou %s aupro_reference %s\n", show(ms.pixel.auroc).c_str(),
+                show(ms.pixel.ap).c_str(), show(ms.pixel.f1_max).c_str(), show(ms.pixel.iou).c_str(),
+                show(ms.pixel.aupro).c_str());
     if (py_total > 0)
       std::printf("  speed-up vs python: %.0fx (exact), %.0fx (reference)\n", py_total / ce, py_total / cr);
     fs::remove_all(dir);
   }
 
   if (rss_maps > 0) {
+    acc = ClassAccumulator("released");  // free the first class so the peak below is this one's
     ClassAccumulator big("rss");
     t0 = Clock::now();
     fill(big, rss_maps, size, 99);
