@@ -49,6 +49,10 @@ if [ ! -f "assets/$VOCAB" ] || ! echo "$SHA  assets/$VOCAB" | sha256sum -c --sta
   echo "$SHA  assets/$VOCAB" | sha256sum -c --status || { echo "setup: SHA-256 mismatch for assets/$VOCAB"; exit 1; }
 fi
 
+# ccache across clones/build folders (the precompiled header needs the pch sloppiness).
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=true
+export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 echo "setup: built $BUILD_DIR/vcpclip"
