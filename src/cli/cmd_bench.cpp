@@ -1,0 +1,46 @@
+// `vcpclip bench [--json F] [--quick] [--threads N] [--device D] [--ref DIR] [--no-python]`:
+// vision tower vs sgemm, predict and metrics vs the Python reference, training step time and peak
+// RSS in one run. All logic lives in vcpclip::app::run_bench.
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "command.h"
+#include "vcpclip/app/bench.h"
+#include "vcpclip/io/atomic_file.h"
+
+namespace {
+
+struct BenchArgs {
+  vcpclip::app::BenchOptions opts;
+  std::string json;
+  bool no_python = false, no_progress = false;
+};
+
+}  // namespace
+
+static vcpclip::cli::CommandRegistrar reg(
+    "bench",
+    "Benchmarks side by side: vision tower vs sgemm peak, predict and metrics vs the Python reference, "
+    "training step time, peak RSS",
+    [](CLI::App& sub) -> vcpclip::cli::Action {
+      auto a = std::make_shared<BenchArgs>();
+      sub.add_option("--json", a->json, "also write the results as JSON to this file");
+      sub.add_flag("--quick", a->opts.quick, "a < 1 min variant (small cases; no Python predict reference)");
+      sub.add_option("--threads", a->opts.threads, "intra-op threads (0 = all cores)")->capture_default_str();
+      sub.add_option("--device", a->opts.device, "cpu | cuda | cuda:N")->capture_default_str();
+      sub.add_option("--ref", a->opts.ref_dir, "reference VCP-CLIP code for the Python columns")->capture_default_str();
+      sub.add_option("--work-dir", a->opts.work_dir, "keep temporary files (weights, maps) here");
+      sub.add_flag("--no-python", a->no_python, "skip the Python reference columns");
+      sub.add_flag("--no-progress", a->no_progress, "no progress lines");
+      return [a]() {
+        a->opts.python = !a->no_python;
+        a->opts.progress = !a->no_progress;
+        auto j = vcpclip::app::run_bench(a->opts, std::cout);
+        if (!a->json.empty()) {
+          vcpclip::io::write_file_atomically(a->json, j.dump(2) + "\n");
+          std::cout << "results -> " << a->json << "\n";
+        }
+        return 0;
+      };
+    });
