@@ -1,0 +1,503 @@
+// `vcpclip ablate`: config, run loop, resumability (see include/vcpclip/app/ablate.h).
+// The table / chart writers live in ablate_report.cpp.
+#include "vcpclip/app/ablate.h"
+
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "vcpclip/app/evaluate.h"
+#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/train.h"
+#include "vcpclip/common/error.h"
+#include "vcpclip/eval/report.h"
+#include "vcpclip/io/atomic_file.h"
+
+namespace vcpclip::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* const kOutDirVar = "${out_dir}";
+
+std::string substitute(std::string s, const std::string& out_dir) {
+  for (size_t p = s.find(kOutDirVar); p != std::string::npos; p = s.find(kOutDirVar, p + out_dir.size()))
+    s.replace(p, std::string(kOutDirVar).size(), out_dir);
+  return s;
+}
+
+/// Deep copy of a YAML value with ${out_dir} replaced in its string scalars.
+YAML::Node substituted(const YAML::Node& n, const std::string& out_dir) {
+  if (n.IsScalar()) {
+    YAML::Node out(substitute(n.Scalar(), out_dir));
+    if (n.Tag() == "!") out.SetTag("!");  // keep quoted scalars strings
+    return out;
+  }
+  if (n.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (const auto& e : n) out.push_back(substituted(e, out_dir));
+    return out;
+  }
+  if (n.IsMap()) {
+    YAML::Node out(YAML::NodeType::Map);
+    for (const auto& kv : n) out[kv.first.as<std::string>()] = substituted(kv.second, out_dir);
+    return out;
+  }
+  return YAML::Clone(n);
+}
+
+void flatten(const YAML::Node& n, const std::string& prefix, const std::string& where, std::vector<std::string>& out) {
+  for (const auto& kv : n) {
+    const std::string k = kv.first.as<std::string>();
+    VCP_CHECK(!k.empty() && k.find('=') == std::string::npos, "config key ", where, ": bad override key '", k, "'");
+    const std::string key = prefix.empty() ? k : prefix + "." + k;
+    if (kv.second.IsMap() && kv.second.size() > 0) {
+      flatten(kv.second, key, where, out);
+      continue;
+    }
+    YAML::Emitter em;
+    em.SetSeqFormat(YAML::Flow);
+    em.SetMapFormat(YAML::Flow);
+    if (kv.second.IsNull())
+      em << YAML::Null;
+    else if (kv.second.IsScalar() && kv.second.Tag() == "!")  // quoted in the file: stays a string
+      em << YAML::DoubleQuoted << kv.second.Scalar();
+    else
+      em << kv.second;
+    out.push_back(key + "=" + em.c_str());
+  }
+}
+
+/// Top-level / item key check with the message style of io::ConfigNode::finish.
+void check_keys(const YAML::Node& n, const std::set<std::string>& known, const std::string& prefix,
+                const std::string& origin) {
+  for (const auto& kv : n) {
+    const std::string k = kv.first.as<std::string>();
+    if (known.count(k)) continue;
+    std::string list;
+    for (const auto& x : known) list += (list.empty() ? "" : ", ") + x;
+    fail("unknown config key '", prefix.empty() ? k : prefix + "." + k, "' in ", origin, "; known keys",
+         prefix.empty() ? "" : " of '" + prefix + "'", ": ", list);
+  }
+}
+
+data::SynthOptions parse_synth_item(io::ConfigNode node, const std::string& out_dir) {
+  data::SynthOptions o;
+  o.out = substitute(node.require<std::string>("out"), out_dir);
+  o.layout = node.get<std::string>("layout", o.layout);
+  VCP_CHECK(o.layout == "mvtec" || o.layout == "visa", "config key ", node.where("layout"),
+            ": expected mvtec or visa, found '", o.layout, "'");
+  o.set = node.get<std::string>("set", o.set);
+  VCP_CHECK(o.set == "auxiliary" || o.set == "target", "config key ", node.where("set"),
+            ": expected auxiliary or target, found '", o.set, "'");
+  o.classes = node.get<int>("classes", o.classes);
+  VCP_CHECK(o.classes >= 1, "config key ", node.where("classes"), ": expected at least 1, found ", o.classes);
+  o.images = node.get<int>("images", o.images);
+  VCP_CHECK(o.images >= 2, "config key ", node.where("images"), ": expected at least 2, found ", o.images);
+  o.train_images = node.get<int>("train_images", o.train_images);
+  o.size = node.get<int>("size", o.size);
+  VCP_CHECK(o.size >= 16, "config key ", node.where("size"), ": expected at least 16, found ", o.size);
+  o.seed = static_cast<uint64_t>(node.get<int64_t>("seed", 0));
+  node.finish();
+  return o;
+}
+
+std::string now_iso() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+nlohmann::json metric_json(const eval::Metric& m) {
+  if (!m || !std::isfinite(*m)) return nullptr;
+  return *m;
+}
+
+}  // namespace
+
+std::vector<std::string> overrides_from_map(const YAML::Node& map, const std::string& where) {
+  std::vector<std::string> out;
+  if (!map || map.IsNull()) return out;
+  VCP_CHECK(map.IsMap(), "config key ", where, ": expected a mapping of run-config keys to values");
+  flatten(map, "", where, out);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AblationConfig
+
+const AblationVariant& AblationConfig::variant(const std::string& name) const {
+  for (const auto& v : variants)
+    if (v.name == name) return v;
+  fail("ablation config ", path, ": no variant named '", name, "'");
+}
+
+std::vector<std::string> AblationConfig::run_order() const {
+  std::vector<std::string> order;
+  std::set<std::string> placed;
+  std::function<void(const AblationVariant&)> place = [&](const AblationVariant& v) {
+    if (placed.count(v.name)) return;
+    if (!v.train_from.empty()) place(variant(v.train_from));
+    placed.insert(v.name);
+    order.push_back(v.name);
+  };
+  for (const auto& v : variants) place(v);
+  return order;
+}
+
+std::vector<std::string> AblationConfig::variant_overrides(const std::string& name) const {
+  std::vector<const AblationVariant*> chain;
+  for (const AblationVariant* v = &variant(name);; v = &variant(v->train_from)) {
+    chain.insert(chain.begin(), v);
+    if (v->train_from.empty()) break;
+  }
+  std::vector<std::string> out = overrides;
+  for (const auto* v : chain) out.insert(out.end(), v->overrides.begin(), v->overrides.end());
+  return out;
+}
+
+std::vector<std::string> AblationConfig::run_overrides(const std::string& name, uint64_t seed) const {
+  auto out = variant_overrides(name);
+  for (const auto& k : seed_keys) out.push_back(k + "=" + std::to_string(seed));
+  const std::string dir = run_dir(name, seed);
+  out.push_back("train.out_dir=" + (fs::path(dir) / "train").string());
+  out.push_back("eval.out_dir=" + (fs::path(dir) / "eval").string());
+  return out;
+}
+
+std::string AblationConfig::run_dir(const std::string& name, uint64_t seed) const {
+  return (fs::path(out_dir) / name / ("seed_" + std::to_string(seed))).string();
+}
+
+AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& out_dir_override) {
+  AblationConfig c;
+  c.path = root.origin();
+  const YAML::Node& n = root.node();
+  check_keys(n, {"base", "out_dir", "seeds", "seed_keys", "metrics", "set", "synthetic", "variants"}, "", c.path);
+
+  const std::string base = root.require<std::string>("base");
+  c.base = root.resolve_path(base);
+  VCP_CHECK(fs::is_regular_file(c.base), "config key ", root.where("base"), ": base run config '", base,
+            "' not found (relative to the working directory or to ", root.base_dir().empty() ? "." : root.base_dir(),
+            ")");
+  const std::string stem = c.path.empty() || c.path[0] == '<' ? "ablation" : fs::path(c.path).stem().string();
+  c.out_dir = out_dir_override.empty() ? root.get<std::string>("out_dir", "runs/ablate/" + stem) : out_dir_override;
+  VCP_CHECK(!c.out_dir.empty(), "config key ", root.where("out_dir"), ": must not be empty");
+
+  const auto seeds = root.get<std::vector<int64_t>>("seeds", {333});
+  VCP_CHECK(!seeds.empty(), "config key ", root.where("seeds"), ": expected at least one seed");
+  for (auto s : seeds) {
+    VCP_CHECK(s >= 0, "config key ", root.where("seeds"), ": expected seeds >= 0, found ", s);
+    VCP_CHECK(std::find(c.seeds.begin(), c.seeds.end(), static_cast<uint64_t>(s)) == c.seeds.end(), "config key ",
+              root.where("seeds"), ": seed ", s, " is listed twice");
+    c.seeds.push_back(static_cast<uint64_t>(s));
+  }
+  c.seed_keys = root.get<std::vector<std::string>>("seed_keys", c.seed_keys);
+  c.metrics = root.get<std::vector<std::string>>("metrics", c.metrics);
+  VCP_CHECK(!c.metrics.empty(), "config key ", root.where("metrics"), ": expected at least one metric");
+  for (const auto& m : c.metrics) {
+    std::string known;
+    bool ok = false;
+    for (const auto& col : eval::metric_columns()) {
+      known += (known.empty() ? "" : ", ") + std::string(col.key);
+      ok = ok || m == col.key;
+    }
+    VCP_CHECK(ok, "config key ", root.where("metrics"), ": unknown metric '", m, "'; known: ", known);
+  }
+
+  if (n["set"]) c.overrides = overrides_from_map(substituted(n["set"], c.out_dir), root.where("set"));
+
+  if (n["synthetic"] && !n["synthetic"].IsNull()) {
+    VCP_CHECK(n["synthetic"].IsSequence(), "config key ", root.where("synthetic"),
+              ": expected a list of synthetic sets ({out, layout, set, classes, images, size, ...})");
+    for (size_t i = 0; i < n["synthetic"].size(); ++i) {
+      const YAML::Node item = n["synthetic"][i];
+      const std::string prefix = "synthetic[" + std::to_string(i) + "]";
+      VCP_CHECK(item.IsMap(), "config key '", prefix, "' in ", c.path, ": expected a mapping");
+      c.synthetic.push_back(parse_synth_item(io::ConfigNode(item, c.path, prefix), c.out_dir));
+    }
+  }
+
+  const YAML::Node vs = n["variants"];
+  VCP_CHECK(vs && vs.IsSequence() && vs.size() > 0, "config key ", root.where("variants"),
+            ": expected a non-empty list of variants ({name, set, train, train_from, checkpoint})");
+  static const std::regex name_re(R"([A-Za-z0-9_.-]+)");
+  for (size_t i = 0; i < vs.size(); ++i) {
+    const std::string prefix = "variants[" + std::to_string(i) + "]";
+    VCP_CHECK(vs[i].IsMap(), "config key '", prefix, "' in ", c.path, ": expected a mapping with at least `name`");
+    io::ConfigNode item(vs[i], c.path, prefix);
+    AblationVariant v;
+    v.name = item.require<std::string>("name");
+    VCP_CHECK(std::regex_match(v.name, name_re) && v.name != "." && v.name != "..", "config key ",
+              item.where("name"), ": variant names are directory names of [A-Za-z0-9_.-], found '", v.name, "'");
+    for (const auto& other : c.variants)
+      VCP_CHECK(other.name != v.name, "ablation config ", c.path, ": duplicate variant name '", v.name, "' (",
+                prefix, ")");
+    const std::string ctx = msg("ablation config ", c.path, ", variant '", v.name, "': ");
+    try {
+      v.train_from = item.get<std::string>("train_from", "");
+      v.checkpoint = item.get_path("checkpoint", "");
+      v.train = item.get<bool>("train", v.train_from.empty() && v.checkpoint.empty());
+      VCP_CHECK(!(v.train && !v.train_from.empty()), "train_from '", v.train_from,
+                "' reuses another variant's checkpoint, so `train: true` is contradictory (drop `train`)");
+      VCP_CHECK(!(v.train && !v.checkpoint.empty()), "`checkpoint` is for evaluation-only variants (train: false)");
+      VCP_CHECK(v.train_from.empty() || v.checkpoint.empty(), "give either train_from or checkpoint, not both");
+      if (item.has("set")) {
+        auto s = item.section("set");
+        v.overrides = overrides_from_map(substituted(s.node(), c.out_dir), item.where("set"));
+      } else {
+        item.section("set");
+      }
+      item.finish();
+    } catch (const Error& e) {
+      throw Error(ctx + e.what());
+    }
+    c.variants.push_back(std::move(v));
+  }
+  // train_from targets and cycles
+  for (const auto& v : c.variants) {
+    if (v.train_from.empty()) continue;
+    bool found = false;
+    for (const auto& o : c.variants) found = found || o.name == v.train_from;
+    VCP_CHECK(found, "ablation config ", c.path, ", variant '", v.name, "': train_from names an unknown variant '",
+              v.train_from, "'");
+  }
+  for (const auto& v : c.variants) {
+    std::vector<std::string> seen{v.name};
+    for (const AblationVariant* p = &v; !p->train_from.empty();) {
+      p = &c.variant(p->train_from);
+      const bool cycle = std::find(seen.begin(), seen.end(), p->name) != seen.end();
+      seen.push_back(p->name);
+      if (cycle) {
+        std::string path;
+        for (const auto& s : seen) path += (path.empty() ? "" : " -> ") + s;
+        fail("ablation config ", c.path, ", variant '", v.name, "': train_from cycle ", path);
+      }
+    }
+  }
+  // Every variant against the base run config, before anything runs.
+  for (const auto& v : c.variants) {
+    try {
+      const auto cfg = load_run_config(c.base, c.run_overrides(v.name, c.seeds.front()));
+      cfg.require_model("ablate");
+      cfg.require_eval_data("ablate");
+      if (v.train) cfg.require_train_data("ablate");
+    } catch (const Error& e) {
+      throw Error(msg("ablation config ", c.path, ", variant '", v.name, "': ", e.what()));
+    }
+  }
+  return c;
+}
+
+AblationConfig load_ablation_config(const std::string& path, const std::string& out_dir_override) {
+  auto root = io::ConfigNode::load_file(path);
+  return parse_ablation_config(root, out_dir_override);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+namespace {
+
+std::string checkpoint_of(const AblationConfig& c, const std::string& name, uint64_t seed) {
+  const auto& v = c.variant(name);
+  if (v.train) return (fs::path(c.run_dir(name, seed)) / "train" / "last.pth").string();
+  if (!v.train_from.empty()) return checkpoint_of(c, v.train_from, seed);
+  return v.checkpoint;
+}
+
+/// The variant whose training produces `name`'s checkpoint ("" if none).
+std::string trainer_of(const AblationConfig& c, const std::string& name) {
+  const auto& v = c.variant(name);
+  if (v.train) return name;
+  if (!v.train_from.empty()) return trainer_of(c, v.train_from);
+  return "";
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  VCP_CHECK(in.good(), "cannot read ", path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    fail("cannot parse ", path, ": ", e.what());
+  }
+}
+
+void ensure_synthetic(const data::SynthOptions& o) {
+  if (fs::exists(o.out)) return;
+  data::SynthOptions tmp = o;
+  tmp.out = o.out + ".partial";
+  fs::remove_all(tmp.out);
+  spdlog::info("ablate: generating the synthetic {} set {} ({} classes x {} images, {} px)", o.set, o.out, o.classes,
+               o.images, o.size);
+  data::generate_synthetic(tmp);
+  fs::rename(tmp.out, o.out);
+}
+
+nlohmann::json run_one(const AblationConfig& c, const AblationVariant& v, uint64_t seed, bool progress) {
+  const std::string dir = c.run_dir(v.name, seed);
+  fs::create_directories(dir);
+  const auto overrides = c.run_overrides(v.name, seed);
+  const RunConfig cfg = load_run_config(c.base, overrides);
+  io::write_file_atomically((fs::path(dir) / "config.yaml").string(), cfg.text + "\n");
+
+  nlohmann::json res;
+  res["variant"] = v.name;
+  res["seed"] = seed;
+  res["train"] = v.train;
+  res["train_from"] = v.train_from;
+  res["overrides"] = c.variant_overrides(v.name);
+  res["train_seconds"] = 0.0;
+
+  const std::string checkpoint = checkpoint_of(c, v.name, seed);
+  if (v.train) {
+    const fs::path tdir = fs::path(dir) / "train";
+    const fs::path done = tdir / "done.json";
+    if (fs::exists(done)) {
+      spdlog::info("ablate: {} seed {}: training already finished ({})", v.name, seed, done.string());
+      const auto d = read_json_file(done.string());
+      res["train_steps"] = d.value("steps", 0);
+      res["train_seconds"] = d.value("seconds", 0.0);
+    } else {
+      TrainCommand cmd;
+      cmd.config = c.base;
+      cmd.overrides = overrides;
+      cmd.progress = progress;
+      auto req = make_train_request(cmd);
+      req.resume = fs::exists(tdir / "resume.pt");
+      if (req.resume) spdlog::info("ablate: {} seed {}: resuming training from {}", v.name, seed, (tdir / "resume.pt").string());
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto summary = train::run_training(req);
+      const double secs = seconds_since(t0);
+      VCP_CHECK(fs::exists(checkpoint), "training of variant '", v.name, "' seed ", seed, " wrote no ", checkpoint);
+      nlohmann::json d = {{"steps", summary.steps}, {"epochs", summary.epochs_done}, {"seconds", secs},
+                          {"checkpoint", checkpoint}, {"finished_at", now_iso()}};
+      io::write_file_atomically(done.string(), d.dump(2) + "\n");
+      res["train_steps"] = summary.steps;
+      res["train_seconds"] = secs;
+    }
+  } else if (!checkpoint.empty()) {
+    VCP_CHECK(fs::exists(checkpoint), "variant '", v.name, "' seed ", seed, ": checkpoint ", checkpoint,
+              " is missing", v.train_from.empty() ? "" : msg(" (variant '", trainer_of(c, v.name), "' trains it)"));
+  } else {
+    spdlog::warn("ablate: variant {} has no checkpoint: evaluating the untrained (seeded) head", v.name);
+  }
+  res["checkpoint"] = checkpoint;
+
+  auto ereq = make_eval_request(cfg);
+  ereq.checkpoint = checkpoint;
+  ereq.out_dir = (fs::path(dir) / "eval").string();
+  ereq.config_path = c.base;
+  ereq.progress = progress;
+  const auto result = run_eval(ereq);
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& col : eval::metric_columns()) metrics[col.key] = metric_json(col.get(result.mean));
+  res["metrics"] = metrics;
+  res["classes"] = eval::report_json(result.report)["classes"];
+  res["images"] = result.images;
+  res["eval_seconds"] = result.seconds;
+  res["finished_at"] = now_iso();
+  io::write_file_atomically((fs::path(dir) / "results.json").string(), res.dump(2) + "\n");
+  return res;
+}
+
+}  // namespace
+
+AblationSummary run_ablation(const AblationConfig& c, const AblateOptions& opts) {
+  // Which variants: --only plus everything they train_from.
+  std::set<std::string> wanted;
+  for (const auto& name : opts.only) {
+    for (const AblationVariant* v = &c.variant(name);; v = &c.variant(v->train_from)) {
+      wanted.insert(v->name);
+      if (v->train_from.empty()) break;
+    }
+  }
+  std::vector<std::pair<std::string, uint64_t>> todo;
+  for (const auto& name : c.run_order())
+    if (wanted.empty() || wanted.count(name))
+      for (auto s : c.seeds) todo.emplace_back(name, s);
+
+  // Finished runs first: a results.json of other overrides is an error before anything runs.
+  std::vector<AblationRun> runs;
+  for (const auto& [name, seed] : todo) {
+    AblationRun r;
+    r.variant = name;
+    r.seed = seed;
+    r.state = "pending";
+    const std::string path = (fs::path(c.run_dir(name, seed)) / "results.json").string();
+    if (fs::exists(path)) {
+      r.results = read_json_file(path);
+      const auto expect = c.variant_overrides(name);
+      VCP_CHECK(r.results.contains("overrides") &&
+                    r.results["overrides"].get<std::vector<std::string>>() == expect,
+                path, " was written with other settings than variant '", name, "' of ", c.path,
+                " has now; remove ", c.run_dir(name, seed), " to rerun it, or use another out_dir");
+      VCP_CHECK(r.results.contains("metrics") && r.results["metrics"].is_object(), path, " has no \"metrics\"");
+      r.state = "skipped";
+    }
+    runs.push_back(std::move(r));
+  }
+  if (opts.dry_run) return summarize_runs(c, std::move(runs));
+
+  for (const auto& s : c.synthetic) ensure_synthetic(s);
+  fs::create_directories(c.out_dir);
+
+  std::map<std::pair<std::string, uint64_t>, std::string> failed;
+  size_t index = 0;
+  for (auto& r : runs) {
+    ++index;
+    if (r.state == "skipped") {
+      spdlog::info("ablate: [{}/{}] {} seed {}: done earlier, skipped", index, runs.size(), r.variant, r.seed);
+      continue;
+    }
+    const auto& v = c.variant(r.variant);
+    const std::string trainer = trainer_of(c, v.name);
+    if (!trainer.empty() && trainer != v.name && failed.count({trainer, r.seed})) {
+      r.state = "failed";
+      r.error = msg("not run: variant '", trainer, "' seed ", r.seed, " (whose checkpoint it evaluates) failed");
+      failed[{r.variant, r.seed}] = r.error;
+      spdlog::error("ablate: [{}/{}] {} seed {}: {}", index, runs.size(), r.variant, r.seed, r.error);
+      continue;
+    }
+    spdlog::info("ablate: [{}/{}] {} seed {}: {}", index, runs.size(), r.variant, r.seed,
+                 v.train ? "train + eval" : "eval");
+    try {
+      r.results = run_one(c, v, r.seed, opts.progress);
+      r.state = "ran";
+    } catch (const std::exception& e) {
+      r.state = "failed";
+      r.error = e.what();
+      failed[{r.variant, r.seed}] = r.error;
+      spdlog::error("ablate: {} seed {} failed: {}", r.variant, r.seed, r.error);
+    }
+  }
+  auto summary = summarize_runs(c, std::move(runs));
+  write_summary(c, summary);
+  if (!failed.empty()) {
+    std::string list;
+    for (const auto& [k, e] : failed) list += msg("\n  ", k.first, " seed ", k.second, ": ", e);
+    fail(failed.size(), " ablation run(s) failed (the summary in ", c.out_dir,
+         " has the others; rerun to retry only these):", list);
+  }
+  return summary;
+}
+
+}  // namespace vcpclip::app

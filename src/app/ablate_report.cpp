@@ -1,0 +1,349 @@
+// `vcpclip ablate` summary: mean ± sample std over seeds, markdown / CSV / JSON tables and the
+// grouped bar chart (see include/vcpclip/app/ablate.h).
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "vcpclip/app/ablate.h"
+#include "vcpclip/common/error.h"
+#include "vcpclip/eval/report.h"
+#include "vcpclip/io/atomic_file.h"
+
+namespace vcpclip::app {
+
+namespace fs = std::filesystem;
+
+MetricSummary summarize(const std::vector<eval::Metric>& values) {
+  MetricSummary s;
+  double sum = 0;
+  for (const auto& v : values)
+    if (v && std::isfinite(*v)) {
+      sum += *v;
+      ++s.n;
+    }
+  if (s.n == 0) return s;
+  const double mean = sum / static_cast<double>(s.n);
+  s.mean = mean;
+  if (s.n >= 2) {
+    double ss = 0;
+    for (const auto& v : values)
+      if (v && std::isfinite(*v)) ss += (*v - mean) * (*v - mean);
+    s.std = std::sqrt(ss / static_cast<double>(s.n - 1));
+  }
+  return s;
+}
+
+AblationSummary summarize_runs(const AblationConfig& cfg, std::vector<AblationRun> runs) {
+  AblationSummary out;
+  out.runs = std::move(runs);
+  for (const auto& v : cfg.variants) {
+    AblationSummary::Row row;
+    row.variant = v.name;
+    std::vector<const nlohmann::json*> done;
+    for (const auto& r : out.runs) {
+      if (r.variant != v.name) continue;
+      if (r.state == "failed") ++row.failed;
+      if ((r.state == "ran" || r.state == "skipped") && r.results.contains("metrics")) done.push_back(&r.results["metrics"]);
+    }
+    row.runs = static_cast<int64_t>(done.size());
+    for (const auto& col : eval::metric_columns()) {
+      std::vector<eval::Metric> values;
+      for (const auto* m : done) {
+        const auto it = m->find(col.key);
+        if (it != m->end() && it->is_number()) values.emplace_back(it->get<double>());
+        else values.emplace_back(std::nullopt);
+      }
+      row.metrics.emplace_back(col.key, summarize(values));
+    }
+    out.rows.push_back(std::move(row));
+  }
+  return out;
+}
+
+namespace {
+
+const eval::MetricColumn& column(const std::string& key) {
+  for (const auto& c : eval::metric_columns())
+    if (key == c.key) return c;
+  fail("unknown metric '", key, "'");
+}
+
+std::string fmt(double v, bool percent) {
+  char b[64];
+  if (percent) std::snprintf(b, sizeof b, "%.2f", v * 100);
+  else std::snprintf(b, sizeof b, "%.3f", v);
+  return b;
+}
+
+std::string cell(const MetricSummary& s, bool percent) {
+  if (!s.mean) return "n/a";
+  std::string t = fmt(*s.mean, percent);
+  if (s.std) t += " ± " + fmt(*s.std, percent);
+  return t;
+}
+
+std::string num(const eval::Metric& m) {
+  if (!m) return "";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.10g", *m);
+  return b;
+}
+
+nlohmann::json jnum(const eval::Metric& m) {
+  if (!m) return nullptr;
+  return *m;
+}
+
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+}  // namespace
+
+std::string summary_markdown(const AblationConfig& cfg, const AblationSummary& s) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> head = {"variant", "mode", "runs"};
+  for (const auto& c : eval::metric_columns()) head.push_back(c.header);
+  rows.push_back(head);
+  for (const auto& row : s.rows) {
+    const auto& v = cfg.variant(row.variant);
+    std::vector<std::string> r = {row.variant,
+                                  v.train ? "train" : (!v.train_from.empty() ? "eval of " + v.train_from : "eval"),
+                                  std::to_string(row.runs) + "/" + std::to_string(cfg.seeds.size()) +
+                                      (row.failed ? " (" + std::to_string(row.failed) + " failed)" : "")};
+    for (const auto& [key, m] : row.metrics) r.push_back(cell(m, column(key).percent));
+    rows.push_back(r);
+  }
+  std::vector<size_t> w(head.size(), 0);
+  auto width = [](const std::string& t) {  // display width (UTF-8: count non-continuation bytes)
+    size_t n = 0;
+    for (unsigned char ch : t) n += (ch & 0xC0) != 0x80;
+    return n;
+  };
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], width(r[i]));
+  std::ostringstream o;
+  o << "# Ablation " << cfg.path << "\n\n";
+  o << "base: `" << cfg.base << "`, seeds: ";
+  for (size_t i = 0; i < cfg.seeds.size(); ++i) o << (i ? ", " : "") << cfg.seeds[i];
+  o << "; mean ± sample std over seeds, in % (threshold: raw)\n\n";
+  for (size_t ri = 0; ri < rows.size(); ++ri) {
+    o << "|";
+    for (size_t i = 0; i < rows[ri].size(); ++i) {
+      const auto& t = rows[ri][i];
+      const std::string pad(w[i] - width(t), ' ');
+      o << " " << (i < 3 ? t + pad : pad + t) << " |";  // numbers right-aligned
+    }
+    o << "\n";
+    if (ri == 0) {
+      o << "|";
+      for (size_t i = 0; i < w.size(); ++i) o << (i < 3 ? ":" + std::string(w[i] + 1, '-') : std::string(w[i] + 1, '-') + ":") << "|";
+      o << "\n";
+    }
+  }
+  bool any_error = false;
+  for (const auto& r : s.runs)
+    if (!r.error.empty()) {
+      if (!any_error) o << "\nFailed runs:\n";
+      any_error = true;
+      o << "- " << r.variant << " seed " << r.seed << ": " << r.error << "\n";
+    }
+  return o.str();
+}
+
+std::string summary_csv(const AblationSummary& s) {
+  std::ostringstream o;
+  o << "variant,runs,failed";
+  for (const auto& c : eval::metric_columns()) o << "," << c.key << "_mean," << c.key << "_std," << c.key << "_n";
+  o << "\n";
+  for (const auto& row : s.rows) {
+    o << csv_field(row.variant) << "," << row.runs << "," << row.failed;
+    for (const auto& [key, m] : row.metrics) o << "," << num(m.mean) << "," << num(m.std) << "," << m.n;
+    o << "\n";
+  }
+  return o.str();
+}
+
+nlohmann::json summary_json(const AblationConfig& cfg, const AblationSummary& s) {
+  nlohmann::json j;
+  j["config"] = cfg.path;
+  j["base"] = cfg.base;
+  j["out_dir"] = cfg.out_dir;
+  j["seeds"] = cfg.seeds;
+  j["chart_metrics"] = cfg.metrics;
+  j["variants"] = nlohmann::json::array();
+  for (const auto& row : s.rows) {
+    const auto& v = cfg.variant(row.variant);
+    nlohmann::json jv = {{"name", v.name},           {"train", v.train},          {"train_from", v.train_from},
+                         {"checkpoint", v.checkpoint}, {"overrides", cfg.variant_overrides(v.name)},
+                         {"runs", row.runs},         {"failed", row.failed}};
+    nlohmann::json sum = nlohmann::json::object();
+    for (const auto& [key, m] : row.metrics) sum[key] = {{"mean", jnum(m.mean)}, {"std", jnum(m.std)}, {"n", m.n}};
+    jv["summary"] = sum;
+    j["variants"].push_back(jv);
+  }
+  j["runs"] = nlohmann::json::array();
+  for (const auto& r : s.runs) {
+    nlohmann::json jr = {{"variant", r.variant}, {"seed", r.seed}, {"state", r.state}};
+    if (!r.error.empty()) jr["error"] = r.error;
+    if (r.results.contains("metrics")) jr["metrics"] = r.results["metrics"];
+    if (r.results.contains("finished_at")) jr["finished_at"] = r.results["finished_at"];
+    j["runs"].push_back(jr);
+  }
+  return j;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bar chart
+
+namespace {
+
+const int kFont = cv::FONT_HERSHEY_SIMPLEX;
+const double kScale = 0.45;
+const cv::Scalar kBlack(0, 0, 0), kGrey(120, 120, 120), kGrid(225, 225, 225);
+
+cv::Size text_size(const std::string& t, double scale = kScale) {
+  int base = 0;
+  return cv::getTextSize(t, kFont, scale, 1, &base);
+}
+
+void put(cv::Mat& img, const std::string& t, cv::Point p, double scale = kScale, const cv::Scalar& c = kBlack) {
+  cv::putText(img, t, p, kFont, scale, c, 1, cv::LINE_AA);
+}
+
+/// Text rotated 90° counter-clockwise with its top-left corner at `tl` (clipped to the image).
+void put_vertical(cv::Mat& img, const std::string& t, cv::Point tl, double scale = kScale) {
+  const auto sz = text_size(t, scale);
+  cv::Mat patch(sz.height + 8, sz.width + 4, CV_8UC3, cv::Scalar(255, 255, 255));
+  put(patch, t, {2, sz.height + 3}, scale);
+  cv::Mat rot;
+  cv::rotate(patch, rot, cv::ROTATE_90_COUNTERCLOCKWISE);
+  cv::Rect r(tl.x, tl.y, rot.cols, rot.rows);
+  r &= cv::Rect(0, 0, img.cols, img.rows);
+  if (r.area() > 0) rot(cv::Rect(0, 0, r.width, r.height)).copyTo(img(r));
+}
+
+}  // namespace
+
+std::vector<unsigned char> summary_png(const AblationConfig& cfg, const AblationSummary& s) {
+  static const cv::Scalar palette[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44},  {40, 39, 214},
+                                       {189, 103, 148}, {75, 86, 140},  {194, 119, 227}, {127, 127, 127},
+                                       {34, 189, 188}, {207, 190, 23}};
+  const int nb = static_cast<int>(cfg.metrics.size());
+  const int ng = static_cast<int>(s.rows.size());
+  const int bar = 16, bar_gap = 2, group_gap = 28;
+  const int group_w = nb * bar + (nb - 1) * bar_gap;
+  std::vector<std::string> names;
+  int name_w = 0;
+  for (const auto& r : s.rows) {
+    std::string n = r.variant.size() > 32 ? r.variant.substr(0, 31) + "~" : r.variant;
+    names.push_back(n);
+    name_w = std::max(name_w, text_size(n).width);
+  }
+  const bool vertical_names = name_w > group_w + group_gap - 6;
+  const int left = 70, right = 24, top = 78;
+  const int bottom = (vertical_names ? name_w + 16 : 26) + 34;
+  const int plot_h = 300;
+  const int plot_w = std::max(ng * (group_w + group_gap), 360);
+  const int W = left + plot_w + right, H = top + plot_h + bottom;
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+
+  // Title and legend.
+  const std::string title = "Ablation: " + fs::path(cfg.path).stem().string() + " (mean +/- std over " +
+                            std::to_string(cfg.seeds.size()) + " seed" + (cfg.seeds.size() == 1 ? "" : "s") + ")";
+  put(img, title, {left, 22}, 0.55);
+  int lx = left, ly = 44;
+  for (int m = 0; m < nb; ++m) {
+    const std::string label = cfg.metrics[m];
+    const int w = 14 + 6 + text_size(label).width + 18;
+    if (lx + w > W - right && lx > left) {
+      lx = left;
+      ly += 18;
+    }
+    cv::rectangle(img, cv::Rect(lx, ly - 10, 14, 12), palette[m % 10], cv::FILLED);
+    put(img, label, {lx + 20, ly});
+    lx += w;
+  }
+
+  // Axes, grid, y ticks (0..100 %).
+  const int x0 = left, y0 = top + plot_h;
+  auto ypix = [&](double pct) { return y0 - static_cast<int>(std::lround(std::clamp(pct, 0.0, 100.0) / 100.0 * plot_h)); };
+  for (int t = 0; t <= 100; t += 10) {
+    const int y = ypix(t);
+    if (t > 0) cv::line(img, {x0 + 1, y}, {x0 + plot_w, y}, kGrid, 1);
+    cv::line(img, {x0 - 5, y}, {x0, y}, kBlack, 1);
+    const std::string lab = std::to_string(t);
+    const auto sz = text_size(lab);
+    put(img, lab, {x0 - 8 - sz.width, y + sz.height / 2});
+  }
+  cv::line(img, {x0, top}, {x0, y0}, kBlack, 1);
+  cv::line(img, {x0, y0}, {x0 + plot_w, y0}, kBlack, 1);
+  {
+    const std::string yl = "score (%)";
+    const auto sz = text_size(yl);
+    put_vertical(img, yl, {8, top + plot_h / 2 - sz.width / 2});
+  }
+
+  // Bars.
+  for (int g = 0; g < ng; ++g) {
+    const int gx = x0 + group_gap / 2 + g * (group_w + group_gap);
+    for (int m = 0; m < nb; ++m) {
+      const int bx = gx + m * (bar + bar_gap);
+      MetricSummary ms;
+      for (const auto& [key, v] : s.rows[g].metrics)
+        if (key == cfg.metrics[m]) ms = v;
+      const double scale = 100.0;  // every metric is in [0, 1] (the F1 threshold too, after min-max)
+      if (!ms.mean) {
+        put_vertical(img, "n/a", {bx + 1, y0 - 28}, 0.35);
+        continue;
+      }
+      const int yt = ypix(*ms.mean * scale);
+      if (yt < y0) cv::rectangle(img, cv::Rect(bx, yt, bar, y0 - yt), palette[m % 10], cv::FILLED);
+      if (ms.std) {
+        const int cx = bx + bar / 2;
+        const int ya = ypix((*ms.mean - *ms.std) * scale), yb = ypix((*ms.mean + *ms.std) * scale);
+        cv::line(img, {cx, ya}, {cx, yb}, kBlack, 1);
+        cv::line(img, {cx - 4, ya}, {cx + 4, ya}, kBlack, 1);
+        cv::line(img, {cx - 4, yb}, {cx + 4, yb}, kBlack, 1);
+      }
+    }
+    // Group label.
+    const int cx = gx + group_w / 2;
+    const auto sz = text_size(names[g]);
+    if (vertical_names) {
+      put_vertical(img, names[g], {cx - (sz.height + 8) / 2, y0 + 6});
+    } else {
+      put(img, names[g], {cx - sz.width / 2, y0 + 6 + sz.height});
+    }
+  }
+  {
+    const std::string xl = "variant";
+    const auto sz = text_size(xl);
+    put(img, xl, {x0 + plot_w / 2 - sz.width / 2, H - 10});
+  }
+  std::vector<unsigned char> png;
+  VCP_CHECK(cv::imencode(".png", img, png), "cannot encode the ablation chart as PNG");
+  return png;
+}
+
+void write_summary(const AblationConfig& cfg, const AblationSummary& s) {
+  fs::create_directories(cfg.out_dir);
+  const fs::path d(cfg.out_dir);
+  io::write_file_atomically((d / "summary.md").string(), summary_markdown(cfg, s));
+  io::write_file_atomically((d / "summary.csv").string(), summary_csv(s));
+  io::write_file_atomically((d / "summary.json").string(), summary_json(cfg, s).dump(2) + "\n");
+  const auto png = summary_png(cfg, s);
+  io::write_file_atomically((d / "summary.png").string(),
+                            std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
+}
+
+}  // namespace vcpclip::app
