@@ -250,28 +250,41 @@ std::vector<unsigned char> summary_png(const AblationConfig& cfg, const Ablation
     name_w = std::max(name_w, text_size(n).width);
   }
   const bool vertical_names = name_w > group_w + group_gap - 6;
-  const int left = 70, right = 24, top = 78;
-  const int bottom = (vertical_names ? name_w + 16 : 26) + 34;
+  const int left = 70, right = 24;
+  const std::string title = fs::path(cfg.path).stem().string() + ": mean +/- std over " +
+                            std::to_string(cfg.seeds.size()) + " seed" + (cfg.seeds.size() == 1 ? "" : "s");
+  const double title_scale = 0.55;
   const int plot_h = 300;
-  const int plot_w = std::max(ng * (group_w + group_gap), 360);
-  const int W = left + plot_w + right, H = top + plot_h + bottom;
-  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
-
-  // Title and legend.
-  const std::string title = "Ablation: " + fs::path(cfg.path).stem().string() + " (mean +/- std over " +
-                            std::to_string(cfg.seeds.size()) + " seed" + (cfg.seeds.size() == 1 ? "" : "s") + ")";
-  put(img, title, {left, 22}, 0.55);
-  int lx = left, ly = 44;
-  for (int m = 0; m < nb; ++m) {
-    const std::string label = cfg.metrics[m];
-    const int w = 14 + 6 + text_size(label).width + 18;
-    if (lx + w > W - right && lx > left) {
+  int legend_w = 0;
+  std::vector<int> item_w;
+  for (const auto& m : cfg.metrics) {
+    item_w.push_back(14 + 6 + text_size(m).width + 18);
+    legend_w += item_w.back();
+  }
+  // Wide enough for the groups, the title and (up to a limit) a one-line legend.
+  const int plot_w = std::max({ng * (group_w + group_gap), 360, text_size(title, title_scale).width,
+                               std::min(legend_w, 900)});
+  const int W = left + plot_w + right;
+  // Legend rows (wrapped to the plot width), then the plot.
+  std::vector<cv::Point> item_pos;
+  int lx = left, ly = 46;
+  for (size_t m = 0; m < item_w.size(); ++m) {
+    if (lx + item_w[m] > left + plot_w && lx > left) {
       lx = left;
       ly += 18;
     }
-    cv::rectangle(img, cv::Rect(lx, ly - 10, 14, 12), palette[m % 10], cv::FILLED);
-    put(img, label, {lx + 20, ly});
-    lx += w;
+    item_pos.emplace_back(lx, ly);
+    lx += item_w[m];
+  }
+  const int top = ly + 24;
+  const int bottom = (vertical_names ? name_w + 16 : 26) + 34;
+  const int H = top + plot_h + bottom;
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+
+  put(img, title, {left, 24}, title_scale);
+  for (int m = 0; m < nb; ++m) {
+    cv::rectangle(img, cv::Rect(item_pos[m].x, item_pos[m].y - 10, 14, 12), palette[m % 10], cv::FILLED);
+    put(img, cfg.metrics[m], {item_pos[m].x + 20, item_pos[m].y});
   }
 
   // Axes, grid, y ticks (0..100 %).
@@ -295,7 +308,7 @@ std::vector<unsigned char> summary_png(const AblationConfig& cfg, const Ablation
 
   // Bars.
   for (int g = 0; g < ng; ++g) {
-    const int gx = x0 + group_gap / 2 + g * (group_w + group_gap);
+    const int gx = x0 + (plot_w - ng * (group_w + group_gap)) / 2 + group_gap / 2 + g * (group_w + group_gap);
     for (int m = 0; m < nb; ++m) {
       const int bx = gx + m * (bar + bar_gap);
       MetricSummary ms;
