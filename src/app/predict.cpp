@@ -1,5 +1,6 @@
 // `vcpclip predict` (DESIGN §6): maps, scores and heatmaps for images (see predict.h).
 #include "vcpclip/app/predict.h"
+#include "vcpclip/eval/postprocess.h"
 #include "vcpclip/app/run_config.h"
 
 #include <ATen/ATen.h>
@@ -27,42 +28,6 @@ namespace fs = std::filesystem;
 
 namespace vcpclip::app {
 namespace {
-
-// --- private post-processing helpers (eval/postprocess.h was not available when this was written) ---
-
-/// scipy.ndimage.gaussian_filter semantics on the last two dims of [B, H, W]: 1-D kernels of radius
-/// int(4σ + 0.5), mode 'reflect' (the edge pixel repeats: d c b a | a b c d | d c b a), in float64.
-at::Tensor gaussian_filter_2d(const at::Tensor& maps, double sigma) {
-  if (sigma <= 0) return maps.clone();
-  const int64_t radius = static_cast<int64_t>(4.0 * sigma + 0.5);
-  auto k = at::arange(-radius, radius + 1, at::TensorOptions().dtype(at::kDouble));
-  k = (-0.5 * k * k / (sigma * sigma)).exp();
-  k = (k / k.sum()).to(maps.device());
-  auto x = maps.to(at::kDouble);
-  auto filter_last = [&](const at::Tensor& in) {  // along the last dim
-    const int64_t n = in.size(-1);
-    std::vector<int64_t> idx(n + 2 * radius);
-    for (int64_t i = -radius; i < n + radius; ++i) {
-      int64_t m = ((i % (2 * n)) + 2 * n) % (2 * n);
-      idx[i + radius] = m < n ? m : 2 * n - 1 - m;
-    }
-    auto index = at::tensor(idx, at::TensorOptions().dtype(at::kLong)).to(in.device());
-    auto padded = in.index_select(-1, index);                  // [..., n + 2r]
-    auto flat = padded.reshape({-1, 1, n + 2 * radius});
-    auto out = at::conv1d(flat, k.view({1, 1, -1}));           // correlation with a symmetric kernel
-    auto sizes = in.sizes().vec();
-    return out.reshape(sizes);
-  };
-  x = filter_last(x.transpose(-1, -2).contiguous()).transpose(-1, -2);  // axis H (scipy: axis order 1, 2)
-  x = filter_last(x.contiguous());                                      // axis W
-  return x.to(maps.scalar_type());
-}
-
-double topk_mean(const at::Tensor& map, int64_t k) {
-  auto flat = map.flatten();
-  k = std::min<int64_t>(k, flat.numel());
-  return std::get<0>(flat.topk(k)).to(at::kDouble).mean().item<double>();
-}
 
 /// JET heatmap of a min-max normalised map blended over the RGB image resized to S×S; BGR out.
 cv::Mat heatmap_overlay(const cv::Mat& rgb, const at::Tensor& map, double alpha) {
@@ -197,15 +162,15 @@ PredictSummary run_predict(const PredictRequest& req) {
     auto raw = maps.raw.to(at::kCPU);
     auto post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
     // Without Post-VCP the blend is M_raw alone.
-    auto blend = post.defined() ? pp.alpha * raw + (1.0 - pp.alpha) * post : raw;
-    auto final_maps = gaussian_filter_2d(blend, pp.sigma).to(at::kFloat).contiguous();
+    auto blend = post.defined() ? eval::blend_maps(raw, post, pp.alpha) : raw.to(at::kFloat);
+    auto final_maps = eval::gaussian_filter(blend, pp.sigma).contiguous();
     for (std::size_t j = 0; j < ids.size(); ++j) {
       const std::size_t i = ids[j];
       PredictedImage r;
       r.path = images[i];
       r.stem = stems[i];
-      r.score_raw = topk_mean(raw[j], pp.topk);
-      r.score_post = post.defined() ? topk_mean(post[j], pp.topk) : 0.0;
+      r.score_raw = eval::topk_mean(raw[j], pp.topk).item<double>();
+      r.score_post = post.defined() ? eval::topk_mean(post[j], pp.topk).item<double>() : 0.0;
       r.score = r.score_raw + r.score_post;
       auto m = final_maps[j];
       r.map_min = m.min().item<float>();

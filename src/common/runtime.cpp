@@ -59,6 +59,10 @@ c10::Device apply_runtime(const RuntimeOptions& opts) {
   auto device = parse_device(opts.device);
   int n = setup_threads(opts.threads);
   seed_everything(opts.seed);
+  if (device.is_cuda()) {
+    at::globalContext().setAllowTF32CuBLAS(opts.tf32);
+    at::globalContext().setAllowTF32CuDNN(opts.tf32);
+  }
   spdlog::debug("runtime: device {}, {} intra-op threads, seed {}", device.str(), n, opts.seed);
   return device;
 }

@@ -222,3 +222,16 @@ TEST(RunConfig, ShippedConfigsLoad) {
   auto visa = app::load_run_config(std::string(VCPCLIP_SOURCE_DIR) + "/configs/eval_visa.yaml");
   EXPECT_EQ(visa.require_eval_data("eval").layout, "visa");
 }
+
+TEST(RunConfig, Tf32IsOffByDefaultAndConfigurable) {
+  auto off = vcpclip::app::parse_run_config("runtime: {device: cpu}\n", "<tf32>");
+  EXPECT_FALSE(off.runtime.tf32);
+  auto on = vcpclip::app::parse_run_config("runtime: {tf32: true}\n", "<tf32>");
+  EXPECT_TRUE(on.runtime.tf32);
+  try {
+    vcpclip::app::parse_run_config("runtime: {tf32: maybe}\n", "<tf32>");
+    FAIL() << "expected an error";
+  } catch (const vcpclip::Error& e) {
+    EXPECT_EQ(std::string(e.what()), "config key 'runtime.tf32' in <tf32>: expected true or false, found 'maybe'");
+  }
+}

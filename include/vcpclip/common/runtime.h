@@ -13,6 +13,7 @@ struct RuntimeOptions {
   int threads = 0;              ///< intra-op threads; 0 = all cores
   uint64_t seed = 333;          ///< seed for torch, augmentation and shuffling (reference: 333)
   std::string log_level = "info";  ///< trace|debug|info|warn|error
+  bool tf32 = false;  ///< CUDA: allow TF32 in matmuls/convolutions (faster; ~3e-3 off fp32 parity)
 };
 
 /// Parses "cpu", "cuda", "cuda:N"; CUDA requested but unavailable is a vcpclip::Error.
