@@ -167,7 +167,8 @@ std::string format_demo_comparison(const EvalResult* untrained, const EvalResult
   s << line;
   for (const auto& c : eval::metric_columns()) {
     const auto t = c.get(trained.mean);
-    const auto u = untrained ? c.get(untrained->mean) : eval::Metric{};
+    eval::Metric u;
+    if (untrained) u = c.get(untrained->mean);
     const double k = c.percent ? 100.0 : 1.0;
     auto show = [&](const eval::Metric& m) {
       char b[32];

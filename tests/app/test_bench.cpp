@@ -1,0 +1,97 @@
+// `vcpclip bench`: the shared building blocks (FLOP count, model configs, synthetic maps, python
+// discovery) and the --quick command end to end through the binary (tables + JSON).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "vcpclip/app/bench.h"
+#include "vcpclip/build_info.h"
+
+namespace fs = std::filesystem;
+using namespace vcpclip;
+
+TEST(Bench, VisionFlopCountMatchesTheFormula) {
+  model::ClipVisionConfig v;
+  v.layers = 12;
+  v.width = 768;
+  v.patch_size = 16;
+  // ViT-B/16 at 224: G = 14, L = 197.
+  const double g = 14, w = 768, l = 197;
+  const double expect = (2 * g * g * w * 3 * 16 * 16 + 12 * (24 * l * w * w + 4 * l * l * w) + 2 * w) / 1e9;
+  EXPECT_NEAR(app::vision_gflop_per_image(v, 224), expect, 1e-9);
+  EXPECT_NEAR(app::vision_gflop_per_image(v, 224), 34.9, 0.5);  // the usual ~35 GFLOP (2 x 17.5 GMAC)
+}
+
+TEST(Bench, FindsModelConfigsAndSyntheticMapsAreDeterministic) {
+  EXPECT_TRUE(fs::exists(app::model_config_path("ViT-L-14-336")));
+  eval::ClassAccumulator a("a"), b("b");
+  app::fill_synthetic_maps(a, 4, 64, 7);
+  app::fill_synthetic_maps(b, 4, 64, 7);
+  ASSERT_EQ(a.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(0, std::memcmp(a.map(i), b.map(i), sizeof(float) * 64 * 64));
+    EXPECT_EQ(a.label(i), b.label(i));
+  }
+  EXPECT_GT(app::peak_rss_mb(), 1.0);
+}
+
+TEST(Bench, PythonDiscoveryHonoursTheEnvironmentAndExplainsFailures) {
+  const char* old = std::getenv("VCPCLIP_PYTHON");
+  const std::string saved = old ? old : "";
+  setenv("VCPCLIP_PYTHON", "/nonexistent/python3", 1);
+  std::string why;
+  auto py = app::find_python_with_torch(&why);
+  if (py) {
+    EXPECT_NE(*py, "/nonexistent/python3");  // fell back to /usr/bin/python3 or PATH
+  } else {
+    EXPECT_NE(why.find("/nonexistent/python3: not found"), std::string::npos) << why;
+    EXPECT_NE(why.find("VCPCLIP_PYTHON"), std::string::npos) << why;
+  }
+  setenv("VCPCLIP_PYTHON", "/bin/false", 1);  // exists, cannot import torch
+  why.clear();
+  py = app::find_python_with_torch(&why);
+  if (!py) EXPECT_NE(why.find("/bin/false: cannot import torch"), std::string::npos) << why;
+  if (old) setenv("VCPCLIP_PYTHON", saved.c_str(), 1);
+  else unsetenv("VCPCLIP_PYTHON");
+}
+
+TEST(Bench, QuickCommandPrintsEverySectionAndWritesJson) {
+  const auto json = fs::temp_directory_path() / ("vcpclip_bench_" + std::to_string(::getpid()) + ".json");
+  const std::string cmd = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip bench --quick --no-progress --threads 2 --json " +
+                          json.string() + " 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
+  const int rc = pclose(pipe.release());
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << out;
+  for (const char* s : {"[vision]", "[predict]", "[metrics]", "[train]", "peak RSS", "of sgemm"})
+    EXPECT_NE(out.find(s), std::string::npos) << s << " missing in:\n" << out;
+  std::ifstream in(json);
+  const auto j = nlohmann::json::parse(in);
+  fs::remove(json);
+  EXPECT_TRUE(j.at("machine").at("quick").get<bool>());
+  EXPECT_EQ(j.at("machine").at("threads").get<int>(), 2);
+  EXPECT_GT(j.at("vision").at("sgemm_gflops").get<double>(), 0.1);
+  const auto& v = j.at("vision").at("cases").at(0);
+  EXPECT_EQ(v.at("backbone"), "ViT-B-16");
+  EXPECT_GT(v.at("images_per_second").get<double>(), 0);
+  EXPECT_NEAR(v.at("gflops").get<double>(), v.at("gflop_per_image").get<double>() * v.at("images_per_second").get<double>(),
+              1e-6 * v.at("gflops").get<double>());
+  EXPECT_GT(j.at("predict").at("cases").at(0).at("images_per_second").get<double>(), 0);
+  EXPECT_TRUE(j.at("predict").at("reference_skipped").is_string());  // --quick skips the Python predict run
+  EXPECT_GT(j.at("metrics").at("seconds_exact").get<double>(), 0);
+  // the Python metric column either ran or says why not
+  EXPECT_TRUE(j.at("metrics").at("python_seconds").is_number() || j.at("metrics").at("python_skipped").is_string());
+  EXPECT_GT(j.at("train").at("cases").at(0).at("seconds_per_step_median").get<double>(), 0);
+  EXPECT_GT(j.at("peak_rss_mb").get<double>(), 10);
+}
