@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/io/config_node.h"
+
 namespace vcpclip::data {
 
 struct SynthOptions {
@@ -48,5 +50,10 @@ std::vector<std::string> synthetic_defects(const std::string& set, int index);
 SynthItem render_synthetic(const std::string& set, int index, const std::string& defect, uint64_t seed, int size);
 /// Writes a whole dataset; returns what was written. Errors name the path that failed.
 SynthSummary generate_synthetic(const SynthOptions& opts);
+
+/// Reads a config mapping {out (required), layout, set, classes, images, train_images, size, seed}
+/// into SynthOptions (the `vcpclip synth` flags), checking values and unknown keys (finish()).
+/// `out` is returned as written (callers substitute placeholders such as ${out_dir}).
+SynthOptions parse_synth_options(io::ConfigNode& node);
 
 }  // namespace vcpclip::data
