@@ -48,25 +48,8 @@ void substitute_tree(YAML::Node n, const std::string& out_dir) {
 }
 
 data::SynthOptions parse_synth(io::ConfigNode node, const std::string& out_dir) {
-  data::SynthOptions o;
-  o.out = substitute(node.require<std::string>("out"), out_dir);
-  o.layout = node.get<std::string>("layout", o.layout);
-  VCP_CHECK(o.layout == "mvtec" || o.layout == "visa", "config key ", node.where("layout"),
-            ": expected mvtec or visa, found '", o.layout, "'");
-  o.set = node.get<std::string>("set", o.set);
-  VCP_CHECK(o.set == "auxiliary" || o.set == "target", "config key ", node.where("set"),
-            ": expected auxiliary or target, found '", o.set, "'");
-  o.classes = node.get<int>("classes", o.classes);
-  VCP_CHECK(o.classes >= 1, "config key ", node.where("classes"), ": expected at least 1, found ", o.classes);
-  o.images = node.get<int>("images", o.images);
-  VCP_CHECK(o.images >= 2, "config key ", node.where("images"), ": expected at least 2, found ", o.images);
-  o.train_images = node.get<int>("train_images", o.train_images);
-  o.size = node.get<int>("size", o.size);
-  VCP_CHECK(o.size >= 16, "config key ", node.where("size"), ": expected at least 16, found ", o.size);
-  const int64_t seed = node.get<int64_t>("seed", 0);
-  VCP_CHECK(seed >= 0, "config key ", node.where("seed"), ": expected 0 or more, found ", seed);
-  o.seed = static_cast<uint64_t>(seed);
-  node.finish();
+  data::SynthOptions o = data::parse_synth_options(node);
+  o.out = substitute(o.out, out_dir);
   return o;
 }
 
