@@ -1,4 +1,5 @@
-// bench_vision: CLIP vision-tower throughput (random weights) beside this machine's sgemm rate.
+// bench_vision: CLIP vision-tower throughput (random weights) beside this machine's sgemm rate
+// (the [vision] section of `vcpclip bench`; the measuring code lives in app/bench.h).
 //
 //   bench_vision [--device cpu|cuda] [--iters N] [--threads N (0 = all cores)] [--quick]
 //
@@ -20,50 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "vcpclip/build_info.h"
-#include "vcpclip/model/clip_config.h"
-#include "vcpclip/model/clip_model.h"
+#include "vcpclip/app/bench.h"
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-void sync(const c10::Device& d) {
-  if (d.is_cuda()) torch::cuda::synchronize();
-}
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-/// Best-of-`reps` at::mm rate on n×n fp32 matrices, GFLOP/s.
-double sgemm_gflops(const c10::Device& dev, int64_t n, int reps) {
-  auto a = at::randn({n, n}, at::TensorOptions().device(dev));
-  auto b = at::randn({n, n}, at::TensorOptions().device(dev));
-  auto c = at::mm(a, b);  // warm-up
-  sync(dev);
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    at::mm_out(c, a, b);
-    sync(dev);
-    best = std::min(best, seconds_since(t0));
-  }
-  return 2.0 * n * n * n / best / 1e9;
-}
-
-double vision_gflop_per_image(const vcpclip::model::ClipVisionConfig& v, int64_t size) {
-  const double g = static_cast<double>(size / v.patch_size), w = static_cast<double>(v.width);
-  const double l = g * g + 1, p = static_cast<double>(v.patch_size);
-  const double patch = 2.0 * g * g * w * 3 * p * p;
-  const double block = 24.0 * l * w * w + 4.0 * l * l * w;
-  return (patch + v.layers * block + 2.0 * w * 1) / 1e9;  // (+ the tiny global projection, negligible)
-}
-
-/// configs/models/<name>.json under the working directory, else under the source tree.
-std::string config_path(const std::string& name) {
-  const std::string rel = "configs/models/" + name + ".json";
-  if (std::filesystem::exists(rel)) return rel;
-  return std::string(VCPCLIP_SOURCE_DIR) + "/" + rel;
-}
 
 struct Case {
   const char* config;
@@ -98,7 +58,7 @@ int main(int argc, char** argv) {
   std::printf("device %s, %d intra-op threads\n", dev.str().c_str(), at::get_num_threads());
 
   const int64_t n = dev.is_cuda() ? 8192 : 2048;
-  const double peak = sgemm_gflops(dev, n, dev.is_cuda() ? 10 : 3);
+  const double peak = vcpclip::app::sgemm_gflops(dev, n, dev.is_cuda() ? 10 : 3);
   std::printf("sgemm (at::mm %lldx%lld fp32): %.1f GFLOP/s\n\n", (long long)n, (long long)n, peak);
 
   std::vector<Case> cases = {{"ViT-B-16", 224, 2}, {"ViT-L-14-336", 518, 1}};
@@ -106,24 +66,9 @@ int main(int argc, char** argv) {
   std::printf("%-14s %5s %5s %10s %10s %10s %8s\n", "backbone", "size", "batch", "images/s", "GFLOP/img", "GFLOP/s",
               "of sgemm");
   for (const auto& c : cases) {
-    auto cfg = vcpclip::model::ClipConfig::from_json_file(config_path(c.config));
-    vcpclip::model::ClipVision tower(cfg.vision, cfg.embed_dim, cfg.activation);
-    tower->eval();
-    tower->to(dev);
-    auto images = at::randn({c.batch, 3, c.size, c.size}, at::TensorOptions().device(dev));
-    tower->forward(images, {}, true);  // warm-up (also builds the resized positional embedding)
-    sync(dev);
-    double best = 1e30;
-    for (int i = 0; i < iters; ++i) {
-      auto t0 = Clock::now();
-      auto out = tower->forward(images, {}, true);
-      sync(dev);
-      best = std::min(best, seconds_since(t0));
-    }
-    const double per_img = vision_gflop_per_image(cfg.vision, c.size);
-    const double rate = per_img * c.batch / best;
+    const auto r = vcpclip::app::bench_vision_case(dev, c.config, c.size, c.batch, iters, peak);
     std::printf("%-14s %5lld %5lld %10.2f %10.1f %10.1f %7.0f%%\n", c.config, (long long)c.size, (long long)c.batch,
-                c.batch / best, per_img, rate, 100.0 * rate / peak);
+                r.images_per_second, r.gflop_per_image, r.gflops, 100.0 * r.fraction_of_sgemm);
     std::fflush(stdout);
   }
   return 0;
