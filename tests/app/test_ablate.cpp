@@ -17,6 +17,9 @@
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using namespace vcpclip;
 namespace fs = std::filesystem;
@@ -43,15 +46,6 @@ std::string read(const fs::path& p) {
 }
 
 nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(read(p)); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 /// A tiny base run config: tiny backbone at 32 px, 1 epoch of at most 2 steps, 1 thread.
 std::string base_config(const fs::path& dir) {

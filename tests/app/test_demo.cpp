@@ -12,6 +12,9 @@
 #include "vcpclip/app/demo.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 namespace fs = std::filesystem;
 using namespace vcpclip;
@@ -30,15 +33,6 @@ fs::path temp_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 /// A miniature demo: 2 + 2 classes of tiny images, one short epoch.

@@ -19,6 +19,9 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/ground_truth.h"
 #include "vcpclip/io/npy.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using namespace vcpclip;
 namespace fx = vcp_fixture;
@@ -71,15 +74,6 @@ app::EvalRequest request(const fs::path& data_root, const fs::path& out) {
 nlohmann::json read_json(const fs::path& p) {
   std::ifstream in(p);
   return nlohmann::json::parse(in);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 void expect_unit_or_null(const nlohmann::json& row, const std::string& what) {

@@ -9,6 +9,9 @@
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using namespace vcpclip;
 namespace fs = std::filesystem;
@@ -58,15 +61,6 @@ fs::path write_config(const std::string& name, const std::string& text) {
   auto p = dir / name;
   std::ofstream(p) << text;
   return p;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::string replace(std::string s, const std::string& from, const std::string& to) {

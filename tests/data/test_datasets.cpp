@@ -13,6 +13,9 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/data/datasets.h"
 #include "vcpclip/data/synthetic.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 namespace fs = std::filesystem;
 using namespace vcpclip::data;
@@ -25,15 +28,6 @@ std::string tmpdir(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("vcpclip_test_datasets_" + name);
   fs::remove_all(p);
   return p.string();
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const vcpclip::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 SynthOptions small(const std::string& layout, const std::string& out) {

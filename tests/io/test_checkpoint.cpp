@@ -11,6 +11,10 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/checkpoint.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
+using vcpclip::testing::slurp;
 
 using vcpclip::Error;
 using vcpclip::io::NamedTensors;
@@ -21,20 +25,6 @@ using vcpclip::testing::fixture_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 void spit(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

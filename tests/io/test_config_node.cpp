@@ -2,18 +2,12 @@
 #include <gtest/gtest.h>
 
 #include "vcpclip/io/config_node.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using vcpclip::Error;
 using vcpclip::io::ConfigNode;
-
-static std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(ConfigNode, ReadsTypedValuesAndDefaults) {
   auto root = ConfigNode::from_string("train:\n  epochs: 3\n  lr: 4.0e-5\n  names: [a, b]\n  flag: true\n", "t.yaml");

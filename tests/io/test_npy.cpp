@@ -8,6 +8,10 @@
 #include "io/expected_tensors.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/npy.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
+using vcpclip::testing::slurp;
 
 using vcpclip::Error;
 using vcpclip::io::read_npy;
@@ -16,20 +20,6 @@ using vcpclip::testing::fixture_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 std::string tmp(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("vcpclip_npy_test_" + std::to_string(::getpid()));

@@ -12,6 +12,9 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/openai_weights.h"
 #include "vcpclip/io/safetensors.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using namespace vcpclip;
 namespace fs = std::filesystem;
@@ -19,15 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string archive() { return std::string(VCPCLIP_SOURCE_DIR) + "/tests/fixtures/clip/tiny_clip.pt"; }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const vcpclip::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string tmp(const std::string& name) {
   auto d = fs::temp_directory_path() / ("vcpclip_test_openai_weights_" + std::to_string(::getpid()));

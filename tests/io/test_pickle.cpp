@@ -9,6 +9,9 @@
 #include "io/expected_tensors.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/pickle.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using vcpclip::Error;
 using namespace vcpclip::io::pickle;
@@ -16,15 +19,6 @@ using vcpclip::testing::fixture_dir;
 using Kind = Value::Kind;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string data_pkl_of(const std::string& path) {
   caffe2::serialize::PyTorchStreamReader reader(path);

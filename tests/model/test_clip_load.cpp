@@ -12,6 +12,9 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/openai_weights.h"
 #include "vcpclip/model/clip_model.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using namespace vcpclip;
 namespace fx = clip_fixture;
@@ -21,15 +24,6 @@ namespace {
 
 model::ClipConfig tiny_cfg() { return model::ClipConfig::from_json_file(fx::path("tiny_clip.json")); }
 std::string archive() { return fx::path("tiny_clip.pt"); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const vcpclip::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string tmp(const std::string& name) {
   auto d = fs::temp_directory_path() / ("vcpclip_test_clip_load_" + std::to_string(::getpid()));

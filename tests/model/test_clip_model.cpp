@@ -10,6 +10,9 @@
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/clip_model.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using namespace vcpclip;
 using vcpclip::model::ClipConfig;
@@ -17,15 +20,6 @@ using vcpclip::model::ClipConfig;
 namespace {
 
 ClipConfig tiny() { return ClipConfig::from_json_file(std::string(VCPCLIP_SOURCE_DIR) + "/configs/models/tiny.json"); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const vcpclip::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 /// The block computed independently: sequence-first MHA from LibTorch's functional API.
 torch::Tensor reference_block(model::ResidualBlockImpl& b, const torch::Tensor& x, const torch::Tensor& mask,

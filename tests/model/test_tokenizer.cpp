@@ -11,6 +11,9 @@
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/tokenizer.h"
+#include "support/test_util.h"
+
+using vcpclip::testing::error_of;
 
 using vcpclip::model::Tokenizer;
 namespace fs = std::filesystem;
@@ -37,15 +40,6 @@ const nlohmann::json& golden() {
     return nlohmann::json::parse(f);
   }();
   return j;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const vcpclip::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::vector<int64_t> row(const at::Tensor& t, int64_t i) {
