@@ -132,7 +132,9 @@ TEST(Evaluate, EndToEndReportsMapsScoreAndPngs) {
     for (const auto& col : eval::metric_columns()) {
       auto va = col.get(a), vb = col.get(b);
       ASSERT_EQ(va.has_value(), vb.has_value()) << classes[c] << " " << col.key;
-      if (va) EXPECT_NEAR(*va, *vb, 1e-6) << classes[c] << " " << col.key;
+      if (va) {
+        EXPECT_NEAR(*va, *vb, 1e-6) << classes[c] << " " << col.key;
+      }
     }
   }
   auto scores = eval::read_scores_json((out / "maps" / "scores.json").string());

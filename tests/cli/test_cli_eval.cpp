@@ -89,7 +89,9 @@ TEST(CliEval, WritesMetricsAndPrintsTheTable) {
     for (const char* k : {"pixel_auroc", "pixel_aupro", "pixel_ap", "image_auroc"}) {
       const auto &a = j["classes"][c][k], &b = j2["classes"][c][k];
       ASSERT_EQ(a.is_null(), b.is_null()) << k;
-      if (!a.is_null()) EXPECT_NEAR(a.get<double>(), b.get<double>(), 1e-6) << k;
+      if (!a.is_null()) {
+        EXPECT_NEAR(a.get<double>(), b.get<double>(), 1e-6) << k;
+      }
     }
 }
 
