@@ -1,6 +1,7 @@
 // `vcpclip ablate`: config, run loop, resumability (see include/vcpclip/app/ablate.h).
 // The table / chart writers live in ablate_report.cpp.
 #include "vcpclip/app/ablate.h"
+#include "vcpclip/app/run_util.h"
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -28,13 +29,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kOutDirVar = "${out_dir}";
-
-std::string substitute(std::string s, const std::string& out_dir) {
-  for (size_t p = s.find(kOutDirVar); p != std::string::npos; p = s.find(kOutDirVar, p + out_dir.size()))
-    s.replace(p, std::string(kOutDirVar).size(), out_dir);
-  return s;
-}
+std::string substitute(const std::string& s, const std::string& out_dir) { return substitute_out_dir(s, out_dir); }
 
 /// Deep copy of a YAML value with ${out_dir} replaced in its string scalars.
 YAML::Node substituted(const YAML::Node& n, const std::string& out_dir) {
@@ -97,18 +92,6 @@ data::SynthOptions parse_synth_item(io::ConfigNode node, const std::string& out_
   return o;
 }
 
-std::string now_iso() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 nlohmann::json metric_json(const eval::Metric& m) {
   if (!m || !std::isfinite(*m)) return nullptr;

@@ -1,5 +1,6 @@
 // `vcpclip demo`: synthetic data → train → untrained/trained zero-shot eval (see app/demo.h).
 #include "vcpclip/app/demo.h"
+#include "vcpclip/app/run_util.h"
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -24,22 +25,16 @@ namespace vcpclip::app {
 namespace {
 
 constexpr const char* kBuiltin = "<built-in configs/demo.yaml>";
-constexpr const char* kOutVar = "${out_dir}";
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::string substitute(std::string s, const std::string& out_dir) {
-  for (size_t p = s.find(kOutVar); p != std::string::npos; p = s.find(kOutVar, p + out_dir.size()))
-    s.replace(p, std::char_traits<char>::length(kOutVar), out_dir);
-  return s;
-}
+std::string substitute(const std::string& s, const std::string& out_dir) { return substitute_out_dir(s, out_dir); }
 
 /// Replaces "${out_dir}" in every string scalar below `n` (in place).
 void substitute_tree(YAML::Node n, const std::string& out_dir) {
   if (n.IsScalar()) {
     const std::string v = n.Scalar();
-    if (v.find(kOutVar) != std::string::npos) n = substitute(v, out_dir);
+    if (v.find(kOutDirVar) != std::string::npos) n = substitute(v, out_dir);
   } else if (n.IsSequence()) {
     for (size_t i = 0; i < n.size(); ++i) substitute_tree(n[i], out_dir);
   } else if (n.IsMap()) {
@@ -94,14 +89,6 @@ nlohmann::json metrics_json(const eval::ClassMetrics& m) {
   return j;
 }
 
-std::string now_iso() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
