@@ -17,6 +17,7 @@
 #include <ATen/Context.h>
 #include <c10/core/GradMode.h>
 #include <torch/cuda.h>
+
 #include <nlohmann/json.hpp>
 
 #if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
@@ -192,16 +193,19 @@ TinyTrain tiny_train(const Fixture& fx, const c10::Device& dev, int steps) {
     r.losses.push_back(train::train_step(*m, *optim, images, masks, i + 1).loss);
     if (i == 0)
       for (auto& kv : m->head->named_parameters(true))
-        if (kv.value().grad().defined()) r.grads.emplace_back(kv.key(), kv.value().grad().detach().to(at::kCPU).clone());
+        if (kv.value().grad().defined())
+          r.grads.emplace_back(kv.key(), kv.value().grad().detach().to(at::kCPU).clone());
   }
-  for (auto& kv : m->head->named_parameters(true)) r.params.emplace_back(kv.key(), kv.value().detach().to(at::kCPU).clone());
+  for (auto& kv : m->head->named_parameters(true))
+    r.params.emplace_back(kv.key(), kv.value().detach().to(at::kCPU).clone());
   return r;
 }
 
 void run_tiny(const c10::Device& dev) {
   std::printf("== tiny golden fixture (tests/fixtures/vcp): CPU vs %s ==\n", dev.str().c_str());
   const auto fx = load_fixture();
-  const auto g_raw = fx.load("m_raw"), g_post = fx.load("m_post"), g_final = fx.load("final_map"), g_score = fx.load("score");
+  const auto g_raw = fx.load("m_raw"), g_post = fx.load("m_post"), g_final = fx.load("final_map"),
+             g_score = fx.load("score");
   constexpr double kTol = 1e-4;
 
   auto t0 = Clock::now();
@@ -218,7 +222,8 @@ void run_tiny(const c10::Device& dev) {
     t0 = Clock::now();
     const auto gpu = tiny_maps(fx, dev);
     sync(dev);
-    std::printf(" %s maps in %.2f s (includes CUDA/cuBLAS start-up on the first pass)\n", tag.c_str(), seconds_since(t0));
+    std::printf(" %s maps in %.2f s (includes CUDA/cuBLAS start-up on the first pass)\n", tag.c_str(),
+                seconds_since(t0));
     const double tol = tf32 ? 1e-2 : kTol;  // TF32 keeps 10 mantissa bits: only a sanity bound
     report(tag + " M_raw  vs reference", max_abs_diff(gpu.raw, g_raw), tol);
     report(tag + " M_post vs reference", max_abs_diff(gpu.post, g_post), tol);
@@ -247,8 +252,10 @@ void run_tiny(const c10::Device& dev) {
     const double d = max_abs_diff(tc.grads[i].second, tg.grads[i].second) / scale;
     if (d > worst) worst = d, worst_name = tc.grads[i].first;
   }
-  VCP_CHECK(!tc.grads.empty() && tc.grads.size() == tg.grads.size(), "bench_cuda_check: no step-1 gradients to compare");
-  report("step 1 gradients of " + std::to_string(tc.grads.size()) + " tensors, max|diff|/max|g| (worst: " + worst_name + ")",
+  VCP_CHECK(!tc.grads.empty() && tc.grads.size() == tg.grads.size(),
+            "bench_cuda_check: no step-1 gradients to compare");
+  report("step 1 gradients of " + std::to_string(tc.grads.size()) + " tensors, max|diff|/max|g| (worst: " + worst_name +
+             ")",
          worst, 1e-4);
   // Adam's first steps move each element by about lr whatever the size of its gradient
   // (m̂/√v̂ = ±1), so an element whose gradient is ~0 can step either way on the two devices:
@@ -355,14 +362,22 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (!std::strcmp(argv[i], "--device")) device = next("--device");
-    else if (!std::strcmp(argv[i], "--skip-tiny")) tiny = false;
-    else if (!std::strcmp(argv[i], "--skip-big")) big = false;
-    else if (!std::strcmp(argv[i], "--backbone")) backbone = next("--backbone");
-    else if (!std::strcmp(argv[i], "--size")) size = std::atoll(next("--size"));
-    else if (!std::strcmp(argv[i], "--batch")) batch = std::atoll(next("--batch"));
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::max(1, std::atoi(next("--steps")));
-    else if (!std::strcmp(argv[i], "--iters")) iters = std::max(1, std::atoi(next("--iters")));
+    if (!std::strcmp(argv[i], "--device"))
+      device = next("--device");
+    else if (!std::strcmp(argv[i], "--skip-tiny"))
+      tiny = false;
+    else if (!std::strcmp(argv[i], "--skip-big"))
+      big = false;
+    else if (!std::strcmp(argv[i], "--backbone"))
+      backbone = next("--backbone");
+    else if (!std::strcmp(argv[i], "--size"))
+      size = std::atoll(next("--size"));
+    else if (!std::strcmp(argv[i], "--batch"))
+      batch = std::atoll(next("--batch"));
+    else if (!std::strcmp(argv[i], "--steps"))
+      steps = std::max(1, std::atoi(next("--steps")));
+    else if (!std::strcmp(argv[i], "--iters"))
+      iters = std::max(1, std::atoi(next("--iters")));
     else {
       std::fprintf(stderr,
                    "usage: bench_cuda_check [--device cuda|cuda:N|cpu] [--skip-tiny] [--skip-big] [--backbone NAME]\n"

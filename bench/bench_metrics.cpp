@@ -9,7 +9,6 @@
 //   --python-maps K write the first K maps to a temporary folder and time
 //                   scripts/bench_metrics_reference.py on them (and this code on the same K)
 #include <ATen/Parallel.h>
-#include <opencv2/imgproc.hpp>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -17,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <string>
 
@@ -27,9 +27,7 @@
 using namespace vcpclip::eval;
 using Clock = std::chrono::steady_clock;
 
-static double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 using vcpclip::app::peak_rss_mb;
 
@@ -58,12 +56,18 @@ int main(int argc, char** argv) {
   std::string ref = "/tmp/ref";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--maps") maps = std::atoi(argv[i + 1]);
-    else if (a == "--size") size = std::atoi(argv[i + 1]);
-    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (a == "--rss-maps") rss_maps = std::atoi(argv[i + 1]);
-    else if (a == "--python-maps") py_maps = std::atoi(argv[i + 1]);
-    else if (a == "--ref") ref = argv[i + 1];
+    if (a == "--maps")
+      maps = std::atoi(argv[i + 1]);
+    else if (a == "--size")
+      size = std::atoi(argv[i + 1]);
+    else if (a == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (a == "--rss-maps")
+      rss_maps = std::atoi(argv[i + 1]);
+    else if (a == "--python-maps")
+      py_maps = std::atoi(argv[i + 1]);
+    else if (a == "--ref")
+      ref = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -77,11 +81,12 @@ int main(int argc, char** argv) {
   std::printf("  synthetic data: %.2f s, accumulator holds %.1f MB\n", seconds_since(t0), acc.memory_bytes() / 1e6);
   ClassMetrics m;
   const double te = time_metrics(acc, AuproMode::kExact, &m);
-  std::printf("  all metrics, AUPRO exact:     %.3f s  (pixel AUROC %s, AUPRO %s, AP %s, F1 %s @ %s, IoU %s; "
-              "image AUROC %s)\n",
-              te, show(m.pixel.auroc).c_str(), show(m.pixel.aupro).c_str(), show(m.pixel.ap).c_str(),
-              show(m.pixel.f1_max).c_str(), show(m.pixel.f1_threshold).c_str(), show(m.pixel.iou).c_str(),
-              show(m.image.auroc).c_str());
+  std::printf(
+      "  all metrics, AUPRO exact:     %.3f s  (pixel AUROC %s, AUPRO %s, AP %s, F1 %s @ %s, IoU %s; "
+      "image AUROC %s)\n",
+      te, show(m.pixel.auroc).c_str(), show(m.pixel.aupro).c_str(), show(m.pixel.ap).c_str(),
+      show(m.pixel.f1_max).c_str(), show(m.pixel.f1_threshold).c_str(), show(m.pixel.iou).c_str(),
+      show(m.image.auroc).c_str());
   const double tr = time_metrics(acc, AuproMode::kReference, &m);
   std::printf("  all metrics, AUPRO reference: %.3f s  (AUPRO %s)\n", tr, show(m.pixel.aupro).c_str());
   std::printf("  peak RSS: %.0f MB\n", peak_rss_mb());
@@ -105,10 +110,11 @@ int main(int argc, char** argv) {
     const double cr = time_metrics(sub, AuproMode::kReference, &ms);
     std::string why;
     const std::string python = vcpclip::app::find_python_with_torch(&why).value_or("python3");
-    const std::string cmd = python + " " + std::string(VCPCLIP_SOURCE_DIR) + "/scripts/bench_metrics_reference.py --maps " +
-                            (dir / "maps.f32").string() + " --masks " + (dir / "masks.u8").string() + " --shape " +
-                            std::to_string(py_maps) + "," + std::to_string(size) + "," + std::to_string(size) +
-                            " --ref " + ref + " > " + (dir / "py.txt").string();
+    const std::string cmd = python + " " + std::string(VCPCLIP_SOURCE_DIR) +
+                            "/scripts/bench_metrics_reference.py --maps " + (dir / "maps.f32").string() + " --masks " +
+                            (dir / "masks.u8").string() + " --shape " + std::to_string(py_maps) + "," +
+                            std::to_string(size) + "," + std::to_string(size) + " --ref " + ref + " > " +
+                            (dir / "py.txt").string();
     std::printf("  python (sklearn + reference cal_pro_score) on the first %d maps ...\n", py_maps);
     std::fflush(stdout);
     const int rc = std::system(cmd.c_str());

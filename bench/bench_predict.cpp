@@ -4,12 +4,12 @@
 //   build/bench_predict --dir /tmp/vcp_bench --threads 2 --images 8 [--batch 8]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "vcpclip/model/tokenizer.h"
@@ -31,10 +31,14 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp/vcp_bench";
   int threads = 2, images = 8, batch = 8;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--images")) images = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--batch")) batch = std::stoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--dir"))
+      dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--images"))
+      images = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--batch"))
+      batch = std::stoi(argv[i + 1]);
   }
   at::set_num_threads(threads);
   nlohmann::json ref;

@@ -1,7 +1,6 @@
 // `vcpclip ablate`: config, run loop, resumability (see include/vcpclip/app/ablate.h).
 // The table / chart writers live in ablate_report.cpp.
 #include "vcpclip/app/ablate.h"
-#include "vcpclip/app/run_util.h"
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -18,6 +17,7 @@
 
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/run_config.h"
+#include "vcpclip/app/run_util.h"
 #include "vcpclip/app/train.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/report.h"
@@ -91,7 +91,6 @@ data::SynthOptions parse_synth_item(io::ConfigNode node, const std::string& out_
   o.out = substitute(o.out, out_dir);
   return o;
 }
-
 
 nlohmann::json metric_json(const eval::Metric& m) {
   if (!m || !std::isfinite(*m)) return nullptr;
@@ -213,11 +212,11 @@ AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& ou
     io::ConfigNode item(vs[i], c.path, prefix);
     AblationVariant v;
     v.name = item.require<std::string>("name");
-    VCP_CHECK(std::regex_match(v.name, name_re) && v.name != "." && v.name != "..", "config key ",
-              item.where("name"), ": variant names are directory names of [A-Za-z0-9_.-], found '", v.name, "'");
+    VCP_CHECK(std::regex_match(v.name, name_re) && v.name != "." && v.name != "..", "config key ", item.where("name"),
+              ": variant names are directory names of [A-Za-z0-9_.-], found '", v.name, "'");
     for (const auto& other : c.variants)
-      VCP_CHECK(other.name != v.name, "ablation config ", c.path, ": duplicate variant name '", v.name, "' (",
-                prefix, ")");
+      VCP_CHECK(other.name != v.name, "ablation config ", c.path, ": duplicate variant name '", v.name, "' (", prefix,
+                ")");
     const std::string ctx = msg("ablation config ", c.path, ", variant '", v.name, "': ");
     try {
       v.train_from = item.get<std::string>("train_from", "");
@@ -351,20 +350,24 @@ nlohmann::json run_one(const AblationConfig& c, const AblationVariant& v, uint64
       cmd.progress = progress;
       auto req = make_train_request(cmd);
       req.resume = fs::exists(tdir / "resume.pt");
-      if (req.resume) spdlog::info("ablate: {} seed {}: resuming training from {}", v.name, seed, (tdir / "resume.pt").string());
+      if (req.resume)
+        spdlog::info("ablate: {} seed {}: resuming training from {}", v.name, seed, (tdir / "resume.pt").string());
       const auto t0 = std::chrono::steady_clock::now();
       const auto summary = train::run_training(req);
       const double secs = seconds_since(t0);
       VCP_CHECK(fs::exists(checkpoint), "training of variant '", v.name, "' seed ", seed, " wrote no ", checkpoint);
-      nlohmann::json d = {{"steps", summary.steps}, {"epochs", summary.epochs_done}, {"seconds", secs},
-                          {"checkpoint", checkpoint}, {"finished_at", now_iso()}};
+      nlohmann::json d = {{"steps", summary.steps},
+                          {"epochs", summary.epochs_done},
+                          {"seconds", secs},
+                          {"checkpoint", checkpoint},
+                          {"finished_at", now_iso()}};
       io::write_file_atomically(done.string(), d.dump(2) + "\n");
       res["train_steps"] = summary.steps;
       res["train_seconds"] = secs;
     }
   } else if (!checkpoint.empty()) {
-    VCP_CHECK(fs::exists(checkpoint), "variant '", v.name, "' seed ", seed, ": checkpoint ", checkpoint,
-              " is missing", v.train_from.empty() ? "" : msg(" (variant '", trainer_of(c, v.name), "' trains it)"));
+    VCP_CHECK(fs::exists(checkpoint), "variant '", v.name, "' seed ", seed, ": checkpoint ", checkpoint, " is missing",
+              v.train_from.empty() ? "" : msg(" (variant '", trainer_of(c, v.name), "' trains it)"));
   } else {
     spdlog::warn("ablate: variant {} has no checkpoint: evaluating the untrained (seeded) head", v.name);
   }
@@ -414,10 +417,9 @@ AblationSummary run_ablation(const AblationConfig& c, const AblateOptions& opts)
     if (fs::exists(path)) {
       r.results = read_json_file(path);
       const auto expect = c.variant_overrides(name);
-      VCP_CHECK(r.results.contains("overrides") &&
-                    r.results["overrides"].get<std::vector<std::string>>() == expect,
-                path, " was written with other settings than variant '", name, "' of ", c.path,
-                " has now; remove ", c.run_dir(name, seed), " to rerun it, or use another out_dir");
+      VCP_CHECK(r.results.contains("overrides") && r.results["overrides"].get<std::vector<std::string>>() == expect,
+                path, " was written with other settings than variant '", name, "' of ", c.path, " has now; remove ",
+                c.run_dir(name, seed), " to rerun it, or use another out_dir");
       VCP_CHECK(r.results.contains("metrics") && r.results["metrics"].is_object(), path, " has no \"metrics\"");
       r.state = "skipped";
     }

@@ -1,12 +1,11 @@
 // `vcpclip ablate` summary: mean ± sample std over seeds, markdown / CSV / JSON tables and the
 // grouped bar chart (see include/vcpclip/app/ablate.h).
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <sstream>
 
 #include "vcpclip/app/ablate.h"
@@ -48,15 +47,18 @@ AblationSummary summarize_runs(const AblationConfig& cfg, std::vector<AblationRu
     for (const auto& r : out.runs) {
       if (r.variant != v.name) continue;
       if (r.state == "failed") ++row.failed;
-      if ((r.state == "ran" || r.state == "skipped") && r.results.contains("metrics")) done.push_back(&r.results["metrics"]);
+      if ((r.state == "ran" || r.state == "skipped") && r.results.contains("metrics"))
+        done.push_back(&r.results["metrics"]);
     }
     row.runs = static_cast<int64_t>(done.size());
     for (const auto& col : eval::metric_columns()) {
       std::vector<eval::Metric> values;
       for (const auto* m : done) {
         const auto it = m->find(col.key);
-        if (it != m->end() && it->is_number()) values.emplace_back(it->get<double>());
-        else values.emplace_back(std::nullopt);
+        if (it != m->end() && it->is_number())
+          values.emplace_back(it->get<double>());
+        else
+          values.emplace_back(std::nullopt);
       }
       row.metrics.emplace_back(col.key, summarize(values));
     }
@@ -75,8 +77,10 @@ const eval::MetricColumn& column(const std::string& key) {
 
 std::string fmt(double v, bool percent) {
   char b[64];
-  if (percent) std::snprintf(b, sizeof b, "%.2f", v * 100);
-  else std::snprintf(b, sizeof b, "%.3f", v);
+  if (percent)
+    std::snprintf(b, sizeof b, "%.2f", v * 100);
+  else
+    std::snprintf(b, sizeof b, "%.3f", v);
   return b;
 }
 
@@ -98,7 +102,6 @@ nlohmann::json jnum(const eval::Metric& m) {
   if (!m) return nullptr;
   return *m;
 }
-
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -146,7 +149,8 @@ std::string summary_markdown(const AblationConfig& cfg, const AblationSummary& s
     o << "\n";
     if (ri == 0) {
       o << "|";
-      for (size_t i = 0; i < w.size(); ++i) o << (i < 3 ? ":" + std::string(w[i] + 1, '-') : std::string(w[i] + 1, '-') + ":") << "|";
+      for (size_t i = 0; i < w.size(); ++i)
+        o << (i < 3 ? ":" + std::string(w[i] + 1, '-') : std::string(w[i] + 1, '-') + ":") << "|";
       o << "\n";
     }
   }
@@ -183,9 +187,13 @@ nlohmann::json summary_json(const AblationConfig& cfg, const AblationSummary& s)
   j["variants"] = nlohmann::json::array();
   for (const auto& row : s.rows) {
     const auto& v = cfg.variant(row.variant);
-    nlohmann::json jv = {{"name", v.name},           {"train", v.train},          {"train_from", v.train_from},
-                         {"checkpoint", v.checkpoint}, {"overrides", cfg.variant_overrides(v.name)},
-                         {"runs", row.runs},         {"failed", row.failed}};
+    nlohmann::json jv = {{"name", v.name},
+                         {"train", v.train},
+                         {"train_from", v.train_from},
+                         {"checkpoint", v.checkpoint},
+                         {"overrides", cfg.variant_overrides(v.name)},
+                         {"runs", row.runs},
+                         {"failed", row.failed}};
     nlohmann::json sum = nlohmann::json::object();
     for (const auto& [key, m] : row.metrics) sum[key] = {{"mean", jnum(m.mean)}, {"std", jnum(m.std)}, {"n", m.n}};
     jv["summary"] = sum;
@@ -235,9 +243,9 @@ void put_vertical(cv::Mat& img, const std::string& t, cv::Point tl, double scale
 }  // namespace
 
 std::vector<unsigned char> summary_png(const AblationConfig& cfg, const AblationSummary& s) {
-  static const cv::Scalar palette[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44},  {40, 39, 214},
+  static const cv::Scalar palette[] = {{180, 119, 31},  {14, 127, 255}, {44, 160, 44},   {40, 39, 214},
                                        {189, 103, 148}, {75, 86, 140},  {194, 119, 227}, {127, 127, 127},
-                                       {34, 189, 188}, {207, 190, 23}};
+                                       {34, 189, 188},  {207, 190, 23}};
   const int nb = static_cast<int>(cfg.metrics.size());
   const int ng = static_cast<int>(s.rows.size());
   const int bar = 16, bar_gap = 2, group_gap = 28;
@@ -262,8 +270,8 @@ std::vector<unsigned char> summary_png(const AblationConfig& cfg, const Ablation
     legend_w += item_w.back();
   }
   // Wide enough for the groups, the title and (up to a limit) a one-line legend.
-  const int plot_w = std::max({ng * (group_w + group_gap), 360, text_size(title, title_scale).width,
-                               std::min(legend_w, 900)});
+  const int plot_w =
+      std::max({ng * (group_w + group_gap), 360, text_size(title, title_scale).width, std::min(legend_w, 900)});
   const int W = left + plot_w + right;
   // Legend rows (wrapped to the plot width), then the plot.
   std::vector<cv::Point> item_pos;
@@ -289,7 +297,9 @@ std::vector<unsigned char> summary_png(const AblationConfig& cfg, const Ablation
 
   // Axes, grid, y ticks (0..100 %).
   const int x0 = left, y0 = top + plot_h;
-  auto ypix = [&](double pct) { return y0 - static_cast<int>(std::lround(std::clamp(pct, 0.0, 100.0) / 100.0 * plot_h)); };
+  auto ypix = [&](double pct) {
+    return y0 - static_cast<int>(std::lround(std::clamp(pct, 0.0, 100.0) / 100.0 * plot_h));
+  };
   for (int t = 0; t <= 100; t += 10) {
     const int y = ypix(t);
     if (t > 0) cv::line(img, {x0 + 1, y}, {x0 + plot_w, y}, kGrid, 1);

@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
-#include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <torch/cuda.h>
@@ -19,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -186,8 +186,8 @@ std::optional<std::string> find_python_with_torch(std::string* why) {
   return std::nullopt;
 }
 
-VisionCase bench_vision_case(const c10::Device& dev, const std::string& backbone, int64_t size, int64_t batch, int iters,
-                             double sgemm) {
+VisionCase bench_vision_case(const c10::Device& dev, const std::string& backbone, int64_t size, int64_t batch,
+                             int iters, double sgemm) {
   c10::NoGradGuard no_grad;
   auto cfg = model::ClipConfig::from_json_file(model_config_path(backbone));
   model::ClipVision tower(cfg.vision, cfg.embed_dim, cfg.activation);
@@ -242,9 +242,8 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
       << fmt("%.2f", load1) << (q ? " (--quick)" : "") << "\n";
 
   // Work folder (predict weights, metric maps).
-  fs::path work = opts.work_dir.empty()
-                      ? fs::temp_directory_path() / ("vcpclip_bench_" + std::to_string(::getpid()))
-                      : fs::path(opts.work_dir);
+  fs::path work = opts.work_dir.empty() ? fs::temp_directory_path() / ("vcpclip_bench_" + std::to_string(::getpid()))
+                                        : fs::path(opts.work_dir);
   const bool remove_work = opts.work_dir.empty();
   fs::create_directories(work);
   struct Cleanup {
@@ -258,9 +257,12 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
 
   std::string no_python;
   std::optional<std::string> python;
-  if (!opts.python) no_python = "--no-python";
-  else if (!fs::exists(opts.ref_dir)) no_python = "reference code not found at " + opts.ref_dir + " (--ref)";
-  else python = find_python_with_torch(&no_python);
+  if (!opts.python)
+    no_python = "--no-python";
+  else if (!fs::exists(opts.ref_dir))
+    no_python = "reference code not found at " + opts.ref_dir + " (--ref)";
+  else
+    python = find_python_with_torch(&no_python);
 
   // ---- vision tower vs sgemm ----
   section("vision tower");
@@ -268,8 +270,8 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
     c10::NoGradGuard no_grad;
     const int64_t n = dev.is_cuda() ? 8192 : (q ? 1024 : 2048);
     const double peak = sgemm_gflops(dev, n, dev.is_cuda() ? 10 : (q ? 2 : 3));
-    out << "\n[vision] CLIP vision tower (random weights) vs sgemm (at::mm " << n << "x" << n << " fp32: "
-        << fmt("%.1f", peak) << " GFLOP/s)\n";
+    out << "\n[vision] CLIP vision tower (random weights) vs sgemm (at::mm " << n << "x" << n
+        << " fp32: " << fmt("%.1f", peak) << " GFLOP/s)\n";
     char line[200];
     std::snprintf(line, sizeof line, "  %-14s %5s %5s %10s %10s %10s %9s\n", "backbone", "size", "batch", "images/s",
                   "GFLOP/img", "GFLOP/s", "of sgemm");
@@ -283,8 +285,12 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
                     (long long)size, (long long)batch, c.images_per_second, c.gflop_per_image, c.gflops,
                     100 * c.fraction_of_sgemm);
       out << line << std::flush;
-      arr.push_back({{"backbone", name}, {"size", size}, {"batch", batch}, {"images_per_second", c.images_per_second},
-                     {"gflop_per_image", c.gflop_per_image}, {"gflops", c.gflops},
+      arr.push_back({{"backbone", name},
+                     {"size", size},
+                     {"batch", batch},
+                     {"images_per_second", c.images_per_second},
+                     {"gflop_per_image", c.gflop_per_image},
+                     {"gflops", c.gflops},
                      {"fraction_of_sgemm", c.fraction_of_sgemm}});
     }
     j["vision"] = {{"sgemm_n", n}, {"sgemm_gflops", peak}, {"cases", arr}};
@@ -350,11 +356,15 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
       std::snprintf(line, sizeof line, "  %-6s %5lld %12.2f %12s %8s\n", pc.name.c_str(), (long long)pc.size, ips,
                     rips ? fmt("%.2f", *rips).c_str() : "-", rips ? fmt("%.2fx", ips / *rips).c_str() : "-");
       out << line << std::flush;
-      arr.push_back({{"config", pc.name}, {"image_size", pc.size}, {"images_per_second", ips},
+      arr.push_back({{"config", pc.name},
+                     {"image_size", pc.size},
+                     {"images_per_second", ips},
                      {"reference_images_per_second", num_or_null(rips)},
                      {"speedup", rips ? nlohmann::json(ips / *rips) : nlohmann::json(nullptr)}});
     }
-    j["predict"] = {{"images", images}, {"batch", batch}, {"cases", arr},
+    j["predict"] = {{"images", images},
+                    {"batch", batch},
+                    {"cases", arr},
                     {"reference_peak_rss_mb", ref.is_null() ? nlohmann::json(nullptr) : ref.at("peak_rss_mb")},
                     {"reference_skipped", ref.is_null() ? nlohmann::json(ref_note) : nlohmann::json(nullptr)}};
     if (!ref_note.empty()) note("predict reference: " + ref_note);
@@ -414,12 +424,18 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
     out << "  first " << py_maps << " maps: C++ " << fmt("%.3f", sub_exact) << " s exact / " << fmt("%.3f", sub_ref)
         << " s reference-mode; python (sklearn + reference cal_pro_score) "
         << (py_total ? fmt("%.3f s", *py_total) : std::string("-"));
-    if (py_total) out << " -> " << fmt("%.0fx", *py_total / sub_exact) << " (exact), " << fmt("%.0fx", *py_total / sub_ref)
-                      << " (reference mode)";
+    if (py_total)
+      out << " -> " << fmt("%.0fx", *py_total / sub_exact) << " (exact), " << fmt("%.0fx", *py_total / sub_ref)
+          << " (reference mode)";
     out << "\n" << std::flush;
-    j["metrics"] = {{"maps", maps}, {"size", size}, {"seconds_exact", exact}, {"seconds_reference_mode", reference_mode},
-                    {"subset_maps", py_maps}, {"subset_seconds_exact", sub_exact},
-                    {"subset_seconds_reference_mode", sub_ref}, {"python_seconds", num_or_null(py_total)},
+    j["metrics"] = {{"maps", maps},
+                    {"size", size},
+                    {"seconds_exact", exact},
+                    {"seconds_reference_mode", reference_mode},
+                    {"subset_maps", py_maps},
+                    {"subset_seconds_exact", sub_exact},
+                    {"subset_seconds_reference_mode", sub_ref},
+                    {"python_seconds", num_or_null(py_total)},
                     {"speedup_exact", py_total ? nlohmann::json(*py_total / sub_exact) : nlohmann::json(nullptr)},
                     {"python_skipped", py_total ? nlohmann::json(nullptr) : nlohmann::json(py_note)}};
     if (!py_total) note("metrics reference: " + py_note);
@@ -469,8 +485,12 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
       std::snprintf(line, sizeof line, "  %-6s %5lld %6lld %12.3f %12.2f\n", pc.name.c_str(), (long long)pc.size,
                     (long long)batch, median, batch / median);
       out << line << std::flush;
-      arr.push_back({{"config", pc.name}, {"image_size", pc.size}, {"batch", batch}, {"steps", steps},
-                     {"seconds_per_step_median", median}, {"images_per_second", batch / median}});
+      arr.push_back({{"config", pc.name},
+                     {"image_size", pc.size},
+                     {"batch", batch},
+                     {"steps", steps},
+                     {"seconds_per_step_median", median},
+                     {"images_per_second", batch / median}});
     }
     j["train"] = {{"cases", arr}};
   }
@@ -479,7 +499,8 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   j["seconds"] = seconds_since(start);
   j["notes"] = notes;
   out << "\npeak RSS " << fmt("%.0f", peak_rss_mb()) << " MB; bench took " << fmt("%.1f", seconds_since(start))
-      << " s\n" << std::flush;
+      << " s\n"
+      << std::flush;
   return j;
 }
 

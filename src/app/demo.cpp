@@ -1,6 +1,5 @@
 // `vcpclip demo`: synthetic data → train → untrained/trained zero-shot eval (see app/demo.h).
 #include "vcpclip/app/demo.h"
-#include "vcpclip/app/run_util.h"
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -13,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "vcpclip/app/run_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/report.h"
 #include "vcpclip/io/atomic_file.h"
@@ -51,8 +51,13 @@ data::SynthOptions parse_synth(io::ConfigNode node, const std::string& out_dir) 
 std::string normal(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
 
 nlohmann::json synth_json(const data::SynthOptions& o) {
-  return {{"layout", o.layout}, {"set", o.set},   {"classes", o.classes}, {"images", o.images},
-          {"train_images", o.train_images}, {"size", o.size}, {"seed", o.seed}};
+  return {{"layout", o.layout},
+          {"set", o.set},
+          {"classes", o.classes},
+          {"images", o.images},
+          {"train_images", o.train_images},
+          {"size", o.size},
+          {"seed", o.seed}};
 }
 
 /// Writes the set unless the same one is already complete (marker <out>.synth.json, written last).
@@ -88,7 +93,6 @@ nlohmann::json metrics_json(const eval::ClassMetrics& m) {
   }
   return j;
 }
-
 
 }  // namespace
 
@@ -142,8 +146,10 @@ std::string format_demo_comparison(const EvalResult* untrained, const EvalResult
     const double k = c.percent ? 100.0 : 1.0;
     auto show = [&](const eval::Metric& m) {
       char b[32];
-      if (m) std::snprintf(b, sizeof b, "%.2f", *m * k);
-      else std::snprintf(b, sizeof b, "-");
+      if (m)
+        std::snprintf(b, sizeof b, "%.2f", *m * k);
+      else
+        std::snprintf(b, sizeof b, "-");
       return std::string(b);
     };
     std::string change;

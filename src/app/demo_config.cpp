@@ -6,7 +6,8 @@
 namespace vcpclip::app {
 
 const std::string& embedded_demo_config() {
-  static const std::string text = R"vcpclip(# `vcpclip demo`: the whole VCP-CLIP protocol end to end without downloads (a few minutes on 2 CPU
+  static const std::string text =
+      R"vcpclip(# `vcpclip demo`: the whole VCP-CLIP protocol end to end without downloads (a few minutes on 2 CPU
 # cores). This file is also compiled into the binary (src/app/demo_config.cpp; a test keeps the two
 # identical), so `vcpclip demo` works from any directory; `--config` uses another file and
 # `--set key=value` changes any key below, e.g. --set train.epochs=2.

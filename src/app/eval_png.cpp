@@ -1,12 +1,12 @@
 // `vcpclip eval --export-png`: per-image strips and heatmaps, per-class ROC / PRO curve plots
 // (layout in include/vcpclip/app/evaluate.h; pictures from eval/visualize.h).
-#include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <opencv2/imgproc.hpp>
 
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/data/transforms.h"
@@ -19,8 +19,10 @@ namespace {
 
 std::string with_metric(const std::string& name, const char* metric, const eval::Metric& v) {
   char buf[64];
-  if (v) std::snprintf(buf, sizeof buf, " (%s %.1f)", metric, 100.0 * *v);
-  else std::snprintf(buf, sizeof buf, " (%s n/a)", metric);
+  if (v)
+    std::snprintf(buf, sizeof buf, " (%s %.1f)", metric, 100.0 * *v);
+  else
+    std::snprintf(buf, sizeof buf, " (%s n/a)", metric);
   return name + buf;
 }
 
@@ -52,10 +54,10 @@ void export_eval_pngs(const EvalRequest& req, const std::vector<eval::ClassAccum
     eval::write_png((dir / acc.name() / "roc.png").string(),
                     eval::plot_curves({{with_metric(acc.name(), "AUROC", m.pixel.auroc), m.pixel.roc}},
                                       acc.name() + ": pixel ROC", "FPR", "TPR", 1.0, true));
-    eval::write_png((dir / acc.name() / "pro.png").string(),
-                    eval::plot_curves({{with_metric(acc.name(), "AUPRO", m.pixel.aupro), m.pixel.pro}},
-                                      acc.name() + ": per-region overlap", "FPR", "PRO",
-                                      req.eval.metrics.aupro_fpr_limit));
+    eval::write_png(
+        (dir / acc.name() / "pro.png").string(),
+        eval::plot_curves({{with_metric(acc.name(), "AUPRO", m.pixel.aupro), m.pixel.pro}},
+                          acc.name() + ": per-region overlap", "FPR", "PRO", req.eval.metrics.aupro_fpr_limit));
     plots += 2;
   }
   spdlog::info("eval: {} image strips and {} curve plots -> {}", written, plots, dir.string());

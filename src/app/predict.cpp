@@ -1,13 +1,8 @@
 // `vcpclip predict` (DESIGN §6): maps, scores and heatmaps for images (see predict.h).
 #include "vcpclip/app/predict.h"
-#include "vcpclip/eval/postprocess.h"
-#include "vcpclip/app/run_config.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,11 +10,16 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <set>
 
+#include "vcpclip/app/run_config.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
 #include "vcpclip/data/transforms.h"
+#include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/npy.h"
 #include "vcpclip/model/vcp_clip.h"
@@ -61,7 +61,8 @@ PostprocessOptions parse_postprocess_options(io::ConfigNode& node) {
   o.sigma = node.get<double>("sigma", o.sigma);
   o.topk = node.get<int64_t>("topk", o.topk);
   node.finish();
-  VCP_CHECK(o.alpha >= 0 && o.alpha <= 1, "config key ", node.where("alpha"), ": expected a weight in [0, 1], found ", o.alpha);
+  VCP_CHECK(o.alpha >= 0 && o.alpha <= 1, "config key ", node.where("alpha"), ": expected a weight in [0, 1], found ",
+            o.alpha);
   VCP_CHECK(o.sigma >= 0, "config key ", node.where("sigma"), ": expected ≥ 0, found ", o.sigma);
   VCP_CHECK(o.topk >= 1, "config key ", node.where("topk"), ": expected ≥ 1, found ", o.topk);
   return o;
@@ -202,8 +203,13 @@ PredictSummary run_predict(const PredictRequest& req) {
   j["post_vcp"] = req.model.post_vcp;
   j["images"] = nlohmann::json::array();
   for (const auto& r : summary.images)
-    j["images"].push_back({{"path", r.path}, {"stem", r.stem}, {"score", r.score}, {"score_raw", r.score_raw},
-                           {"score_post", r.score_post}, {"map_min", r.map_min}, {"map_max", r.map_max}});
+    j["images"].push_back({{"path", r.path},
+                           {"stem", r.stem},
+                           {"score", r.score},
+                           {"score_raw", r.score_raw},
+                           {"score_post", r.score_post},
+                           {"map_min", r.map_min},
+                           {"map_max", r.map_max}});
   j["skipped"] = nlohmann::json::array();
   for (const auto& [p, e] : summary.skipped) j["skipped"].push_back({{"path", p}, {"error", e}});
   io::write_file_atomically((fs::path(req.output) / "scores.json").string(), j.dump(2) + "\n");

@@ -39,8 +39,7 @@ EvalSection parse_eval_section(io::ConfigNode& node) {
     node.section("data");  // known key, absent
   }
   e.batch_size = node.get<int64_t>("batch_size", e.batch_size);
-  VCP_CHECK(e.batch_size >= 1, "config key ", node.where("batch_size"), ": expected at least 1, found ",
-            e.batch_size);
+  VCP_CHECK(e.batch_size >= 1, "config key ", node.where("batch_size"), ": expected at least 1, found ", e.batch_size);
   e.out_dir = node.get_path("out_dir", e.out_dir);
   e.save_maps = node.get<bool>("save_maps", e.save_maps);
   e.export_png = node.get<bool>("export_png", e.export_png);

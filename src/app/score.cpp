@@ -38,8 +38,8 @@ eval::ClassMetrics score_class(const std::string& cls, const std::vector<eval::G
     VCP_CHECK(std::filesystem::exists(path), "missing anomaly map ", path, " for image '", it.key(), "'");
     at::Tensor map = io::read_npy(path);
     while (map.dim() > 2 && map.size(0) == 1) map = map.squeeze(0);
-    VCP_CHECK(map.dim() == 2 && map.is_floating_point(), "anomaly map ", path,
-              " must be a float32 [S,S] array, found ", map.dtype(), " ", map.sizes());
+    VCP_CHECK(map.dim() == 2 && map.is_floating_point(), "anomaly map ", path, " must be a float32 [S,S] array, found ",
+              map.dtype(), " ", map.sizes());
     VCP_CHECK(map.size(0) == map.size(1), "anomaly map ", path, " must be square (S×S), found ", map.sizes());
     const auto s = scores.find(it.key());
     VCP_CHECK(s != scores.end(), "scores.json has no image score for '", it.key(), "'");

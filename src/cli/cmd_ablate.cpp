@@ -41,9 +41,10 @@ static vcpclip::cli::CommandRegistrar reg(
                       cfg.variants.size(), cfg.seeds.size(), cfg.out_dir.c_str());
           for (const auto& r : summary.runs) {
             const auto& v = cfg.variant(r.variant);
-            std::printf("  %-28s seed %-6llu %-8s %s\n", r.variant.c_str(), static_cast<unsigned long long>(r.seed),
-                        r.state == "skipped" ? "done" : "pending",
-                        v.train ? "train + eval" : (v.train_from.empty() ? "eval" : ("eval of " + v.train_from).c_str()));
+            std::printf(
+                "  %-28s seed %-6llu %-8s %s\n", r.variant.c_str(), static_cast<unsigned long long>(r.seed),
+                r.state == "skipped" ? "done" : "pending",
+                v.train ? "train + eval" : (v.train_from.empty() ? "eval" : ("eval of " + v.train_from).c_str()));
           }
           return 0;
         }

@@ -30,7 +30,8 @@ static vcpclip::cli::CommandRegistrar reg(
                      "VCP checkpoint in the reference layout (.pth); omitted: untrained (seeded) head as a baseline");
       sub.add_option("--out,-o", a->out, "output directory (default: eval.out_dir)");
       sub.add_flag("--save-maps", a->save_maps, "write maps/<class>/<defect>/<stem>.npy and maps/scores.json");
-      sub.add_flag("--export-png", a->export_png, "write imgs/<class>/<defect>/<stem>.png strips, heatmaps, ROC/PRO plots");
+      sub.add_flag("--export-png", a->export_png,
+                   "write imgs/<class>/<defect>/<stem>.png strips, heatmaps, ROC/PRO plots");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
       return [a]() {

@@ -1,10 +1,9 @@
 // `vcpclip info --weights F [--model-config J] [--activation A] [--json]`: loads a CLIP backbone
 // strictly (OpenAI TorchScript archive or safetensors) and prints what it is: backbone name,
 // native image size, layers, widths, heads, embedding size and parameter count.
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -31,7 +30,8 @@ std::string grouped(int64_t n) {
 }  // namespace
 
 static vcpclip::cli::CommandRegistrar reg(
-    "info", "Describe a CLIP weights file (backbone, sizes, parameter count)", [](CLI::App& sub) -> vcpclip::cli::Action {
+    "info", "Describe a CLIP weights file (backbone, sizes, parameter count)",
+    [](CLI::App& sub) -> vcpclip::cli::Action {
       auto args = std::make_shared<InfoArgs>();
       sub.add_option("--weights", args->weights, "OpenAI CLIP .pt (TorchScript) or .safetensors file")->required();
       sub.add_option("--model-config", args->model_config,

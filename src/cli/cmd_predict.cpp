@@ -23,7 +23,8 @@ static vcpclip::cli::CommandRegistrar reg(
     "predict", "Anomaly maps, heatmaps and image scores for images or folders",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<PredictArgs>();
-      sub.add_option("--config,-c", a->config, "run config (sections model, postprocess, predict, runtime)")->required();
+      sub.add_option("--config,-c", a->config, "run config (sections model, postprocess, predict, runtime)")
+          ->required();
       sub.add_option("--checkpoint,-k", a->checkpoint, "VCP checkpoint in the reference layout (.pth)")->required();
       sub.add_option("--input,-i", a->inputs, "image file or directory (repeatable)")->required();
       sub.add_option("--output,-o", a->output, "output directory")->required();

@@ -21,8 +21,7 @@ static vcpclip::cli::CommandRegistrar reg(
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<ScoreArgs>();
       sub.add_option("--maps,-m", a->maps, "directory with <class>/<defect>/<stem>.npy and scores.json")->required();
-      sub.add_option("--data,--config,-c", a->config, "run config whose eval.data section is the test set")
-          ->required();
+      sub.add_option("--data,--config,-c", a->config, "run config whose eval.data section is the test set")->required();
       sub.add_option("--out,-o", a->out, "write metrics.json, metrics.csv, metrics.md here");
       sub.add_option("--aupro", a->aupro, "exact | reference (default: eval.aupro of the config, else exact)");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.aupro=reference)");
@@ -37,9 +36,9 @@ static vcpclip::cli::CommandRegistrar reg(
         std::printf("%s", vcpclip::eval::report_table(res.report).c_str());
         int failed = 0;
         for (const auto& c : res.report.classes) failed += c.error.empty() ? 0 : 1;
-        std::printf("%zu classes scored (%d failed) in %.2f s, AUPRO %s%s%s\n",
-                    res.report.classes.size() - failed, failed, res.seconds, res.report.aupro_mode.c_str(),
-                    a->out.empty() ? "" : "; reports in ", a->out.c_str());
+        std::printf("%zu classes scored (%d failed) in %.2f s, AUPRO %s%s%s\n", res.report.classes.size() - failed,
+                    failed, res.seconds, res.report.aupro_mode.c_str(), a->out.empty() ? "" : "; reports in ",
+                    a->out.c_str());
         VCP_CHECK(failed < int(res.report.classes.size()), "no class could be scored (see the errors above)");
         return 0;
       };

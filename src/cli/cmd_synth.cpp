@@ -9,17 +9,23 @@ static vcpclip::cli::CommandRegistrar reg(
     "synth", "Write a procedural dataset (product images with defects and masks) in the MVTec AD or VisA layout",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto o = std::make_shared<vcpclip::data::SynthOptions>();
-      sub.add_option("--layout", o->layout, "on-disk layout")->check(CLI::IsMember({"mvtec", "visa"}))->capture_default_str();
+      sub.add_option("--layout", o->layout, "on-disk layout")
+          ->check(CLI::IsMember({"mvtec", "visa"}))
+          ->capture_default_str();
       sub.add_option("--out", o->out, "output directory")->required();
-      sub.add_option("--classes", o->classes, "number of product classes")->check(CLI::PositiveNumber)->capture_default_str();
+      sub.add_option("--classes", o->classes, "number of product classes")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
       sub.add_option("--images", o->images, "test images per class (40% normal, 60% anomalous)")
-          ->check(CLI::Range(2, 1000000))->capture_default_str();
+          ->check(CLI::Range(2, 1000000))
+          ->capture_default_str();
       sub.add_option("--train-images", o->train_images, "normal training images per class (-1: images/2)")
           ->capture_default_str();
       sub.add_option("--size", o->size, "image side in pixels")->check(CLI::Range(16, 8192))->capture_default_str();
       sub.add_option("--seed", o->seed, "random seed")->capture_default_str();
       sub.add_option("--set", o->set, "class set: auxiliary (train on) or target (evaluate on); disjoint")
-          ->check(CLI::IsMember({"auxiliary", "target"}))->capture_default_str();
+          ->check(CLI::IsMember({"auxiliary", "target"}))
+          ->capture_default_str();
       return [o]() {
         vcpclip::app::run_synth(*o, std::cout);
         return 0;

@@ -2,10 +2,10 @@
 // text, {"text": ..., "ids": [context_length ids]} (SOT, BPE ids, EOT, zero padding), exactly the
 // rows the reference `tokenize` gives.
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -41,8 +41,7 @@ static vcpclip::cli::CommandRegistrar reg(
         for (size_t i = 0; i < args->texts.size(); ++i) {
           at::Tensor row = ids[int64_t(i)].contiguous();
           const int64_t* p = row.data_ptr<int64_t>();
-          nlohmann::ordered_json line = {{"text", args->texts[i]},
-                                 {"ids", std::vector<int64_t>(p, p + row.numel())}};
+          nlohmann::ordered_json line = {{"text", args->texts[i]}, {"ids", std::vector<int64_t>(p, p + row.numel())}};
           std::printf("%s\n", line.dump().c_str());
         }
         return 0;

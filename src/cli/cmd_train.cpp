@@ -11,7 +11,8 @@ static vcpclip::cli::CommandRegistrar reg(
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto c = std::make_shared<vcpclip::app::TrainCommand>();
       auto no_progress = std::make_shared<bool>(false);
-      sub.add_option("--config,-c", c->config, "run config (sections runtime, model, train with train.data)")->required();
+      sub.add_option("--config,-c", c->config, "run config (sections runtime, model, train with train.data)")
+          ->required();
       sub.add_option("--set", c->overrides, "config override key=value (e.g. train.epochs=2)");
       sub.add_flag("--resume", c->resume, "continue the run in train.out_dir from its resume.pt");
       sub.add_option("--init-from", c->init_from, "start from this checkpoint's trainable tensors (fresh optimizer)");

@@ -1,10 +1,10 @@
 // `vcpclip version`: prints the toolkit, LibTorch and OpenCV versions and the BLAS threads.
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
-#include <opencv2/core/version.hpp>
 #include <torch/cuda.h>
 
 #include <cstdio>
+#include <opencv2/core/version.hpp>
 
 #include "command.h"
 #include "vcpclip/build_info.h"

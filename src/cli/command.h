@@ -13,7 +13,6 @@
 // is chosen. Commands only parse, load config and call the library; a vcpclip::Error thrown by
 // the action is printed as one readable paragraph and the process exits with status 1.
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 #include <vector>

@@ -8,8 +8,12 @@
 namespace vcpclip {
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), tty_(isatty(fileno(stderr)) != 0),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      tty_(isatty(fileno(stderr)) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 Progress::~Progress() {
   if (!finished_ && done_ > 0) finish();
@@ -55,8 +59,10 @@ void Progress::draw(bool final) {
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
-  if (tty_) draw(true);
-  else if (last_decile_ != 10) draw(true);
+  if (tty_)
+    draw(true);
+  else if (last_decile_ != 10)
+    draw(true);
 }
 
 }  // namespace vcpclip

@@ -1,8 +1,8 @@
 // Runtime settings (see include/vcpclip/common/runtime.h).
 #include "vcpclip/common/runtime.h"
 
-#include <ATen/Parallel.h>
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -28,7 +28,8 @@ c10::Device parse_device(const std::string& text) {
       }
     }
     if (!torch::cuda::is_available())
-      fail("device '", text, "' requested but this LibTorch build sees no CUDA GPU "
+      fail("device '", text,
+           "' requested but this LibTorch build sees no CUDA GPU "
            "(Debian's libtorch is CPU-only: build against an official CUDA LibTorch, see README)");
     if (index >= static_cast<int>(torch::cuda::device_count()))
       fail("device '", text, "': only ", torch::cuda::device_count(), " CUDA device(s) present");

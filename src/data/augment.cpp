@@ -1,11 +1,10 @@
 // Training augmentations (DESIGN.md §7) and the 2×2 same-class mosaic.
 #include "vcpclip/data/augment.h"
 
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <opencv2/imgproc.hpp>
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/data/transforms.h"
@@ -44,8 +43,7 @@ cv::Mat grey3(const cv::Mat& rgb) {
 void colour_jitter(cv::Mat& img, std::mt19937& g) {
   std::array<int, 4> order{0, 1, 2, 3};
   std::shuffle(order.begin(), order.end(), g);
-  const double b = uniform(g, 0.8, 1.2), c = uniform(g, 0.8, 1.2), s = uniform(g, 0.8, 1.2),
-               h = uniform(g, -0.2, 0.2);
+  const double b = uniform(g, 0.8, 1.2), c = uniform(g, 0.8, 1.2), s = uniform(g, 0.8, 1.2), h = uniform(g, -0.2, 0.2);
   for (int step : order) {
     if (step == 0) {
       img.convertTo(img, CV_8U, b);
@@ -111,16 +109,19 @@ void augment(cv::Mat& rgb, cv::Mat& mask, std::mt19937& g, const AugmentOptions&
   if (do_bc) brightness_contrast(rgb, alpha, beta);
   if (do_noise) gauss_noise(rgb, g, std::sqrt(var));
   if (do_blur) {
-    if (which == 0) cv::blur(rgb, rgb, cv::Size(3, 3));
-    else if (which == 1) colour_jitter(rgb, g);
-    else cv::GaussianBlur(rgb, rgb, cv::Size(gk, gk), 0);
+    if (which == 0)
+      cv::blur(rgb, rgb, cv::Size(3, 3));
+    else if (which == 1)
+      colour_jitter(rgb, g);
+    else
+      cv::GaussianBlur(rgb, rgb, cv::Size(gk, gk), 0);
   }
 }
 
 void mosaic2x2(const std::vector<cv::Mat>& images, const std::vector<cv::Mat>& masks, cv::Mat& rgb_out,
                cv::Mat& mask_out) {
-  VCP_CHECK(images.size() == 4 && masks.size() == 4, "mosaic2x2: expected 4 images and 4 masks, found ",
-            images.size(), " and ", masks.size());
+  VCP_CHECK(images.size() == 4 && masks.size() == 4, "mosaic2x2: expected 4 images and 4 masks, found ", images.size(),
+            " and ", masks.size());
   const int w = images[0].cols, h = images[0].rows;
   rgb_out = cv::Mat(2 * h, 2 * w, CV_8UC3);
   mask_out = cv::Mat::zeros(2 * h, 2 * w, CV_8UC1);

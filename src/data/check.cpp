@@ -1,13 +1,12 @@
 // Dataset validation: counts per class and every problem that would break training/evaluation.
 #include "vcpclip/data/check.h"
 
-#include <opencv2/imgcodecs.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <opencv2/imgcodecs.hpp>
 #include <sstream>
 #include <thread>
 
@@ -114,7 +113,8 @@ DataReport check_index(const DatasetIndex& index, const std::string& split, cons
     (s.anomaly ? c.anomalous : c.normal) += 1;
   }
   for (const auto& c : rep.classes)
-    if (c.normal + c.anomalous == 0) rep.problems.push_back(msg("empty class: ", c.cls, " has no images in split '", split, "'"));
+    if (c.normal + c.anomalous == 0)
+      rep.problems.push_back(msg("empty class: ", c.cls, " has no images in split '", split, "'"));
 
   // Per-item checks in parallel; results merged in sample order so the report is deterministic.
   const size_t n = index.samples.size();

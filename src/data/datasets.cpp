@@ -1,11 +1,10 @@
 // Dataset readers: MVTec AD, VisA (split csv), reference meta json, MVTec-like folders.
 #include "vcpclip/data/datasets.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -90,8 +89,8 @@ std::string find_mask(const fs::path& gt_dir, const fs::path& image, bool strict
   return plain.empty() ? canonical.string() : plain;  // missing: data check reports it
 }
 
-DatasetIndex read_mvtec_like(const std::string& root, const std::string& split,
-                             const std::vector<std::string>& classes, bool strict) {
+DatasetIndex read_mvtec_like(const std::string& root, const std::string& split, const std::vector<std::string>& classes,
+                             bool strict) {
   check_split(split);
   DatasetIndex idx;
   idx.source = msg(strict ? "MVTec AD layout at " : "MVTec-like folder at ", root);
@@ -128,11 +127,13 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   std::string cur;
   bool quoted = false;
   for (char c : line) {
-    if (c == '"') quoted = !quoted;
+    if (c == '"')
+      quoted = !quoted;
     else if (c == ',' && !quoted) {
       out.push_back(cur);
       cur.clear();
-    } else cur += c;
+    } else
+      cur += c;
   }
   out.push_back(cur);
   return out;
@@ -150,8 +151,8 @@ DataOptions parse_data_options(io::ConfigNode& node, bool training) {
   o.meta = node.get_path("meta", "");
   o.csv = node.get_path("csv", "");
   o.split = node.get<std::string>("split", "test");
-  VCP_CHECK(o.split == "train" || o.split == "test", "expected train or test for ", node.where("split"),
-            ", found '", o.split, "'");
+  VCP_CHECK(o.split == "train" || o.split == "test", "expected train or test for ", node.where("split"), ", found '",
+            o.split, "'");
   o.classes = node.get<std::vector<std::string>>("classes", {});
   o.workers = node.get<int>("workers", 2);
   VCP_CHECK(o.workers >= 0, "expected workers >= 0 for ", node.where("workers"), ", found ", o.workers);
@@ -211,8 +212,7 @@ DatasetIndex read_visa(const std::string& root, const std::string& csv_in, const
               f.size());
     const std::string& cls = f[0];
     VCP_CHECK(!cls.empty(), csv, ":", lineno, ": empty object name");
-    VCP_CHECK(f[1] == "train" || f[1] == "test", csv, ":", lineno, ": split must be train or test, found '", f[1],
-              "'");
+    VCP_CHECK(f[1] == "train" || f[1] == "test", csv, ":", lineno, ": split must be train or test, found '", f[1], "'");
     VCP_CHECK(f[2] == "normal" || f[2] == "anomaly", csv, ":", lineno, ": label must be normal or anomaly, found '",
               f[2], "'");
     VCP_CHECK(!f[3].empty(), csv, ":", lineno, ": empty image path");
@@ -242,7 +242,8 @@ DatasetIndex read_meta(const std::string& root, const std::string& meta_in, cons
       if (n.rfind("meta_", 0) == 0 && p.extension() == ".json") found.push_back(p.string());
     }
     VCP_CHECK(found.size() == 1, "meta layout: expected exactly one meta_<name>.json in ", root,
-              " (or give `meta:`), found ", found.size(), found.empty() ? "" : ": ", found.empty() ? "" : join_list(found));
+              " (or give `meta:`), found ", found.size(), found.empty() ? "" : ": ",
+              found.empty() ? "" : join_list(found));
     meta = found[0];
   }
   require_file(meta, "meta file");

@@ -135,7 +135,8 @@ Sample DataLoader::load_one(size_t pos, size_t index) {
   const SampleInfo& info = samples_[index];
   // One generator per (seed, epoch, rank position): independent of which thread loads it.
   const uint64_t global_pos = pos * opts_.world_size + opts_.rank;
-  std::mt19937 g(static_cast<uint32_t>(mix(mix(opts_.seed ^ 0xA5A5A5A5ull, static_cast<uint64_t>(epoch_)), global_pos)));
+  std::mt19937 g(
+      static_cast<uint32_t>(mix(mix(opts_.seed ^ 0xA5A5A5A5ull, static_cast<uint64_t>(epoch_)), global_pos)));
   cv::Mat rgb, mask;
   SampleInfo out_info = info;
   const bool mosaic = opts_.mosaic_p > 0 && std::uniform_real_distribution<double>(0, 1)(g) < opts_.mosaic_p &&

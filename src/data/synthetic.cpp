@@ -1,9 +1,6 @@
 // Procedural product images with defects and exact masks, written as MVTec AD or VisA.
 #include "vcpclip/data/synthetic.h"
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,6 +8,8 @@
 #include <fstream>
 #include <iomanip>
 #include <map>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <sstream>
 
@@ -47,8 +46,7 @@ struct Rng {
 };
 
 void check_set(const std::string& set) {
-  VCP_CHECK(set == "auxiliary" || set == "target", "synthetic set must be 'auxiliary' or 'target', found '", set,
-            "'");
+  VCP_CHECK(set == "auxiliary" || set == "target", "synthetic set must be 'auxiliary' or 'target', found '", set, "'");
 }
 
 std::string kind_of(const std::string& set, int index) {
@@ -66,7 +64,8 @@ cv::Mat smooth_noise(Rng& r, int size, int cells) {
 }
 
 cv::Vec3f rand_colour(Rng& r, double lo, double hi) {
-  return cv::Vec3f(static_cast<float>(r.uni(lo, hi)), static_cast<float>(r.uni(lo, hi)), static_cast<float>(r.uni(lo, hi)));
+  return cv::Vec3f(static_cast<float>(r.uni(lo, hi)), static_cast<float>(r.uni(lo, hi)),
+                   static_cast<float>(r.uni(lo, hi)));
 }
 
 cv::Vec3f lerp(const cv::Vec3f& a, const cv::Vec3f& b, float t) { return a * (1 - t) + b * t; }
@@ -203,11 +202,12 @@ void render_object(const ClassStyle& st, Rng& r, int S, Canvas& c) {
         shade.at<float>(y, x) = static_cast<float>(0.8 + 0.3 * ((x - centre.x) + (y - centre.y)) / (2 * k) + 0.1);
   } else {  // bottle, side view
     std::vector<cv::Point2d> body, neck, cap;
-    body = {{-0.17 * k, 0.38 * k}, {-0.17 * k, -0.1 * k}, {-0.07 * k, -0.22 * k}, {0.07 * k, -0.22 * k},
-            {0.17 * k, -0.1 * k},  {0.17 * k, 0.38 * k}};
+    body = {{-0.17 * k, 0.38 * k}, {-0.17 * k, -0.1 * k}, {-0.07 * k, -0.22 * k},
+            {0.07 * k, -0.22 * k}, {0.17 * k, -0.1 * k},  {0.17 * k, 0.38 * k}};
     add_rect(neck, -0.06 * k, -0.36 * k, 0.06 * k, -0.2 * k);
     add_rect(cap, -0.075 * k, -0.42 * k, 0.075 * k, -0.35 * k);
-    polys = {transform_poly(body, centre, angle), transform_poly(neck, centre, angle), transform_poly(cap, centre, angle)};
+    polys = {transform_poly(body, centre, angle), transform_poly(neck, centre, angle),
+             transform_poly(cap, centre, angle)};
     const double ca = std::cos(angle), sa = std::sin(angle);
     for (int y = 0; y < S; ++y)
       for (int x = 0; x < S; ++x) {
@@ -306,12 +306,12 @@ void draw_defect(const std::string& type, Rng& r, int S, Canvas& c, cv::Mat& D) 
     const int blobs = r.integer(3, 6);
     for (int i = 0; i < blobs; ++i) {
       const cv::Point q = p + cv::Point(cvRound(S * r.uni(-0.04, 0.04)), cvRound(S * r.uni(-0.04, 0.04)));
-      cv::ellipse(D, q, cv::Size(cvRound(S * r.uni(0.02, 0.05)), cvRound(S * r.uni(0.02, 0.05))), r.uni(0, 180), 0,
-                  360, 255, cv::FILLED, cv::LINE_8);
+      cv::ellipse(D, q, cv::Size(cvRound(S * r.uni(0.02, 0.05)), cvRound(S * r.uni(0.02, 0.05))), r.uni(0, 180), 0, 360,
+                  255, cv::FILLED, cv::LINE_8);
     }
     D &= c.inner;
-    const cv::Vec3f tint = farthest(
-        {cv::Vec3f(110, 70, 20), cv::Vec3f(35, 40, 25), cv::Vec3f(225, 215, 170)}, mean_under(c.img, D), r);
+    const cv::Vec3f tint =
+        farthest({cv::Vec3f(110, 70, 20), cv::Vec3f(35, 40, 25), cv::Vec3f(225, 215, 170)}, mean_under(c.img, D), r);
     for (int y = 0; y < S; ++y)
       for (int x = 0; x < S; ++x)
         if (D.at<uint8_t>(y, x)) c.img.at<cv::Vec3f>(y, x) = c.img.at<cv::Vec3f>(y, x) * 0.3f + tint * 0.7f;
@@ -330,7 +330,8 @@ void draw_defect(const std::string& type, Rng& r, int S, Canvas& c, cv::Mat& D) 
     for (int i = 0; i < spots; ++i)
       cv::circle(D, random_point_in(r, c.inner), cvRound(S * r.uni(0.015, 0.035)) + 1, 255, cv::FILLED, cv::LINE_8);
     D &= c.inner;
-    const cv::Vec3f col = farthest({{230, 30, 30}, {30, 200, 40}, {40, 60, 230}, {240, 220, 20}}, mean_under(c.img, D), r);
+    const cv::Vec3f col =
+        farthest({{230, 30, 30}, {30, 200, 40}, {40, 60, 230}, {240, 220, 20}}, mean_under(c.img, D), r);
     for (int y = 0; y < S; ++y)
       for (int x = 0; x < S; ++x)
         if (D.at<uint8_t>(y, x)) c.img.at<cv::Vec3f>(y, x) = col * 0.85f + c.img.at<cv::Vec3f>(y, x) * 0.15f;
@@ -417,16 +418,15 @@ SynthItem render_synthetic(const std::string& set, int index, const std::string&
     for (int x = 0; x < size; ++x) {
       const float g = static_cast<float>(1.0 + gx * (x - size / 2.0) / size + gy * (y - size / 2.0) / size);
       const cv::Vec3f v = c.img.at<cv::Vec3f>(y, x) * g;
-      for (int k = 0; k < 3; ++k)
-        item.rgb.at<cv::Vec3b>(y, x)[k] = cv::saturate_cast<uint8_t>(v[k] + noise(r.g));
+      for (int k = 0; k < 3; ++k) item.rgb.at<cv::Vec3b>(y, x)[k] = cv::saturate_cast<uint8_t>(v[k] + noise(r.g));
     }
   return item;
 }
 
 SynthSummary generate_synthetic(const SynthOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  VCP_CHECK(o.layout == "mvtec" || o.layout == "visa", "synthetic layout must be 'mvtec' or 'visa', found '",
-            o.layout, "'");
+  VCP_CHECK(o.layout == "mvtec" || o.layout == "visa", "synthetic layout must be 'mvtec' or 'visa', found '", o.layout,
+            "'");
   check_set(o.set);
   VCP_CHECK(!o.out.empty(), "no output directory given for the synthetic dataset");
   VCP_CHECK(o.images >= 2, "synthetic images per class must be >= 2 (normal + anomalous), found ", o.images);

@@ -1,13 +1,12 @@
 // Image / mask preprocessing (DESIGN.md §7): PIL-exact antialiased resizes, CLIP normalisation.
 #include "vcpclip/data/transforms.h"
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <vector>
 
 #include "vcpclip/common/error.h"
@@ -66,9 +65,8 @@ Coeffs precompute(int in_size, int out_size, double (*filter)(double), double fi
     }
     for (int x = 0; x < xmax; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[static_cast<size_t>(xx) * c.ksize + x] =
-          v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
-                : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
+      c.k[static_cast<size_t>(xx) * c.ksize + x] = v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
+                                                         : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
     }
     c.xmin[xx] = xmin;
     c.xcount[xx] = xmax;
@@ -156,8 +154,10 @@ void check_readable(const std::string& path, const char* what) {
 cv::Mat to_8bit(const cv::Mat& m) {
   if (m.depth() == CV_8U) return m;
   cv::Mat out;
-  if (m.depth() == CV_16U) m.convertTo(out, CV_8U, 1.0 / 257.0);
-  else m.convertTo(out, CV_8U);
+  if (m.depth() == CV_16U)
+    m.convertTo(out, CV_8U, 1.0 / 257.0);
+  else
+    m.convertTo(out, CV_8U);
   return out;
 }
 
@@ -179,10 +179,17 @@ cv::Mat read_rgb(const std::string& path) {
   raw = to_8bit(raw);
   cv::Mat rgb;
   switch (raw.channels()) {
-    case 1: cv::cvtColor(raw, rgb, cv::COLOR_GRAY2RGB); break;
-    case 3: cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB); break;
-    case 4: cv::cvtColor(raw, rgb, cv::COLOR_BGRA2RGB); break;  // PIL convert("RGB") drops alpha
-    default: fail("unsupported channel count ", raw.channels(), " in image file: ", path);
+    case 1:
+      cv::cvtColor(raw, rgb, cv::COLOR_GRAY2RGB);
+      break;
+    case 3:
+      cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB);
+      break;
+    case 4:
+      cv::cvtColor(raw, rgb, cv::COLOR_BGRA2RGB);
+      break;  // PIL convert("RGB") drops alpha
+    default:
+      fail("unsupported channel count ", raw.channels(), " in image file: ", path);
   }
   return rgb;
 }
@@ -205,8 +212,10 @@ cv::Mat read_mask(const std::string& path) {
   }
   if (raw.channels() == 1) return raw;
   cv::Mat rgb;
-  if (raw.channels() == 3) cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB);
-  else cv::cvtColor(raw, rgb, cv::COLOR_BGRA2RGB);
+  if (raw.channels() == 3)
+    cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB);
+  else
+    cv::cvtColor(raw, rgb, cv::COLOR_BGRA2RGB);
   return rgb_to_l(rgb);
 }
 
@@ -239,8 +248,7 @@ at::Tensor preprocess_image(const cv::Mat& rgb, int64_t size) {
 at::Tensor preprocess_mask(const cv::Mat& mask, int64_t size) {
   VCP_CHECK(size > 0, "preprocess_mask: size must be positive, found ", size);
   if (mask.empty()) return at::zeros({size, size}, at::kFloat);
-  VCP_CHECK(mask.type() == CV_8UC1, "preprocess_mask: expected an 8-bit single-channel mask, found type ",
-            mask.type());
+  VCP_CHECK(mask.type() == CV_8UC1, "preprocess_mask: expected an 8-bit single-channel mask, found type ", mask.type());
   const int s = static_cast<int>(size);
   cv::Mat bin = (mask > 0);  // 0 / 255, as the reference's (>0)*255 "L" image
   cv::Mat r = resize_bilinear_pil(bin, s, s);
@@ -264,8 +272,7 @@ at::Tensor load_mask(const std::string& path, int64_t size) {
 cv::Mat denormalise_to_rgb(const at::Tensor& image) {
   at::Tensor t = image.detach().to(at::kCPU, at::kFloat);
   if (t.dim() == 4) t = t[0];
-  VCP_CHECK(t.dim() == 3 && t.size(0) == 3, "denormalise_to_rgb: expected [3,H,W] or [B,3,H,W], found ",
-            t.sizes());
+  VCP_CHECK(t.dim() == 3 && t.size(0) == 3, "denormalise_to_rgb: expected [3,H,W] or [B,3,H,W], found ", t.sizes());
   auto mean = at::tensor({kClipMean[0], kClipMean[1], kClipMean[2]}, at::kFloat).view({3, 1, 1});
   auto std = at::tensor({kClipStd[0], kClipStd[1], kClipStd[2]}, at::kFloat).view({3, 1, 1});
   at::Tensor u8 = ((t * std + mean) * 255.0).round().clamp(0, 255).to(at::kByte).permute({1, 2, 0}).contiguous();

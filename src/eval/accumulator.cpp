@@ -43,10 +43,10 @@ void ClassAccumulator::reserve(size_t maps, int64_t height, int64_t width) {
   masks_.reserve(maps * size_t(height * width));
 }
 
-void ClassAccumulator::add(const std::string& id, const float* map, const uint8_t* mask, int64_t height,
-                           int64_t width, double score, int label) {
-  VCP_CHECK(height > 0 && width > 0, "class '", name_, "', image '", id, "': empty anomaly map (", height, "x",
-            width, ")");
+void ClassAccumulator::add(const std::string& id, const float* map, const uint8_t* mask, int64_t height, int64_t width,
+                           double score, int label) {
+  VCP_CHECK(height > 0 && width > 0, "class '", name_, "', image '", id, "': empty anomaly map (", height, "x", width,
+            ")");
   VCP_CHECK(label == 0 || label == 1, "class '", name_, "', image '", id, "': label must be 0 or 1, found ", label);
   VCP_CHECK(!std::isnan(score), "class '", name_, "', image '", id, "': image score is NaN");
   const int64_t n = height * width;
@@ -113,8 +113,8 @@ ClassMetrics ClassAccumulator::compute(const MetricsOptions& opts) const {
   std::vector<std::string> pw;
   out.pixel = pixel_metrics(data, opts, &pw);
   for (auto& w : pw) out.warnings.push_back("class '" + name_ + "': " + w);
-  const auto im = binary_metrics(scores_.data(), labels_.data(), scores_.size(), 0.0, "class '" + name_ + "'",
-                                 &out.warnings);
+  const auto im =
+      binary_metrics(scores_.data(), labels_.data(), scores_.size(), 0.0, "class '" + name_ + "'", &out.warnings);
   out.image.auroc = im.auroc;
   out.image.ap = im.ap;
   out.image.f1_max = im.f1_max;

@@ -1,10 +1,9 @@
 // Saved-maps layout helpers for `vcpclip score` (see ground_truth.h).
 #include "vcpclip/eval/ground_truth.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/atomic_file.h"

@@ -12,7 +12,6 @@
 // Extra memory: 2 bytes per normal pixel + 12 bytes per defect pixel (+ 1 MB per thread).
 // Set VCPCLIP_EVAL_TIMING=1 to print the time of each phase to stderr.
 #include <ATen/Parallel.h>
-#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <opencv2/imgproc.hpp>
 
 #include "sweep.h"
 #include "vcpclip/common/error.h"
@@ -51,8 +51,8 @@ PixelMetrics pixel_metrics(const PixelData& data, const MetricsOptions& opts, st
 
   int64_t total = 0;
   for (const auto& it : data.items) {
-    VCP_CHECK(it.offset == total, "pixel_metrics: items must be contiguous (item at offset ", it.offset,
-              ", expected ", total, ")");
+    VCP_CHECK(it.offset == total, "pixel_metrics: items must be contiguous (item at offset ", it.offset, ", expected ",
+              total, ")");
     total += it.height * it.width;
   }
   const float* maps = data.maps;

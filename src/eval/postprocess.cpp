@@ -58,15 +58,13 @@ at::Tensor gaussian_filter(const at::Tensor& maps, double sigma, double truncate
 }
 
 at::Tensor blend_maps(const at::Tensor& raw, const at::Tensor& post, double alpha) {
-  VCP_CHECK(raw.sizes() == post.sizes(), "blend: M_raw ", raw.sizes(), " and M_post ", post.sizes(),
-            " differ in size");
+  VCP_CHECK(raw.sizes() == post.sizes(), "blend: M_raw ", raw.sizes(), " and M_post ", post.sizes(), " differ in size");
   const float a = float(alpha), b = float(1.0 - alpha);
   return raw.to(at::kFloat) * a + post.to(at::kFloat) * b;
 }
 
 at::Tensor topk_mean(const at::Tensor& maps, int64_t k) {
-  VCP_CHECK(maps.dim() == 2 || maps.dim() == 3, "top-k mean: expected [H,W] or [N,H,W] maps, found ",
-            maps.sizes());
+  VCP_CHECK(maps.dim() == 2 || maps.dim() == 3, "top-k mean: expected [H,W] or [N,H,W] maps, found ", maps.sizes());
   VCP_CHECK(k > 0, "top-k mean: k must be > 0, found ", k);
   at::Tensor flat = (maps.dim() == 2 ? maps.unsqueeze(0) : maps).to(at::kFloat).flatten(1);
   k = std::min<int64_t>(k, flat.size(1));

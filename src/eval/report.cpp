@@ -90,7 +90,8 @@ std::string pipe_table(const std::vector<std::vector<std::string>>& rows) {
   };
   line(rows[0]);
   os << "|";
-  for (size_t i = 0; i < w.size(); ++i) os << (i == 0 ? ":" + std::string(w[i] + 1, '-') : std::string(w[i] + 1, '-') + ":") << "|";
+  for (size_t i = 0; i < w.size(); ++i)
+    os << (i == 0 ? ":" + std::string(w[i] + 1, '-') : std::string(w[i] + 1, '-') + ":") << "|";
   os << "\n";
   for (size_t r = 1; r < rows.size(); ++r) line(rows[r]);
   return os.str();

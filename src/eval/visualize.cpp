@@ -1,12 +1,11 @@
 // Heatmap overlays, the 4-panel strip, curve plots (see visualize.h).
 #include "vcpclip/eval/visualize.h"
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "vcpclip/common/error.h"
 
@@ -62,9 +61,9 @@ cv::Mat strip_image(const cv::Mat& bgr, const cv::Mat& map, const cv::Mat& gt_in
 
 cv::Mat plot_curves(const std::vector<PlotSeries>& series, const std::string& title, const std::string& xlabel,
                     const std::string& ylabel, double x_max, bool diagonal, int width, int height) {
-  static const cv::Scalar palette[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44},   {40, 39, 214},
-                                       {189, 103, 148}, {75, 86, 140}, {194, 119, 227}, {127, 127, 127},
-                                       {34, 189, 188}, {207, 190, 23}};
+  static const cv::Scalar palette[] = {{180, 119, 31},  {14, 127, 255}, {44, 160, 44},   {40, 39, 214},
+                                       {189, 103, 148}, {75, 86, 140},  {194, 119, 227}, {127, 127, 127},
+                                       {34, 189, 188},  {207, 190, 23}};
   cv::Mat img(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
   const int left = 70, right = 20, top = 40, bottom = 60;
   const int pw = width - left - right, ph = height - top - bottom;
@@ -103,7 +102,8 @@ cv::Mat plot_curves(const std::vector<PlotSeries>& series, const std::string& ti
     cv::Mat rot;
     cv::rotate(lab, rot, cv::ROTATE_90_COUNTERCLOCKWISE);
     const int y0 = top + (ph - rot.rows) / 2;
-    if (y0 >= 0 && y0 + rot.rows <= height && rot.cols + 4 <= left) rot.copyTo(img(cv::Rect(4, y0, rot.cols, rot.rows)));
+    if (y0 >= 0 && y0 + rot.rows <= height && rot.cols + 4 <= left)
+      rot.copyTo(img(cv::Rect(4, y0, rot.cols, rot.rows)));
   }
   for (size_t s = 0; s < series.size(); ++s) {
     const cv::Scalar col = palette[s % (sizeof(palette) / sizeof(palette[0]))];

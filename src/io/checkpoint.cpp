@@ -15,7 +15,8 @@ using pickle::ValuePtr;
 /// A float32 CPU copy of a floating-point tensor; anything else is an error naming the entry.
 at::Tensor to_float32(const at::Tensor& t, const std::string& name, const std::string& path) {
   if (!at::isFloatingType(t.scalar_type())) {
-    fail("expected a floating-point tensor for '", name, "' in ", path, ", found dtype ", c10::toString(t.scalar_type()));
+    fail("expected a floating-point tensor for '", name, "' in ", path, ", found dtype ",
+         c10::toString(t.scalar_type()));
   }
   at::Tensor out = at::empty(t.sizes(), at::TensorOptions().dtype(at::kFloat));
   out.copy_(t);
@@ -82,9 +83,11 @@ ReferenceCheckpoint read_reference_checkpoint(const std::string& path) {
     } else if (value->is_dict()) {
       NamedTensors tensors;
       for (const auto& [k2, v2] : value->entries) {
-        if (!k2->is_string()) fail("expected str keys in '", name, "' of checkpoint ", path, ", found a ", k2->type_name());
+        if (!k2->is_string())
+          fail("expected str keys in '", name, "' of checkpoint ", path, ", found a ", k2->type_name());
         const std::string full = name + "." + k2->s;
-        if (!v2->is_tensor()) fail("expected a tensor for '", full, "' in checkpoint ", path, ", found a ", v2->type_name());
+        if (!v2->is_tensor())
+          fail("expected a tensor for '", full, "' in checkpoint ", path, ", found a ", v2->type_name());
         tensors.emplace_back(k2->s, to_float32(v2->tensor, full, path));
       }
       ck.modules.emplace_back(name, std::move(tensors));

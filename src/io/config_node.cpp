@@ -111,8 +111,9 @@ void ConfigNode::finish() const {
   if (unknown.empty()) return;
   std::string known;
   for (const auto& k : *read_) known += (known.empty() ? "" : ", ") + k;
-  fail("unknown config key ", where(unknown.front()), (unknown.size() > 1 ? msg(" (and ", unknown.size() - 1, " more)") : ""),
-       "; known keys", prefix_.empty() ? "" : " of '" + prefix_ + "'", ": ", known.empty() ? "(none)" : known);
+  fail("unknown config key ", where(unknown.front()),
+       (unknown.size() > 1 ? msg(" (and ", unknown.size() - 1, " more)") : ""), "; known keys",
+       prefix_.empty() ? "" : " of '" + prefix_ + "'", ": ", known.empty() ? "(none)" : known);
 }
 
 std::string ConfigNode::where(const std::string& key) const {

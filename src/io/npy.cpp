@@ -108,12 +108,18 @@ class HeaderParser {
 };
 
 bool dtype_of(const std::string& descr, at::ScalarType* out) {
-  if (descr == "<f4" || descr == "=f4") *out = at::kFloat;
-  else if (descr == "<f8" || descr == "=f8") *out = at::kDouble;
-  else if (descr == "|u1" || descr == "<u1" || descr == "=u1") *out = at::kByte;
-  else if (descr == "<i8" || descr == "=i8") *out = at::kLong;
-  else if (descr == "|b1" || descr == "<b1" || descr == "=b1") *out = at::kBool;
-  else return false;
+  if (descr == "<f4" || descr == "=f4")
+    *out = at::kFloat;
+  else if (descr == "<f8" || descr == "=f8")
+    *out = at::kDouble;
+  else if (descr == "|u1" || descr == "<u1" || descr == "=u1")
+    *out = at::kByte;
+  else if (descr == "<i8" || descr == "=i8")
+    *out = at::kLong;
+  else if (descr == "|b1" || descr == "<b1" || descr == "=b1")
+    *out = at::kBool;
+  else
+    return false;
   return true;
 }
 
@@ -129,7 +135,8 @@ at::Tensor read_npy(const std::string& path) {
 
   unsigned char pre[10];
   in.read(reinterpret_cast<char*>(pre), 8);
-  if (!in || std::memcmp(pre, "\x93NUMPY", 6) != 0) fail("cannot read ", path, ": not a .npy file (no \\x93NUMPY magic)");
+  if (!in || std::memcmp(pre, "\x93NUMPY", 6) != 0)
+    fail("cannot read ", path, ": not a .npy file (no \\x93NUMPY magic)");
   const int major = pre[6];
   uint64_t header_len = 0;
   uint64_t prefix = 0;
@@ -158,7 +165,8 @@ at::Tensor read_npy(const std::string& path) {
   }
   uint64_t numel = 1;
   for (int64_t d : h.shape) {
-    if (d > 0 && numel > (uint64_t(1) << 50) / static_cast<uint64_t>(d)) fail("cannot read ", path, ": shape too large");
+    if (d > 0 && numel > (uint64_t(1) << 50) / static_cast<uint64_t>(d))
+      fail("cannot read ", path, ": shape too large");
     numel *= static_cast<uint64_t>(d);
   }
   const uint64_t nbytes = numel * c10::elementSize(dtype);
@@ -182,11 +190,21 @@ void write_npy(const std::string& path, const at::Tensor& tensor) {
   VCP_CHECK(tensor.defined(), "cannot write ", path, ": undefined tensor");
   const char* descr = nullptr;
   switch (tensor.scalar_type()) {
-    case at::kFloat: descr = "<f4"; break;
-    case at::kDouble: descr = "<f8"; break;
-    case at::kByte: descr = "|u1"; break;
-    case at::kLong: descr = "<i8"; break;
-    case at::kBool: descr = "|b1"; break;
+    case at::kFloat:
+      descr = "<f4";
+      break;
+    case at::kDouble:
+      descr = "<f8";
+      break;
+    case at::kByte:
+      descr = "|u1";
+      break;
+    case at::kLong:
+      descr = "<i8";
+      break;
+    case at::kBool:
+      descr = "|b1";
+      break;
     default:
       fail("cannot write ", path, ": .npy writing supports float32, float64, uint8, int64 and bool, not ",
            c10::toString(tensor.scalar_type()));

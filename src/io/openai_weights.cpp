@@ -22,9 +22,7 @@ namespace vcpclip::io {
 namespace {
 
 /// Archive entries that are not weights (OpenAI's build_model deletes them too).
-bool ignored_key(const std::string& k) {
-  return k == "input_resolution" || k == "context_length" || k == "vocab_size";
-}
+bool ignored_key(const std::string& k) { return k == "input_resolution" || k == "context_length" || k == "vocab_size"; }
 
 std::string shape_text(at::IntArrayRef s) {
   std::ostringstream os;
@@ -168,15 +166,16 @@ void load_clip_weights(model::ClipModel& model, const std::map<std::string, at::
         v.size(1) == p->size(1))
       v = at::cat({v, at::zeros({1, v.size(1)}, v.options())}, 0);
     if (v.sizes() != p->sizes()) {
-      misshaped.push_back(msg("tensor '", name, "' has shape ", shape_text(t.sizes()), ", expected ",
-                              shape_text(p->sizes())));
+      misshaped.push_back(
+          msg("tensor '", name, "' has shape ", shape_text(t.sizes()), ", expected ", shape_text(p->sizes())));
       continue;
     }
     ready[name] = v;
   }
   for (const auto& item : params)
     if (!tensors.count(item.key()))
-      missing.push_back(msg("missing tensor '", item.key(), "' (expected shape ", shape_text(item.value().sizes()), ")"));
+      missing.push_back(
+          msg("missing tensor '", item.key(), "' (expected shape ", shape_text(item.value().sizes()), ")"));
   std::vector<std::string> problems = missing;
   problems.insert(problems.end(), misshaped.begin(), misshaped.end());
   problems.insert(problems.end(), unexpected.begin(), unexpected.end());

@@ -1,7 +1,7 @@
 // A pickle VM for torch.save's data.pkl (the opcodes and globals listed in pickle.h), and the zip
 // reading around it. Every read is bounds-checked; bad input is a vcpclip::Error naming the file.
-#include <caffe2/serialize/inline_container.h>
 #include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include <cstring>
 #include <filesystem>
@@ -18,75 +18,144 @@ using Kind = Value::Kind;
 
 const char* opcode_name(uint8_t op) {
   switch (op) {
-    case '(': return "MARK";
-    case '.': return "STOP";
-    case '0': return "POP";
-    case '1': return "POP_MARK";
-    case '2': return "DUP";
-    case 'F': return "FLOAT";
-    case 'I': return "INT";
-    case 'J': return "BININT";
-    case 'K': return "BININT1";
-    case 'L': return "LONG";
-    case 'M': return "BININT2";
-    case 'N': return "NONE";
-    case 'P': return "PERSID";
-    case 'Q': return "BINPERSID";
-    case 'R': return "REDUCE";
-    case 'S': return "STRING";
-    case 'T': return "BINSTRING";
-    case 'U': return "SHORT_BINSTRING";
-    case 'V': return "UNICODE";
-    case 'X': return "BINUNICODE";
-    case 'a': return "APPEND";
-    case 'b': return "BUILD";
-    case 'c': return "GLOBAL";
-    case 'd': return "DICT";
-    case '}': return "EMPTY_DICT";
-    case 'e': return "APPENDS";
-    case 'g': return "GET";
-    case 'h': return "BINGET";
-    case 'i': return "INST";
-    case 'j': return "LONG_BINGET";
-    case 'l': return "LIST";
-    case ']': return "EMPTY_LIST";
-    case 'o': return "OBJ";
-    case 'p': return "PUT";
-    case 'q': return "BINPUT";
-    case 'r': return "LONG_BINPUT";
-    case 's': return "SETITEM";
-    case 't': return "TUPLE";
-    case ')': return "EMPTY_TUPLE";
-    case 'u': return "SETITEMS";
-    case 'G': return "BINFLOAT";
-    case 0x80: return "PROTO";
-    case 0x81: return "NEWOBJ";
-    case 0x82: return "EXT1";
-    case 0x83: return "EXT2";
-    case 0x84: return "EXT4";
-    case 0x85: return "TUPLE1";
-    case 0x86: return "TUPLE2";
-    case 0x87: return "TUPLE3";
-    case 0x88: return "NEWTRUE";
-    case 0x89: return "NEWFALSE";
-    case 0x8a: return "LONG1";
-    case 0x8b: return "LONG4";
-    case 'B': return "BINBYTES";
-    case 'C': return "SHORT_BINBYTES";
-    case 0x8c: return "SHORT_BINUNICODE";
-    case 0x8d: return "BINUNICODE8";
-    case 0x8e: return "BINBYTES8";
-    case 0x8f: return "EMPTY_SET";
-    case 0x90: return "ADDITEMS";
-    case 0x91: return "FROZENSET";
-    case 0x92: return "NEWOBJ_EX";
-    case 0x93: return "STACK_GLOBAL";
-    case 0x94: return "MEMOIZE";
-    case 0x95: return "FRAME";
-    case 0x96: return "BYTEARRAY8";
-    case 0x97: return "NEXT_BUFFER";
-    case 0x98: return "READONLY_BUFFER";
-    default: return "unknown";
+    case '(':
+      return "MARK";
+    case '.':
+      return "STOP";
+    case '0':
+      return "POP";
+    case '1':
+      return "POP_MARK";
+    case '2':
+      return "DUP";
+    case 'F':
+      return "FLOAT";
+    case 'I':
+      return "INT";
+    case 'J':
+      return "BININT";
+    case 'K':
+      return "BININT1";
+    case 'L':
+      return "LONG";
+    case 'M':
+      return "BININT2";
+    case 'N':
+      return "NONE";
+    case 'P':
+      return "PERSID";
+    case 'Q':
+      return "BINPERSID";
+    case 'R':
+      return "REDUCE";
+    case 'S':
+      return "STRING";
+    case 'T':
+      return "BINSTRING";
+    case 'U':
+      return "SHORT_BINSTRING";
+    case 'V':
+      return "UNICODE";
+    case 'X':
+      return "BINUNICODE";
+    case 'a':
+      return "APPEND";
+    case 'b':
+      return "BUILD";
+    case 'c':
+      return "GLOBAL";
+    case 'd':
+      return "DICT";
+    case '}':
+      return "EMPTY_DICT";
+    case 'e':
+      return "APPENDS";
+    case 'g':
+      return "GET";
+    case 'h':
+      return "BINGET";
+    case 'i':
+      return "INST";
+    case 'j':
+      return "LONG_BINGET";
+    case 'l':
+      return "LIST";
+    case ']':
+      return "EMPTY_LIST";
+    case 'o':
+      return "OBJ";
+    case 'p':
+      return "PUT";
+    case 'q':
+      return "BINPUT";
+    case 'r':
+      return "LONG_BINPUT";
+    case 's':
+      return "SETITEM";
+    case 't':
+      return "TUPLE";
+    case ')':
+      return "EMPTY_TUPLE";
+    case 'u':
+      return "SETITEMS";
+    case 'G':
+      return "BINFLOAT";
+    case 0x80:
+      return "PROTO";
+    case 0x81:
+      return "NEWOBJ";
+    case 0x82:
+      return "EXT1";
+    case 0x83:
+      return "EXT2";
+    case 0x84:
+      return "EXT4";
+    case 0x85:
+      return "TUPLE1";
+    case 0x86:
+      return "TUPLE2";
+    case 0x87:
+      return "TUPLE3";
+    case 0x88:
+      return "NEWTRUE";
+    case 0x89:
+      return "NEWFALSE";
+    case 0x8a:
+      return "LONG1";
+    case 0x8b:
+      return "LONG4";
+    case 'B':
+      return "BINBYTES";
+    case 'C':
+      return "SHORT_BINBYTES";
+    case 0x8c:
+      return "SHORT_BINUNICODE";
+    case 0x8d:
+      return "BINUNICODE8";
+    case 0x8e:
+      return "BINBYTES8";
+    case 0x8f:
+      return "EMPTY_SET";
+    case 0x90:
+      return "ADDITEMS";
+    case 0x91:
+      return "FROZENSET";
+    case 0x92:
+      return "NEWOBJ_EX";
+    case 0x93:
+      return "STACK_GLOBAL";
+    case 0x94:
+      return "MEMOIZE";
+    case 0x95:
+      return "FRAME";
+    case 0x96:
+      return "BYTEARRAY8";
+    case 0x97:
+      return "NEXT_BUFFER";
+    case 0x98:
+      return "READONLY_BUFFER";
+    default:
+      return "unknown";
   }
 }
 
@@ -98,9 +167,9 @@ std::string hex_byte(uint8_t b) {
 /// torch.<Name>Storage → dtype; false when the name is not a storage class we read.
 bool storage_dtype(const std::string& name, at::ScalarType* out) {
   static const std::unordered_map<std::string, at::ScalarType> table = {
-      {"FloatStorage", at::kFloat},   {"HalfStorage", at::kHalf},   {"BFloat16Storage", at::kBFloat16},
-      {"DoubleStorage", at::kDouble}, {"LongStorage", at::kLong},   {"IntStorage", at::kInt},
-      {"ShortStorage", at::kShort},   {"CharStorage", at::kChar},   {"ByteStorage", at::kByte},
+      {"FloatStorage", at::kFloat},   {"HalfStorage", at::kHalf}, {"BFloat16Storage", at::kBFloat16},
+      {"DoubleStorage", at::kDouble}, {"LongStorage", at::kLong}, {"IntStorage", at::kInt},
+      {"ShortStorage", at::kShort},   {"CharStorage", at::kChar}, {"ByteStorage", at::kByte},
       {"BoolStorage", at::kBool}};
   auto it = table.find(name);
   if (it == table.end()) return false;
@@ -128,20 +197,43 @@ class Unpickler {
           break;
         }
         case '.': {  // STOP
-          if (stack_.size() != 1 || !marks_.empty()) bad("malformed pickle: ", stack_.size(), " values on the stack at STOP");
+          if (stack_.size() != 1 || !marks_.empty())
+            bad("malformed pickle: ", stack_.size(), " values on the stack at STOP");
           return stack_.back();
         }
-        case '(': marks_.push_back(stack_.size()); break;
-        case '}': push(Value::dict(false)); break;
-        case ']': push(Value::list()); break;
-        case ')': push(Value::tuple()); break;
-        case 'N': push(Value::none()); break;
-        case 0x88: push(Value::boolean(true)); break;
-        case 0x89: push(Value::boolean(false)); break;
-        case 'K': push(Value::integer(read_u8())); break;
-        case 'M': push(Value::integer(read_le(2))); break;
-        case 'J': push(Value::integer(static_cast<int32_t>(static_cast<uint32_t>(read_le(4))))); break;
-        case 0x8a: push(Value::integer(read_long1())); break;
+        case '(':
+          marks_.push_back(stack_.size());
+          break;
+        case '}':
+          push(Value::dict(false));
+          break;
+        case ']':
+          push(Value::list());
+          break;
+        case ')':
+          push(Value::tuple());
+          break;
+        case 'N':
+          push(Value::none());
+          break;
+        case 0x88:
+          push(Value::boolean(true));
+          break;
+        case 0x89:
+          push(Value::boolean(false));
+          break;
+        case 'K':
+          push(Value::integer(read_u8()));
+          break;
+        case 'M':
+          push(Value::integer(read_le(2)));
+          break;
+        case 'J':
+          push(Value::integer(static_cast<int32_t>(static_cast<uint32_t>(read_le(4)))));
+          break;
+        case 0x8a:
+          push(Value::integer(read_long1()));
+          break;
         case 'G': {  // BINFLOAT: big-endian IEEE double
           const uint8_t* p = take(8);
           uint64_t bits = 0;
@@ -163,14 +255,30 @@ class Unpickler {
           push(Value::string(std::string(reinterpret_cast<const char*>(p), n)));
           break;
         }
-        case 'q': memo_[read_u8()] = top(); break;
-        case 'r': memo_[static_cast<uint32_t>(read_le(4))] = top(); break;
-        case 'h': push(memo_get(read_u8())); break;
-        case 'j': push(memo_get(static_cast<uint32_t>(read_le(4)))); break;
-        case 0x85: push(Value::tuple(pop_n(1))); break;
-        case 0x86: push(Value::tuple(pop_n(2))); break;
-        case 0x87: push(Value::tuple(pop_n(3))); break;
-        case 't': push(Value::tuple(pop_mark())); break;
+        case 'q':
+          memo_[read_u8()] = top();
+          break;
+        case 'r':
+          memo_[static_cast<uint32_t>(read_le(4))] = top();
+          break;
+        case 'h':
+          push(memo_get(read_u8()));
+          break;
+        case 'j':
+          push(memo_get(static_cast<uint32_t>(read_le(4))));
+          break;
+        case 0x85:
+          push(Value::tuple(pop_n(1)));
+          break;
+        case 0x86:
+          push(Value::tuple(pop_n(2)));
+          break;
+        case 0x87:
+          push(Value::tuple(pop_n(3)));
+          break;
+        case 't':
+          push(Value::tuple(pop_mark()));
+          break;
         case 'a': {  // APPEND
           ValuePtr v = pop();
           ValuePtr l = top();
@@ -201,8 +309,12 @@ class Unpickler {
           for (size_t k = 0; k < kvs.size(); k += 2) set_item(d, kvs[k], kvs[k + 1]);
           break;
         }
-        case 'c': push(read_global()); break;
-        case 'Q': push(persistent_load(pop())); break;
+        case 'c':
+          push(read_global());
+          break;
+        case 'Q':
+          push(persistent_load(pop()));
+          break;
         case 'R': {  // REDUCE
           ValuePtr args = pop();
           ValuePtr fn = pop();
@@ -313,9 +425,12 @@ class Unpickler {
   /// Value::set_item with a hash index per dict, so that a huge (hostile) dict is not quadratic.
   void set_item(const ValuePtr& d, ValuePtr key, ValuePtr value) {
     std::string id;
-    if (key->kind == Kind::String) id = "s" + key->s;
-    else if (key->kind == Kind::Int) id = "i" + std::to_string(key->i);
-    else id = "p" + std::to_string(reinterpret_cast<uintptr_t>(key.get()));
+    if (key->kind == Kind::String)
+      id = "s" + key->s;
+    else if (key->kind == Kind::Int)
+      id = "i" + std::to_string(key->i);
+    else
+      id = "p" + std::to_string(reinterpret_cast<uintptr_t>(key.get()));
     auto& slot = dict_index_[d.get()];
     if (!slot.first) slot.first = d;  // keeps the dict alive, so its address is never reused meanwhile
     auto& index = slot.second;
@@ -401,7 +516,8 @@ class Unpickler {
       return Value::dict(true);
     }
     if (fn.s == "torch._utils._rebuild_tensor_v2") {
-      if (a.size() != 6 && a.size() != 7) bad("_rebuild_tensor_v2 called with ", a.size(), " arguments (expected 6 or 7)");
+      if (a.size() != 6 && a.size() != 7)
+        bad("_rebuild_tensor_v2 called with ", a.size(), " arguments (expected 6 or 7)");
       if (a[0]->kind != Kind::Storage) bad("_rebuild_tensor_v2 expects a storage, found ", a[0]->type_name());
       const at::Tensor& storage = a[0]->tensor;
       int64_t offset = as_int(*a[1], "a storage offset");
@@ -472,7 +588,8 @@ ValuePtr load_torch_file(const std::string& path) {
     char magic[4] = {0, 0, 0, 0};
     in.read(magic, 4);
     if (!in || std::memcmp(magic, "PK\x03\x04", 4) != 0) {
-      fail("cannot read ", path, ": not a zip file (torch.save writes a zip; legacy non-zip .pth files are not "
+      fail("cannot read ", path,
+           ": not a zip file (torch.save writes a zip; legacy non-zip .pth files are not "
            "supported)");
     }
   }

@@ -87,17 +87,28 @@ ValuePtr Value::make_tensor(at::Tensor t, bool is_parameter, bool requires_grad)
 
 std::string Value::type_name() const {
   switch (kind) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::String: return "str";
-    case Kind::Tuple: return "tuple";
-    case Kind::List: return "list";
-    case Kind::Dict: return ordered ? "OrderedDict" : "dict";
-    case Kind::Tensor: return is_parameter ? "Parameter" : "Tensor";
-    case Kind::Global: return "global " + s;
-    case Kind::Storage: return "storage";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::String:
+      return "str";
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::List:
+      return "list";
+    case Kind::Dict:
+      return ordered ? "OrderedDict" : "dict";
+    case Kind::Tensor:
+      return is_parameter ? "Parameter" : "Tensor";
+    case Kind::Global:
+      return "global " + s;
+    case Kind::Storage:
+      return "storage";
   }
   return "?";
 }

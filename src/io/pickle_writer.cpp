@@ -1,7 +1,7 @@
 // Protocol-2 pickler that emits what Python's pickle.Pickler + torch.save's persistent_id emit for
 // the same objects (same opcodes, same memo numbering), and the torch.save zip around it.
-#include <caffe2/serialize/inline_container.h>
 #include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,17 +18,28 @@ using Kind = Value::Kind;
 
 const char* storage_class(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "FloatStorage";
-    case at::kHalf: return "HalfStorage";
-    case at::kBFloat16: return "BFloat16Storage";
-    case at::kDouble: return "DoubleStorage";
-    case at::kLong: return "LongStorage";
-    case at::kInt: return "IntStorage";
-    case at::kShort: return "ShortStorage";
-    case at::kChar: return "CharStorage";
-    case at::kByte: return "ByteStorage";
-    case at::kBool: return "BoolStorage";
-    default: fail("cannot save a tensor of dtype ", c10::toString(t), " (no torch storage class for it)");
+    case at::kFloat:
+      return "FloatStorage";
+    case at::kHalf:
+      return "HalfStorage";
+    case at::kBFloat16:
+      return "BFloat16Storage";
+    case at::kDouble:
+      return "DoubleStorage";
+    case at::kLong:
+      return "LongStorage";
+    case at::kInt:
+      return "IntStorage";
+    case at::kShort:
+      return "ShortStorage";
+    case at::kChar:
+      return "CharStorage";
+    case at::kByte:
+      return "ByteStorage";
+    case at::kBool:
+      return "BoolStorage";
+    default:
+      fail("cannot save a tensor of dtype ", c10::toString(t), " (no torch storage class for it)");
   }
 }
 
@@ -94,8 +105,10 @@ class Pickler {
       while (n > 1) {
         uint8_t top = (u >> (8 * (n - 1))) & 0xff;
         uint8_t next = (u >> (8 * (n - 2))) & 0xff;
-        if ((top == 0x00 && !(next & 0x80)) || (top == 0xff && (next & 0x80))) --n;
-        else break;
+        if ((top == 0x00 && !(next & 0x80)) || (top == 0xff && (next & 0x80)))
+          --n;
+        else
+          break;
       }
       op('\x8a');
       op(static_cast<uint8_t>(n));
@@ -125,8 +138,10 @@ class Pickler {
     if (xs.empty()) return op(')');
     if (xs.size() > 3) op('(');
     for (int64_t x : xs) save_int(x);
-    if (xs.size() <= 3) op(static_cast<uint8_t>(0x84 + xs.size()));
-    else op('t');
+    if (xs.size() <= 3)
+      op(static_cast<uint8_t>(0x84 + xs.size()));
+    else
+      op('t');
     put_fresh();
   }
 
@@ -204,10 +219,14 @@ class Pickler {
     auto m = memo_.find(&v);
     if (m != memo_.end()) return get(m->second);
     switch (v.kind) {
-      case Kind::None: return op('N');
-      case Kind::Bool: return op(v.b ? '\x88' : '\x89');
-      case Kind::Int: return save_int(v.i);
-      case Kind::Float: return save_float(v.f);
+      case Kind::None:
+        return op('N');
+      case Kind::Bool:
+        return op(v.b ? '\x88' : '\x89');
+      case Kind::Int:
+        return save_int(v.i);
+      case Kind::Float:
+        return save_float(v.f);
       case Kind::String:
         op('X');
         le(v.s.size(), 4);
@@ -218,8 +237,10 @@ class Pickler {
         if (v.items.size() > 3) op('(');
         for (const auto& e : v.items) save(e);
         if (memo_.count(&v)) fail("cannot pickle a tuple that contains itself");
-        if (v.items.size() <= 3) op(static_cast<uint8_t>(0x84 + v.items.size()));
-        else op('t');
+        if (v.items.size() <= 3)
+          op(static_cast<uint8_t>(0x84 + v.items.size()));
+        else
+          op('t');
         return memoize(&v);
       case Kind::List:
         op(']');

@@ -2,11 +2,11 @@
 #include "vcpclip/io/safetensors.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "vcpclip/common/error.h"
@@ -59,7 +59,8 @@ std::map<std::string, at::Tensor> read_safetensors(const std::string& path) {
             " bytes but the file has ", file_size, " bytes");
   std::string header(header_len, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
-  VCP_CHECK(static_cast<uint64_t>(in.gcount()) == header_len, "safetensors file '", path, "' is truncated in its header");
+  VCP_CHECK(static_cast<uint64_t>(in.gcount()) == header_len, "safetensors file '", path,
+            "' is truncated in its header");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(header);
@@ -142,7 +143,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, at::
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
   out.write(reinterpret_cast<const char*>(len), 8);
   out.write(h.data(), static_cast<std::streamsize>(h.size()));
-  for (const auto& c : data) out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * 4));
+  for (const auto& c : data)
+    out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * 4));
   out.flush();
   VCP_CHECK(out, "error while writing safetensors file '", path, "' (disk full?)");
 }

@@ -1,10 +1,9 @@
 // CLIP backbone config: the reference's model-config JSON (configs/models/*.json) plus "activation".
 #include "vcpclip/model/clip_config.h"
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "vcpclip/common/error.h"
@@ -14,8 +13,8 @@ namespace vcpclip::model {
 
 ClipConfig ClipConfig::from_json_file(const std::string& path) {
   std::ifstream in(path);
-  VCP_CHECK(in, "cannot open CLIP model config '", path, "': ",
-            std::filesystem::exists(path) ? "not readable" : "no such file");
+  VCP_CHECK(in, "cannot open CLIP model config '", path,
+            "': ", std::filesystem::exists(path) ? "not readable" : "no such file");
   std::stringstream ss;
   ss << in.rdbuf();
   return from_json_text(ss.str(), path, std::filesystem::path(path).stem().string());

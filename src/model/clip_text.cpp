@@ -39,7 +39,8 @@ const ClipConfig& ClipModelImpl::config() const { return cfg_; }
 torch::Tensor ClipModelImpl::causal_mask(int64_t length, const c10::Device& device, c10::ScalarType dtype) {
   if (!mask_cache_.defined() || mask_cache_.size(0) != length || mask_cache_.device() != device ||
       mask_cache_.scalar_type() != dtype) {
-    auto m = at::full({length, length}, -std::numeric_limits<float>::infinity(), at::TensorOptions().dtype(dtype).device(device));
+    auto m = at::full({length, length}, -std::numeric_limits<float>::infinity(),
+                      at::TensorOptions().dtype(dtype).device(device));
     mask_cache_ = m.triu(1);
   }
   return mask_cache_;

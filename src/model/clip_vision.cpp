@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "clip_internal.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/clip_model.h"
-#include "clip_internal.h"
 
 namespace vcpclip::model {
 
@@ -46,7 +46,8 @@ torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid
   if (g0 == grid) return pos;
   auto cls = pos.slice(0, 0, 1);
   auto img = pos.slice(0, 1).reshape({1, g0, g0, w}).permute({0, 3, 1, 2});
-  img = at::_upsample_bicubic2d_aa(img, {grid, grid}, /*align_corners=*/false, c10::optional<double>(), c10::optional<double>());
+  img = at::_upsample_bicubic2d_aa(img, {grid, grid}, /*align_corners=*/false, c10::optional<double>(),
+                                   c10::optional<double>());
   img = img.permute({0, 2, 3, 1}).reshape({grid * grid, w});
   return at::cat({cls, img}, 0);
 }

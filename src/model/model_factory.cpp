@@ -1,13 +1,12 @@
 // build_vcp_clip: backbone config + weights + tokenizer + templates → VcpClip; checkpoint I/O.
 #include <spdlog/spdlog.h>
+#include <torch/utils.h>
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/checkpoint.h"
 #include "vcpclip/io/openai_weights.h"
 #include "vcpclip/model/tokenizer.h"
 #include "vcpclip/model/vcp_clip.h"
-
-#include <torch/utils.h>
 
 namespace vcpclip::model {
 
@@ -20,9 +19,10 @@ VcpClip build_vcp_clip(const ModelOptions& opts, c10::Device device) {
   torch::manual_seed(opts.init_seed);  // random backbone init (weights empty) is reproducible too
   ClipModel clip(cfg);
   if (opts.weights.empty()) {
-    spdlog::warn("model.weights is empty: the CLIP backbone '{}' is RANDOMLY initialised (for tests and tiny "
-                 "configs only; results are meaningless)",
-                 cfg.name);
+    spdlog::warn(
+        "model.weights is empty: the CLIP backbone '{}' is RANDOMLY initialised (for tests and tiny "
+        "configs only; results are meaningless)",
+        cfg.name);
   } else {
     auto tensors = io::read_clip_tensors(opts.weights);
     io::load_clip_weights(clip, tensors, opts.weights);

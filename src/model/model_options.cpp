@@ -17,7 +17,8 @@ int count_occurrences(const std::string& text, const std::string& what) {
 }
 
 void check_templates(const std::vector<std::string>& templates, const std::string& key, const std::string& where) {
-  VCP_CHECK(!templates.empty(), "config key ", where, ": expected at least one template in '", key, "', found an empty list");
+  VCP_CHECK(!templates.empty(), "config key ", where, ": expected at least one template in '", key,
+            "', found an empty list");
   for (const auto& t : templates) {
     int n = count_occurrences(t, kClassPlaceholder);
     VCP_CHECK(n == 1, "config key ", where, ": every template must contain ", kClassPlaceholder,
@@ -57,11 +58,12 @@ ModelOptions parse_model_options(io::ConfigNode& node) {
             " (the CLIP model config JSON, e.g. configs/models/ViT-L-14-336.json)");
   VCP_CHECK(o.activation == "gelu" || o.activation == "quick_gelu", "config key ", node.where("activation"),
             ": expected gelu or quick_gelu, found '", o.activation, "'");
-  VCP_CHECK(o.image_size > 0, "config key ", node.where("image_size"), ": expected a positive size, found ", o.image_size);
+  VCP_CHECK(o.image_size > 0, "config key ", node.where("image_size"), ": expected a positive size, found ",
+            o.image_size);
   VCP_CHECK(!o.features_list.empty(), "config key ", node.where("features_list"), ": expected at least one layer");
   for (std::size_t i = 0; i < o.features_list.size(); ++i) {
-    VCP_CHECK(o.features_list[i] >= 1, "config key ", node.where("features_list"),
-              ": layers are 1-based, found ", o.features_list[i]);
+    VCP_CHECK(o.features_list[i] >= 1, "config key ", node.where("features_list"), ": layers are 1-based, found ",
+              o.features_list[i]);
     VCP_CHECK(i == 0 || o.features_list[i] > o.features_list[i - 1], "config key ", node.where("features_list"),
               ": expected strictly increasing layers, found ", join(o.features_list));
   }
@@ -92,14 +94,14 @@ void validate_model_options(const ModelOptions& o, const ClipConfig& clip, const
   VCP_CHECK(clip.text.width == clip.embed_dim, origin, ": Pre-VCP needs text width == embed_dim, but ", clip.name,
             " has text width ", clip.text.width, " and embed_dim ", clip.embed_dim);
   int64_t d = resolved_deep_layers(o, clip);
-  VCP_CHECK(d == 0 || d == clip.text.layers - 1, origin, ": deep_prompt_layers must be -1, 0 or ",
-            clip.text.layers - 1, " (text layers - 1) for ", clip.name, ", found ", o.deep_prompt_layers);
+  VCP_CHECK(d == 0 || d == clip.text.layers - 1, origin, ": deep_prompt_layers must be -1, 0 or ", clip.text.layers - 1,
+            " (text layers - 1) for ", clip.name, ", found ", o.deep_prompt_layers);
   VCP_CHECK(v.width % o.post_heads == 0, origin, ": post_heads ", o.post_heads, " must divide the vision width ",
             v.width, " of ", clip.name);
   VCP_CHECK(o.prompt_len + o.deep_prompt_len < clip.text.context_length, origin, ": prompt_len + deep_prompt_len (",
             o.prompt_len + o.deep_prompt_len, ") leaves no room in the ", clip.text.context_length, "-token context");
-  VCP_CHECK(o.activation == "gelu" || o.activation == "quick_gelu", origin, ": activation must be gelu or quick_gelu, found '",
-            o.activation, "'");
+  VCP_CHECK(o.activation == "gelu" || o.activation == "quick_gelu", origin,
+            ": activation must be gelu or quick_gelu, found '", o.activation, "'");
 }
 
 }  // namespace vcpclip::model

@@ -52,8 +52,7 @@ const Tables& tables() {
 
 // Hangul syllable constants (Unicode §3.12).
 constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
-constexpr char32_t kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCount,
-                   kSCount = kLCount * kNCount;
+constexpr char32_t kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCount, kSCount = kLCount * kNCount;
 
 uint8_t ccc_of(char32_t c) {
   const auto& m = tables().ccc;
@@ -156,8 +155,8 @@ int utf8_seq(const std::string& s, size_t i, char32_t& cp, size_t& bad_len) {
 }
 
 // The pattern's literal alternatives, tried in order at every position.
-const char32_t* const kLiterals[] = {U"<|startoftext|>", U"<|endoftext|>", U"<|class|>", U"'s", U"'t",
-                                     U"'re", U"'ve", U"'m", U"'ll", U"'d"};
+const char32_t* const kLiterals[] = {
+    U"<|startoftext|>", U"<|endoftext|>", U"<|class|>", U"'s", U"'t", U"'re", U"'ve", U"'m", U"'ll", U"'d"};
 
 bool literal_char_matches(char32_t lit, char32_t c) {
   if (c == lit) return true;
@@ -293,28 +292,72 @@ std::u32string fix_text(const std::u32string& s) {
   out.reserve(s.size());
   for (char32_t c : s) {
     switch (c) {
-      case 0x0132: out += U"IJ"; break;
-      case 0x0133: out += U"ij"; break;
-      case 0x0149: out += U"'n"; break;  // U+02BC n, then the apostrophe is straightened
-      case 0x01C4: out += U"D\u017D"; break;
-      case 0x01C5: out += U"D\u017E"; break;
-      case 0x01C6: out += U"d\u017E"; break;
-      case 0x01C7: out += U"LJ"; break;
-      case 0x01C8: out += U"Lj"; break;
-      case 0x01C9: out += U"lj"; break;
-      case 0x01CA: out += U"NJ"; break;
-      case 0x01CB: out += U"Nj"; break;
-      case 0x01CC: out += U"nj"; break;
-      case 0x01F1: out += U"DZ"; break;
-      case 0x01F2: out += U"Dz"; break;
-      case 0x01F3: out += U"dz"; break;
-      case 0xFB00: out += U"ff"; break;
-      case 0xFB01: out += U"fi"; break;
-      case 0xFB02: out += U"fl"; break;
-      case 0xFB03: out += U"ffi"; break;
-      case 0xFB04: out += U"ffl"; break;
-      case 0xFB05: out += U"st"; break;
-      case 0xFB06: out += U"st"; break;
+      case 0x0132:
+        out += U"IJ";
+        break;
+      case 0x0133:
+        out += U"ij";
+        break;
+      case 0x0149:
+        out += U"'n";
+        break;  // U+02BC n, then the apostrophe is straightened
+      case 0x01C4:
+        out += U"D\u017D";
+        break;
+      case 0x01C5:
+        out += U"D\u017E";
+        break;
+      case 0x01C6:
+        out += U"d\u017E";
+        break;
+      case 0x01C7:
+        out += U"LJ";
+        break;
+      case 0x01C8:
+        out += U"Lj";
+        break;
+      case 0x01C9:
+        out += U"lj";
+        break;
+      case 0x01CA:
+        out += U"NJ";
+        break;
+      case 0x01CB:
+        out += U"Nj";
+        break;
+      case 0x01CC:
+        out += U"nj";
+        break;
+      case 0x01F1:
+        out += U"DZ";
+        break;
+      case 0x01F2:
+        out += U"Dz";
+        break;
+      case 0x01F3:
+        out += U"dz";
+        break;
+      case 0xFB00:
+        out += U"ff";
+        break;
+      case 0xFB01:
+        out += U"fi";
+        break;
+      case 0xFB02:
+        out += U"fl";
+        break;
+      case 0xFB03:
+        out += U"ffi";
+        break;
+      case 0xFB04:
+        out += U"ffl";
+        break;
+      case 0xFB05:
+        out += U"st";
+        break;
+      case 0xFB06:
+        out += U"st";
+        break;
       default:
         if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B))
           out += U'\'';

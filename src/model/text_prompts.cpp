@@ -21,8 +21,9 @@ TokenizedTemplates templates_from_ids(const at::Tensor& ids_in, int64_t num_norm
   TokenizedTemplates out;
   out.ids = ids_in.to(at::kCPU, at::kLong).contiguous();
   const int64_t t = out.ids.size(0), len = out.ids.size(1);
-  VCP_CHECK(num_normal >= 1 && num_normal < t, "prompt templates: need at least one normal and one anomalous template, found ",
-            num_normal, " normal of ", t);
+  VCP_CHECK(num_normal >= 1 && num_normal < t,
+            "prompt templates: need at least one normal and one anomalous template, found ", num_normal, " normal of ",
+            t);
   out.num_normal = num_normal;
   out.num_abnormal = t - num_normal;
   auto acc = out.ids.accessor<int64_t, 2>();
@@ -41,8 +42,8 @@ TokenizedTemplates templates_from_ids(const at::Tensor& ids_in, int64_t num_norm
               ") exactly once, found ", n_class);
     VCP_CHECK(e > p, "prompt template ", idx, " (", kind, "): no <|endoftext|> token after <|class|>");
     // After the splice the EOT sits at e + r - 1; the deep prompts push the last n rows out.
-    VCP_CHECK(e + prompt_len - 1 < len - deep_prompt_len, "prompt template ", idx, " (", kind, ") is too long: ",
-              e + 1, " tokens + ", prompt_len - 1, " extra class tokens + ", deep_prompt_len,
+    VCP_CHECK(e + prompt_len - 1 < len - deep_prompt_len, "prompt template ", idx, " (", kind, ") is too long: ", e + 1,
+              " tokens + ", prompt_len - 1, " extra class tokens + ", deep_prompt_len,
               " prompt rows exceed the context length ", len);
     out.class_pos.push_back(p);
     out.eot_pos.push_back(e);
@@ -64,7 +65,7 @@ at::Tensor splice_class_tokens(ClipModelImpl& clip, const TokenizedTemplates& tp
   auto ids = tpl.ids.to(class_tokens.device());
   at::Tensor emb;
   {
-    at::NoGradGuard no_grad;  // frozen token embedding
+    at::NoGradGuard no_grad;       // frozen token embedding
     emb = clip.embed_tokens(ids);  // [T, L, W]
   }
   const int64_t len = emb.size(1);
@@ -89,7 +90,7 @@ at::Tensor encode_text_with_context(ClipModelImpl& clip, const TokenizedTemplate
   const int64_t n_seq = x.size(0), len = x.size(1), w = x.size(2);
   const int64_t n = dp.layers > 0 ? dp.shallow.size(1) : 0;
 
-  torch::nn::Linear proj = dp.proj;     // non-const holders (forward is non-const)
+  torch::nn::Linear proj = dp.proj;  // non-const holders (forward is non-const)
   torch::nn::LayerNorm norm = dp.norm;
   auto projected = [&](const at::Tensor& prompt /* [n, W] */) {
     auto p = proj->forward(prompt).unsqueeze(0).expand({n_seq, n, w});
@@ -114,7 +115,7 @@ at::Tensor encode_text_with_context(ClipModelImpl& clip, const TokenizedTemplate
   std::vector<int64_t> rows(n_seq);
   for (int64_t i = 0; i < n_seq; ++i) rows[i] = tpl.eot_pos[i % t] + r - 1;
   auto idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(h.device());
-  auto eot = h.gather(1, idx.view({n_seq, 1, 1}).expand({n_seq, 1, h.size(2)})).squeeze(1);  // [N, W]
+  auto eot = h.gather(1, idx.view({n_seq, 1, 1}).expand({n_seq, 1, h.size(2)})).squeeze(1);    // [N, W]
   auto feats = l2_normalise(at::matmul(eot, clip.text_projection_weight())).view({b, t, -1});  // [B, T, E]
   auto normal = l2_normalise(feats.slice(1, 0, tpl.num_normal).mean(1));
   auto abnormal = l2_normalise(feats.slice(1, tpl.num_normal).mean(1));

@@ -140,7 +140,8 @@ Tokenizer Tokenizer::load(const std::string& vocab_path) {
   for (size_t r = 0; r < merges.size(); ++r) {
     auto a = tok.encoder_.find(merges[r].first), b = tok.encoder_.find(merges[r].second);
     if (a == tok.encoder_.end() || b == tok.encoder_.end()) continue;  // can never be formed
-    tok.ranks_[pair_key(a->second, b->second)] = {int32_t(r), int32_t(tok.encoder_.at(merges[r].first + merges[r].second))};
+    tok.ranks_[pair_key(a->second, b->second)] = {int32_t(r),
+                                                  int32_t(tok.encoder_.at(merges[r].first + merges[r].second))};
   }
   VCP_CHECK(tok.encoder_.at("<|class|>") == kClass, "internal: <|class|> id mismatch in ", vocab_path);
   return tok;
@@ -193,7 +194,9 @@ void Tokenizer::bpe(const std::string& piece, std::vector<int64_t>& out) const {
   cache_->map.emplace(piece, std::move(word));
 }
 
-std::string Tokenizer::clean(const std::string& text) { return text::utf8_encode(text::clean(text::utf8_decode(text))); }
+std::string Tokenizer::clean(const std::string& text) {
+  return text::utf8_encode(text::clean(text::utf8_decode(text)));
+}
 
 std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
   std::vector<int64_t> ids;

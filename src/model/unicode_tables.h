@@ -40,8 +40,8 @@ struct CharrefEntry {  // numeric reference replaced by another code point (html
   char32_t from, to;
 };
 
-extern const CodeRange kLetterRanges[], kNumberRanges[], kOtherRanges[], kRegexSpaceRanges[],
-    kPySpaceRanges[], kCaseIgnorableRanges[], kCasedRanges[];
+extern const CodeRange kLetterRanges[], kNumberRanges[], kOtherRanges[], kRegexSpaceRanges[], kPySpaceRanges[],
+    kCaseIgnorableRanges[], kCasedRanges[];
 extern const size_t kLetterRanges_size, kNumberRanges_size, kOtherRanges_size, kRegexSpaceRanges_size,
     kPySpaceRanges_size, kCaseIgnorableRanges_size, kCasedRanges_size;
 extern const FoldSet kLiteralFolds[];

@@ -47,8 +47,8 @@ PatchLinearImpl::PatchLinearImpl(int64_t vision_width, int64_t embed_dim, int64_
 }
 
 torch::Tensor PatchLinearImpl::forward(int64_t layer, const torch::Tensor& patches) {
-  VCP_CHECK(layer >= 0 && layer < static_cast<int64_t>(linears.size()), "patch linear layer ", layer,
-            " out of range (", linears.size(), " layers)");
+  VCP_CHECK(layer >= 0 && layer < static_cast<int64_t>(linears.size()), "patch linear layer ", layer, " out of range (",
+            linears.size(), " layers)");
   return linears[layer]->forward(patches);
 }
 
@@ -169,7 +169,8 @@ VcpClipImpl::VcpClipImpl(ClipModel clip_model, const ModelOptions& opts, Tokeniz
   validate_model_options(opts_, clip_model->config());
   clip = register_module("clip", std::move(clip_model));
   for (auto& p : clip->parameters()) p.set_requires_grad(false);
-  head = register_module("head", VcpHead(VcpHeadConfig::from(opts_, clip->config()), static_cast<int64_t>(opts_.init_seed)));
+  head = register_module("head",
+                         VcpHead(VcpHeadConfig::from(opts_, clip->config()), static_cast<int64_t>(opts_.init_seed)));
   clip->eval();
 }
 

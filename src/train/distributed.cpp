@@ -30,8 +30,8 @@ int parse_int_env(const char* name, const char* value, int lo, int hi) {
   char* end = nullptr;
   errno = 0;
   const long v = std::strtol(value, &end, 10);
-  VCP_CHECK(end != value && *end == '\0' && errno == 0 && v >= lo && v <= hi, "environment variable ", name,
-            "='", value, "': expected an integer in [", lo, ", ", hi, "]");
+  VCP_CHECK(end != value && *end == '\0' && errno == 0 && v >= lo && v <= hi, "environment variable ", name, "='",
+            value, "': expected an integer in [", lo, ", ", hi, "]");
   return static_cast<int>(v);
 }
 
@@ -42,7 +42,8 @@ DistEnv dist_env_from_environment() {
   const char* ws = env_or_null("WORLD_SIZE");
   const char* rank = env_or_null("RANK");
   if (!ws && !rank) return env;
-  VCP_CHECK(ws, "environment variable RANK is set but WORLD_SIZE is not (start processes like torchrun: RANK, "
+  VCP_CHECK(ws,
+            "environment variable RANK is set but WORLD_SIZE is not (start processes like torchrun: RANK, "
             "WORLD_SIZE, MASTER_ADDR, MASTER_PORT)");
   env.world_size = parse_int_env("WORLD_SIZE", ws, 1, 1 << 16);
   if (env.world_size == 1) {
@@ -102,7 +103,8 @@ Distributed::Distributed(const DistEnv& env, std::chrono::seconds timeout) : env
   spdlog::info("distributed: rank {}/{} joined (gloo, {}:{})", env.rank, env.world_size, env.master_addr,
                env.master_port);
 #else
-  fail("WORLD_SIZE=", env.world_size, ": this vcpclip was built without c10d/Gloo support (install libgloo-dev "
+  fail("WORLD_SIZE=", env.world_size,
+       ": this vcpclip was built without c10d/Gloo support (install libgloo-dev "
        "and reconfigure), so only single-process training is available");
 #endif
 }

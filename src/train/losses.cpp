@@ -32,8 +32,7 @@ at::Tensor focal_unchecked(const at::Tensor& probs, const at::Tensor& target, do
 at::Tensor focal_loss(const at::Tensor& probs, const at::Tensor& target, double gamma, double smooth) {
   VCP_CHECK(probs.dim() >= 2 && probs.size(1) == 2, "focal_loss: expected probabilities [B,2,...], found shape ",
             probs.sizes());
-  VCP_CHECK(target.dim() == probs.dim() - 1 && target.size(0) == probs.size(0) &&
-                target.numel() * 2 == probs.numel(),
+  VCP_CHECK(target.dim() == probs.dim() - 1 && target.size(0) == probs.size(0) && target.numel() * 2 == probs.numel(),
             "focal_loss: target shape ", target.sizes(), " does not match probabilities ", probs.sizes());
   check_binary(target, "focal_loss");
   return focal_unchecked(probs, target, gamma, smooth);

@@ -43,7 +43,8 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
 
 TrainCounters read_counters(torch::serialize::InputArchive& ar, const std::string& path) {
   const int64_t format = read_i64(ar, "format", path);
-  VCP_CHECK(format == kFormat, "resume state ", path, ": format ", format, " is not supported (expected ", kFormat, ")");
+  VCP_CHECK(format == kFormat, "resume state ", path, ": format ", format, " is not supported (expected ", kFormat,
+            ")");
   TrainCounters c;
   c.epoch = read_i64(ar, "epoch", path);
   c.batch_in_epoch = read_i64(ar, "batch_in_epoch", path);
@@ -75,7 +76,8 @@ void save_resume_state(const std::string& path, const TrainCounters& c, const Na
     const int64_t n = static_cast<int64_t>(torch::cuda::device_count());
     ar.write("rng/cuda_count", i64(n));
     for (int64_t i = 0; i < n; ++i) {
-      at::Generator gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      at::Generator gen =
+          at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       ar.write("rng/cuda/" + std::to_string(i), gen.get_state());
     }
@@ -138,7 +140,8 @@ TrainCounters load_resume_state(const std::string& path, const NamedParams& para
     for (int64_t i = 0; i < n; ++i) {
       c10::IValue v;
       if (!ar.try_read("rng/cuda/" + std::to_string(i), v)) continue;
-      at::Generator gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      at::Generator gen =
+          at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(v.toTensor());
     }

@@ -1,12 +1,12 @@
 // The training run (epochs, logs, checkpoints, resume), see include/vcpclip/train/trainer.h.
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "vcpclip/common/error.h"
@@ -118,15 +118,18 @@ TrainSummary run_training(const TrainRequest& req_in, model::VcpClip model) {
     auto report = data::check_index(index, req.data.split, co);
     if (!report.ok()) {
       if (!skip_bad)
-        fail("training data ", index.source, " has problems (fix them, or set train.skip_bad: true to leave the "
-             "bad samples out):\n", report.format());
+        fail("training data ", index.source,
+             " has problems (fix them, or set train.skip_bad: true to leave the "
+             "bad samples out):\n",
+             report.format());
       const size_t dropped = data::drop_bad(index.samples, report);
       spdlog::warn("skip_bad: left out {} bad sample(s) of {}:\n{}", dropped, index.source, report.format());
       VCP_CHECK(!index.samples.empty(), "training data ", index.source, ": no usable sample left after skip_bad");
     }
   }
   std::vector<data::SampleInfo> val_samples;
-  VCP_CHECK(to.val_classes.empty() || to.val_data, "train.val_classes lists validation classes but there is no "
+  VCP_CHECK(to.val_classes.empty() || to.val_data,
+            "train.val_classes lists validation classes but there is no "
             "train.val_data section saying where they are");
   if (to.val_data && main_rank) {
     auto vd = *to.val_data;
@@ -158,7 +161,8 @@ TrainSummary run_training(const TrainRequest& req_in, model::VcpClip model) {
   counters.world_size = world;
   counters.global_batch = to.batch_size;
   if (req.resume) {
-    if (!to.init_from.empty()) spdlog::warn("--resume: train.init_from {} is ignored (the run's own state is used)", to.init_from);
+    if (!to.init_from.empty())
+      spdlog::warn("--resume: train.init_from {} is ignored (the run's own state is used)", to.init_from);
     const auto saved = load_resume_state(resume_path, params, *optimizer);
     VCP_CHECK(saved.batch_in_epoch == 0 || saved.global_batch == to.batch_size, "resume state ", resume_path,
               " stopped inside epoch ", saved.epoch + 1, " with batch size ", saved.global_batch,
@@ -193,7 +197,8 @@ TrainSummary run_training(const TrainRequest& req_in, model::VcpClip model) {
   auto save_state = [&](bool epoch_checkpoint) {
     if (!main_rank) return;
     if (epoch_checkpoint)
-      model::save_vcp_checkpoint(*model, (fs::path(out_dir) / ("checkpoint_epoch_" + std::to_string(counters.epoch) + ".pth")).string());
+      model::save_vcp_checkpoint(
+          *model, (fs::path(out_dir) / ("checkpoint_epoch_" + std::to_string(counters.epoch) + ".pth")).string());
     model::save_vcp_checkpoint(*model, last_path);
     save_resume_state(resume_path, counters, params, *optimizer);
   };
@@ -201,76 +206,87 @@ TrainSummary run_training(const TrainRequest& req_in, model::VcpClip model) {
   TrainSummary summary;
   bool stop = false;
   try {
-  for (int64_t epoch = counters.epoch; epoch < to.epochs && !stop; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    loader.start_epoch(epoch);
-    int64_t b = 0;
-    for (; b < counters.batch_in_epoch; ++b) loader.next();  // resumed inside this epoch
-    std::unique_ptr<Progress> bar;
-    if (req.progress && main_rank)
-      bar = std::make_unique<Progress>("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(to.epochs),
-                                       (batches - b) * to.batch_size, "img");
-    double sum = 0, sum_raw = 0, sum_post = 0;
-    int64_t n = 0, images = 0;
-    while (auto batch = loader.next()) {
-      const auto r = train_step(*model, *optimizer, batch->images, batch->masks, counters.step + 1, &dist, 0);
-      ++counters.step;
-      ++b;
-      counters.batch_in_epoch = b;
-      sum += r.loss;
-      sum_raw += r.loss_raw;
-      sum_post += r.loss_post;
-      ++n;
-      images += r.images * world;
-      if (main_rank && counters.step % to.log_every == 0)
-        append_line(steps_path, {{"step", counters.step}, {"epoch", epoch + 1}, {"loss", r.loss}, {"loss_raw", r.loss_raw},
-                                 {"loss_post", r.loss_post}, {"lr", to.lr}, {"lr_temp", to.lr_temp}});
-      if (bar) {
-        char status[64];
-        std::snprintf(status, sizeof status, "loss %.4f", r.loss);
-        bar->update(r.images * world, status);
+    for (int64_t epoch = counters.epoch; epoch < to.epochs && !stop; ++epoch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      loader.start_epoch(epoch);
+      int64_t b = 0;
+      for (; b < counters.batch_in_epoch; ++b) loader.next();  // resumed inside this epoch
+      std::unique_ptr<Progress> bar;
+      if (req.progress && main_rank)
+        bar = std::make_unique<Progress>("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(to.epochs),
+                                         (batches - b) * to.batch_size, "img");
+      double sum = 0, sum_raw = 0, sum_post = 0;
+      int64_t n = 0, images = 0;
+      while (auto batch = loader.next()) {
+        const auto r = train_step(*model, *optimizer, batch->images, batch->masks, counters.step + 1, &dist, 0);
+        ++counters.step;
+        ++b;
+        counters.batch_in_epoch = b;
+        sum += r.loss;
+        sum_raw += r.loss_raw;
+        sum_post += r.loss_post;
+        ++n;
+        images += r.images * world;
+        if (main_rank && counters.step % to.log_every == 0)
+          append_line(steps_path, {{"step", counters.step},
+                                   {"epoch", epoch + 1},
+                                   {"loss", r.loss},
+                                   {"loss_raw", r.loss_raw},
+                                   {"loss_post", r.loss_post},
+                                   {"lr", to.lr},
+                                   {"lr_temp", to.lr_temp}});
+        if (bar) {
+          char status[64];
+          std::snprintf(status, sizeof status, "loss %.4f", r.loss);
+          bar->update(r.images * world, status);
+        }
+        if (to.max_steps > 0 && counters.step >= to.max_steps) {
+          stop = true;
+          break;
+        }
       }
-      if (to.max_steps > 0 && counters.step >= to.max_steps) {
-        stop = true;
-        break;
+      if (bar) bar->finish();
+      const bool epoch_done = !stop || b >= batches;
+      if (epoch_done) {
+        counters.epoch = epoch + 1;
+        counters.batch_in_epoch = 0;
       }
+      EpochRecord rec;
+      rec.epoch = epoch + 1;
+      rec.loss = n ? sum / n : 0;
+      rec.loss_raw = n ? sum_raw / n : 0;
+      rec.loss_post = n ? sum_post / n : 0;
+      rec.steps = counters.step;
+      const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      rec.images_per_second = train_seconds > 0 ? images / train_seconds : 0;
+      if (epoch_done && main_rank && !val_samples.empty()) {
+        auto v = validate_pixel_ap(*model, val_samples, std::max<int64_t>(1, local_batch), to.workers);
+        rec.val_ap_raw = v.mean_ap_raw;
+        rec.val_ap_post = v.mean_ap_post;
+      }
+      rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (epoch_done) {
+        if (main_rank)
+          append_line(epochs_path, {{"epoch", rec.epoch},
+                                    {"loss", rec.loss},
+                                    {"loss_raw", rec.loss_raw},
+                                    {"loss_post", rec.loss_post},
+                                    {"val_ap_raw", opt_num(rec.val_ap_raw)},
+                                    {"val_ap_post", opt_num(rec.val_ap_post)},
+                                    {"seconds", rec.seconds},
+                                    {"images_per_second", rec.images_per_second},
+                                    {"steps", rec.steps}});
+        spdlog::info(
+            "epoch {}/{}: loss {:.4f} (raw {:.4f}, post {:.4f}), val pixel AP raw {} post {}, {:.1f} s, {:.2f} img/s",
+            rec.epoch, to.epochs, rec.loss, rec.loss_raw, rec.loss_post, fmt_opt(rec.val_ap_raw),
+            fmt_opt(rec.val_ap_post), rec.seconds, rec.images_per_second);
+        summary.epochs.push_back(rec);
+      } else {
+        spdlog::info("stopped at max_steps {} inside epoch {} (batch {}/{})", to.max_steps, epoch + 1, b, batches);
+      }
+      save_state(epoch_done && (counters.epoch % to.save_every == 0 || counters.epoch == to.epochs));
+      dist.barrier();
     }
-    if (bar) bar->finish();
-    const bool epoch_done = !stop || b >= batches;
-    if (epoch_done) {
-      counters.epoch = epoch + 1;
-      counters.batch_in_epoch = 0;
-    }
-    EpochRecord rec;
-    rec.epoch = epoch + 1;
-    rec.loss = n ? sum / n : 0;
-    rec.loss_raw = n ? sum_raw / n : 0;
-    rec.loss_post = n ? sum_post / n : 0;
-    rec.steps = counters.step;
-    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rec.images_per_second = train_seconds > 0 ? images / train_seconds : 0;
-    if (epoch_done && main_rank && !val_samples.empty()) {
-      auto v = validate_pixel_ap(*model, val_samples, std::max<int64_t>(1, local_batch), to.workers);
-      rec.val_ap_raw = v.mean_ap_raw;
-      rec.val_ap_post = v.mean_ap_post;
-    }
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (epoch_done) {
-      if (main_rank)
-        append_line(epochs_path, {{"epoch", rec.epoch}, {"loss", rec.loss}, {"loss_raw", rec.loss_raw},
-                                  {"loss_post", rec.loss_post}, {"val_ap_raw", opt_num(rec.val_ap_raw)},
-                                  {"val_ap_post", opt_num(rec.val_ap_post)}, {"seconds", rec.seconds},
-                                  {"images_per_second", rec.images_per_second}, {"steps", rec.steps}});
-      spdlog::info("epoch {}/{}: loss {:.4f} (raw {:.4f}, post {:.4f}), val pixel AP raw {} post {}, {:.1f} s, {:.2f} img/s",
-                   rec.epoch, to.epochs, rec.loss, rec.loss_raw, rec.loss_post, fmt_opt(rec.val_ap_raw),
-                   fmt_opt(rec.val_ap_post), rec.seconds, rec.images_per_second);
-      summary.epochs.push_back(rec);
-    } else {
-      spdlog::info("stopped at max_steps {} inside epoch {} (batch {}/{})", to.max_steps, epoch + 1, b, batches);
-    }
-    save_state(epoch_done && (counters.epoch % to.save_every == 0 || counters.epoch == to.epochs));
-    dist.barrier();
-  }
   } catch (const std::exception& e) {
     spdlog::error("training stopped: {}", e.what());
     if (main_rank && fs::exists(last_path)) spdlog::error("the last good checkpoint is {}", last_path);

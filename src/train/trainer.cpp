@@ -50,8 +50,8 @@ StepResult train_step(model::VcpClipImpl& model, torch::optim::Optimizer& optimi
   if (dist && dist->world_size() > 1) {
     // One small all-reduce: [b, b·loss, b·raw, b·post] summed over ranks.
     const double b = static_cast<double>(local_b);
-    const auto v = dist->allreduce_sum(std::vector<double>{b, terms.total.item<double>() * b,
-                                                           terms.raw.item<double>() * b, terms.post.item<double>() * b});
+    const auto v = dist->allreduce_sum(std::vector<double>{
+        b, terms.total.item<double>() * b, terms.raw.item<double>() * b, terms.post.item<double>() * b});
     const double gb = global_batch > 0 ? static_cast<double>(global_batch) : v[0];
     r.loss = v[1] / v[0];
     r.loss_raw = v[2] / v[0];
@@ -62,8 +62,9 @@ StepResult train_step(model::VcpClipImpl& model, torch::optim::Optimizer& optimi
     r.loss_raw = terms.raw.item<double>();
     r.loss_post = terms.post.item<double>();
   }
-  VCP_CHECK(std::isfinite(r.loss), "training diverged: loss is ", r.loss, " at step ", step,
-            " (raw ", r.loss_raw, ", post ", r.loss_post, "); stopped without applying it, the last checkpoint "
+  VCP_CHECK(std::isfinite(r.loss), "training diverged: loss is ", r.loss, " at step ", step, " (raw ", r.loss_raw,
+            ", post ", r.loss_post,
+            "); stopped without applying it, the last checkpoint "
             "is the last good state (try a lower train.lr)");
 
   optimizer.zero_grad();

@@ -4,20 +4,19 @@
 // the shipped configs, and the CLI.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <sstream>
 
+#include "support/test_util.h"
 #include "vcpclip/app/ablate.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -51,12 +50,17 @@ nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(read(
 std::string base_config(const fs::path& dir) {
   const std::string tiny = std::string(VCPCLIP_SOURCE_DIR) + "/configs/models/tiny.json";
   return "runtime: {device: cpu, threads: 1, seed: 1}\n"
-         "model:\n  backbone: " + tiny + "\n  weights: \"\"\n  image_size: 32\n  features_list: [2, 4]\n"
+         "model:\n  backbone: " +
+         tiny +
+         "\n  weights: \"\"\n  image_size: 32\n  features_list: [2, 4]\n"
          "  post_heads: 8\n"
          "postprocess: {alpha: 0.2, sigma: 2, topk: 50}\n"
          "train:\n  epochs: 1\n  batch_size: 4\n  lr: 1.0e-3\n  max_steps: 2\n  workers: 1\n  log_every: 1\n"
-         "  data: {layout: visa, root: " + (dir / "none").string() + "}\n"
-         "eval:\n  batch_size: 4\n  data: {layout: mvtec, root: " + (dir / "none").string() + ", workers: 1}\n";
+         "  data: {layout: visa, root: " +
+         (dir / "none").string() +
+         "}\n"
+         "eval:\n  batch_size: 4\n  data: {layout: mvtec, root: " +
+         (dir / "none").string() + ", workers: 1}\n";
 }
 
 /// An ablation config over base_config: `variants` is the YAML list body.
@@ -65,8 +69,11 @@ fs::path make_ablation(const fs::path& dir, const std::string& variants, const s
   write(dir / "base.yaml", base_config(dir));
   const std::string text =
       "base: base.yaml\n"
-      "out_dir: " + (dir / "out").string() + "\n"
-      "seeds: " + seeds + "\n" + extra +
+      "out_dir: " +
+      (dir / "out").string() +
+      "\n"
+      "seeds: " +
+      seeds + "\n" + extra +
       "synthetic:\n"
       "  - {out: \"${out_dir}/data/aux\", layout: visa, set: auxiliary, classes: 2, images: 4, train_images: 0,"
       " size: 32, seed: 1}\n"
@@ -75,7 +82,8 @@ fs::path make_ablation(const fs::path& dir, const std::string& variants, const s
       "set:\n"
       "  train.data.root: \"${out_dir}/data/aux\"\n"
       "  eval.data.root: \"${out_dir}/data/target\"\n"
-      "variants:\n" + variants;
+      "variants:\n" +
+      variants;
   write(dir / "ablation.yaml", text);
   return dir / "ablation.yaml";
 }
@@ -158,7 +166,8 @@ TEST(AblateSummary, TablesFromHandMadeResults) {
                     "    60.00 |   n/a |   n/a |       n/a |\n"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| b       | eval of a | 1/2 (1 failed) |        75.00 |           n/a |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| b       | eval of a | 1/2 (1 failed) |        75.00 |           n/a |"), std::string::npos)
+      << md;
   EXPECT_NE(md.find("|:--------|:----------|:---------------|-------------:|"), std::string::npos) << md;
   EXPECT_NE(md.find("- b seed 2: boom"), std::string::npos) << md;
 
@@ -192,7 +201,7 @@ TEST(AblateSummary, TablesFromHandMadeResults) {
     return n;
   };
   const int blue = count({180, 119, 31}), red = count({40, 39, 214});
-  EXPECT_GT(blue, red);  // a: 85 %, b: 75 % vs a: 60 % only
+  EXPECT_GT(blue, red);      // a: 85 %, b: 75 % vs a: 60 % only
   EXPECT_GT(red, 16 * 100);  // a 60 % bar of 300 px × 16 px, roughly
 }
 
@@ -211,8 +220,7 @@ TEST(AblateConfig, OverridesAreFlattenedAndRoundTrip) {
   write(dir / "base.yaml", base_config(dir));
   const auto cfg = app::load_run_config((dir / "base.yaml").string(), o);
   EXPECT_FALSE(cfg.model->use_global);
-  EXPECT_EQ(cfg.model->templates_normal,
-            (std::vector<std::string>{"a photo of a normal <|class|>", "x, y <|class|>"}));
+  EXPECT_EQ(cfg.model->templates_normal, (std::vector<std::string>{"a photo of a normal <|class|>", "x, y <|class|>"}));
   EXPECT_EQ(cfg.train.options.epochs, 3);
   EXPECT_DOUBLE_EQ(cfg.train.options.lr, 1e-3);
 }
@@ -282,8 +290,9 @@ TEST(AblateConfig, ErrorsNameVariantAndKey) {
   e = load("  - name: a\n    train_from: b\n  - name: b\n    train_from: a\n");
   EXPECT_EQ(e, "ablation config " + p + ", variant 'a': train_from cycle a -> b -> a");
   e = load("  - name: a\n  - name: b\n    train: true\n    train_from: a\n");
-  EXPECT_NE(e.find("variant 'b': train_from 'a' reuses another variant's checkpoint, so `train: true` is contradictory"),
-            std::string::npos)
+  EXPECT_NE(
+      e.find("variant 'b': train_from 'a' reuses another variant's checkpoint, so `train: true` is contradictory"),
+      std::string::npos)
       << e;
   e = load("  - name: a b\n");
   EXPECT_NE(e.find("variant names are directory names of [A-Za-z0-9_.-], found 'a b'"), std::string::npos) << e;
@@ -342,7 +351,8 @@ TEST(AblateRun, TwoVariantsTwoSeedsThenResume) {
             read_json(out / "full" / "seed_6" / "results.json")["metrics"].dump());
 
   // Summary files.
-  for (const char* f : {"summary.md", "summary.csv", "summary.json", "summary.png"}) EXPECT_TRUE(fs::exists(out / f)) << f;
+  for (const char* f : {"summary.md", "summary.csv", "summary.json", "summary.png"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
   const auto sj = read_json(out / "summary.json");
   ASSERT_EQ(sj["variants"].size(), 2u);
   for (const auto& v : sj["variants"]) {
@@ -380,8 +390,10 @@ TEST(AblateRun, TwoVariantsTwoSeedsThenResume) {
   s = app::run_ablation(cfg, opts);
   int ran = 0;
   for (const auto& r : s.runs) {
-    if (r.variant == "full" && r.seed == 5) EXPECT_EQ(r.state, "ran");
-    else EXPECT_EQ(r.state, "skipped");
+    if (r.variant == "full" && r.seed == 5)
+      EXPECT_EQ(r.state, "ran");
+    else
+      EXPECT_EQ(r.state, "skipped");
     ran += r.state == "ran";
   }
   EXPECT_EQ(ran, 1);
@@ -407,7 +419,8 @@ TEST(AblateConfigs, ShippedConfigsLoad) {
       const auto p = dir / (prefix + name + ".yaml");
       SCOPED_TRACE(p.string());
       app::AblationConfig c;
-      ASSERT_NO_THROW(c = app::load_ablation_config(p.string())) << error_of([&] { app::load_ablation_config(p.string()); });
+      ASSERT_NO_THROW(c = app::load_ablation_config(p.string()))
+          << error_of([&] { app::load_ablation_config(p.string()); });
       EXPECT_GE(c.variants.size(), 3u);
       EXPECT_GE(c.seeds.size(), 2u);
       EXPECT_EQ(c.synthetic.size(), prefix.empty() ? 0u : 2u);

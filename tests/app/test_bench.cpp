@@ -2,8 +2,6 @@
 // discovery) and the --quick command end to end through the binary (tables + JSON).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "vcpclip/app/bench.h"
 #include "vcpclip/build_info.h"
@@ -59,8 +58,10 @@ TEST(Bench, PythonDiscoveryHonoursTheEnvironmentAndExplainsFailures) {
   why.clear();
   py = app::find_python_with_torch(&why);
   if (!py) EXPECT_NE(why.find("/bin/false: cannot import torch"), std::string::npos) << why;
-  if (old) setenv("VCPCLIP_PYTHON", saved.c_str(), 1);
-  else unsetenv("VCPCLIP_PYTHON");
+  if (old)
+    setenv("VCPCLIP_PYTHON", saved.c_str(), 1);
+  else
+    unsetenv("VCPCLIP_PYTHON");
 }
 
 TEST(Bench, QuickCommandPrintsEverySectionAndWritesJson) {
@@ -85,7 +86,8 @@ TEST(Bench, QuickCommandPrintsEverySectionAndWritesJson) {
   const auto& v = j.at("vision").at("cases").at(0);
   EXPECT_EQ(v.at("backbone"), "ViT-B-16");
   EXPECT_GT(v.at("images_per_second").get<double>(), 0);
-  EXPECT_NEAR(v.at("gflops").get<double>(), v.at("gflop_per_image").get<double>() * v.at("images_per_second").get<double>(),
+  EXPECT_NEAR(v.at("gflops").get<double>(),
+              v.at("gflop_per_image").get<double>() * v.at("images_per_second").get<double>(),
               1e-6 * v.at("gflops").get<double>());
   EXPECT_GT(j.at("predict").at("cases").at(0).at("images_per_second").get<double>(), 0);
   EXPECT_TRUE(j.at("predict").at("reference_skipped").is_string());  // --quick skips the Python predict run

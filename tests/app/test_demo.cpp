@@ -3,16 +3,15 @@
 // evaluation, PNGs, summary.json written last, synthetic sets reused on a rerun).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/test_util.h"
 #include "vcpclip/app/demo.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -37,10 +36,18 @@ fs::path temp_dir(const std::string& name) {
 
 /// A miniature demo: 2 + 2 classes of tiny images, one short epoch.
 std::vector<std::string> mini_overrides() {
-  return {"demo.synthetic.aux.classes=2",    "demo.synthetic.aux.images=6",   "demo.synthetic.aux.size=64",
-          "demo.synthetic.target.classes=2", "demo.synthetic.target.images=5", "demo.synthetic.target.size=64",
-          "model.image_size=32",             "train.epochs=1",                "train.batch_size=4",
-          "train.workers=1",                 "eval.data.workers=1",           "eval.png_limit=1",
+  return {"demo.synthetic.aux.classes=2",
+          "demo.synthetic.aux.images=6",
+          "demo.synthetic.aux.size=64",
+          "demo.synthetic.target.classes=2",
+          "demo.synthetic.target.images=5",
+          "demo.synthetic.target.size=64",
+          "model.image_size=32",
+          "train.epochs=1",
+          "train.batch_size=4",
+          "train.workers=1",
+          "eval.data.workers=1",
+          "eval.png_limit=1",
           "runtime.threads=1"};
 }
 
@@ -79,8 +86,8 @@ TEST(Demo, LoadsTheBuiltInConfigWithOutDirSubstituted) {
 }
 
 TEST(Demo, OverridesReachEverySectionAndDefaultOutDirIsRunsDemo) {
-  const auto c = app::load_demo_config("", {"train.epochs=1", "demo.synthetic.aux.classes=2", "demo.out_dir=o2",
-                                            "demo.untrained_baseline=false"});
+  const auto c = app::load_demo_config(
+      "", {"train.epochs=1", "demo.synthetic.aux.classes=2", "demo.out_dir=o2", "demo.untrained_baseline=false"});
   EXPECT_EQ(c.out_dir, "o2");
   EXPECT_FALSE(c.untrained_baseline);
   EXPECT_EQ(c.synthetic[0].classes, 2);
@@ -131,9 +138,9 @@ TEST(Demo, MiniatureRunEndToEnd) {
   EXPECT_NE(text.find("Trained head"), std::string::npos) << text;
   EXPECT_NE(text.find("demo finished"), std::string::npos) << text;
   EXPECT_EQ(r.generated.size(), 2u);
-  for (const char* p : {"data/aux/split_csv/1cls.csv", "data/target", "train/last.pth", "train/epochs.jsonl",
-                        "eval/metrics.json", "eval/metrics.md", "eval/imgs", "eval_untrained/metrics.json",
-                        "summary.json"})
+  for (const char* p :
+       {"data/aux/split_csv/1cls.csv", "data/target", "train/last.pth", "train/epochs.jsonl", "eval/metrics.json",
+        "eval/metrics.md", "eval/imgs", "eval_untrained/metrics.json", "summary.json"})
     EXPECT_TRUE(fs::exists(dir / p)) << p;
   EXPECT_FALSE(fs::exists(dir / "eval_untrained/imgs"));
   // at least one PNG strip per target class

@@ -4,14 +4,13 @@
 // (Slow: the full demo, a few minutes on 2 cores.)
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "vcpclip/build_info.h"
 
@@ -21,8 +20,8 @@ TEST(DemoSlow, BuiltInDemoTrainsAndBeatsTheUntrainedHead) {
   const auto dir = fs::temp_directory_path() / ("vcpclip_demo_slow_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const std::string cmd = "cd " + dir.string() + " && " + std::string(VCPCLIP_BINARY_DIR) +
-                          "/vcpclip demo --no-progress --out run 2>&1";
+  const std::string cmd =
+      "cd " + dir.string() + " && " + std::string(VCPCLIP_BINARY_DIR) + "/vcpclip demo --no-progress --out run 2>&1";
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   std::string out;

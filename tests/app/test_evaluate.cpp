@@ -1,25 +1,24 @@
 // `eval`: the whole evaluation on a tiny synthetic MVTec-layout set with the tiny golden VCP
 // fixture (backbone + reference-layout checkpoint): reference-pipeline maps and scores, reports,
 // saved maps re-scored by `score` to the same numbers, PNG export, bad images, empty classes.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <sstream>
 
 #include "../model/vcp_fixture.h"
+#include "support/test_util.h"
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/score.h"
 #include "vcpclip/app/synth.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/ground_truth.h"
 #include "vcpclip/io/npy.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -115,7 +114,8 @@ TEST(Evaluate, EndToEndReportsMapsScoreAndPngs) {
   EXPECT_TRUE(fs::is_regular_file(out / "metrics.csv"));
   EXPECT_TRUE(fs::is_regular_file(out / "metrics.md"));
   ASSERT_TRUE(res.mean.pixel.auroc.has_value());
-  EXPECT_NEAR(*res.mean.pixel.auroc, (*res.report.classes[0].pixel.auroc + *res.report.classes[1].pixel.auroc) / 2, 1e-12);
+  EXPECT_NEAR(*res.mean.pixel.auroc, (*res.report.classes[0].pixel.auroc + *res.report.classes[1].pixel.auroc) / 2,
+              1e-12);
 
   // The saved maps and scores.json reproduce the metrics through `score`.
   const fs::path cfg = out / "score.yaml";
@@ -251,9 +251,8 @@ TEST(Evaluate, RequestFromRunConfigNeedsModelAndData) {
   const auto p = fs::temp_directory_path() / ("vcpclip_eval_cfg_" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(p) << "model:\n  backbone: configs/models/tiny.json\n";
   auto cfg = app::load_run_config(p.string());
-  EXPECT_EQ(error_of([&] { app::make_eval_request(cfg); }),
-            "eval needs an `eval.data` section in " + p.string() +
-                " (the test set: eval.data.layout and eval.data.root)");
+  EXPECT_EQ(error_of([&] { app::make_eval_request(cfg); }), "eval needs an `eval.data` section in " + p.string() +
+                                                                " (the test set: eval.data.layout and eval.data.root)");
   auto cfg2 = app::load_run_config(p.string(), {"eval.data.layout=mvtec", "eval.data.root=/x", "eval.out_dir=/o"});
   auto req = app::make_eval_request(cfg2);
   EXPECT_EQ(req.out_dir, "/o");

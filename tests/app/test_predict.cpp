@@ -1,13 +1,12 @@
 // `predict`: maps and scores of the golden PNGs against the reference pipeline (including the
 // image preprocessing), branch outputs, bad-file handling, and the CLI end to end.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "../model/vcp_fixture.h"
 #include "vcpclip/app/predict.h"
@@ -72,7 +71,8 @@ TEST(Predict, MapsAndScoresMatchReference) {
 
 TEST(Predict, BadImageFailsClearlyOrIsSkipped) {
   auto in = fresh_dir("bad_in");
-  for (int i = 0; i < 3; ++i) fs::copy_file(fx::path("image_" + std::to_string(i) + ".png"), in / ("img" + std::to_string(i) + ".png"));
+  for (int i = 0; i < 3; ++i)
+    fs::copy_file(fx::path("image_" + std::to_string(i) + ".png"), in / ("img" + std::to_string(i) + ".png"));
   { std::ofstream(in / "img1b.png") << "this is not an image"; }
   auto out = fresh_dir("bad_out");
   auto req = request(out);
@@ -110,8 +110,8 @@ TEST(Predict, UniqueStemsAndCollect) {
 TEST(Predict, CliEndToEnd) {
   auto out = fresh_dir("cli");
   const std::string bin = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
-  const std::string cmd = "cd " + std::string(VCPCLIP_SOURCE_DIR) + " && VCPCLIP_VOCAB=" + fx::vocab_path() + " " + bin +
-                          " predict -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth -i " +
+  const std::string cmd = "cd " + std::string(VCPCLIP_SOURCE_DIR) + " && VCPCLIP_VOCAB=" + fx::vocab_path() + " " +
+                          bin + " predict -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth -i " +
                           fx::path("image_1.png") + " -o " + out.string() + " --set runtime.threads=1 > " +
                           (out / "log.txt").string() + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;

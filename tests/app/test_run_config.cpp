@@ -6,10 +6,10 @@
 #include <fstream>
 #include <string>
 
+#include "support/test_util.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -90,10 +90,10 @@ TEST(RunConfig, ParsesEverySection) {
   EXPECT_DOUBLE_EQ(cfg.train.options.lr, 1e-4);
   ASSERT_TRUE(cfg.train.data.has_value());
   EXPECT_EQ(cfg.train.data->layout, "mvtec");
-  EXPECT_TRUE(cfg.train.data->augment);          // training defaults for train.data
+  EXPECT_TRUE(cfg.train.data->augment);  // training defaults for train.data
   EXPECT_DOUBLE_EQ(cfg.train.data->mosaic_p, 0.2);
   ASSERT_TRUE(cfg.train.val_data.has_value());
-  EXPECT_FALSE(cfg.train.val_data->augment);     // evaluation defaults for val_data
+  EXPECT_FALSE(cfg.train.val_data->augment);  // evaluation defaults for val_data
   ASSERT_TRUE(cfg.eval.data.has_value());
   EXPECT_EQ(cfg.eval.data->layout, "visa");
   EXPECT_EQ(cfg.eval.data->classes, (std::vector<std::string>{"pcb1"}));
@@ -122,11 +122,12 @@ TEST(RunConfig, AbsentSectionsGetDefaultsAndRequireSaysWhatIsMissing) {
   EXPECT_FALSE(cfg.model.has_value());
   EXPECT_FALSE(cfg.eval.data.has_value());
   EXPECT_FALSE(cfg.train.data.has_value());
-  EXPECT_EQ(error_of([&] { cfg.require_model("eval"); }),
-            "eval needs a `model` section in " + p.string() + " (at least model.backbone; see configs/eval_mvtec.yaml)");
-  EXPECT_EQ(error_of([&] { cfg.require_eval_data("eval"); }),
-            "eval needs an `eval.data` section in " + p.string() +
-                " (the test set: eval.data.layout and eval.data.root)");
+  EXPECT_EQ(
+      error_of([&] { cfg.require_model("eval"); }),
+      "eval needs a `model` section in " + p.string() + " (at least model.backbone; see configs/eval_mvtec.yaml)");
+  EXPECT_EQ(
+      error_of([&] { cfg.require_eval_data("eval"); }),
+      "eval needs an `eval.data` section in " + p.string() + " (the test set: eval.data.layout and eval.data.root)");
   EXPECT_EQ(error_of([&] { cfg.require_train_data("train"); }),
             "train needs a `train.data` section in " + p.string() +
                 " (the training set: train.data.layout and train.data.root)");

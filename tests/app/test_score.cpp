@@ -2,11 +2,11 @@
 // scores.json give the same metrics as the accumulator fed directly; broken classes are reported
 // with exact errors while the others are still scored; the CLI writes the three reports.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "vcpclip/app/score.h"
 #include "vcpclip/build_info.h"

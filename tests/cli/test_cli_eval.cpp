@@ -3,13 +3,12 @@
 // section, corrupt image) with their exact messages and exit status.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "../model/vcp_fixture.h"
@@ -55,8 +54,8 @@ fs::path config() {
     EXPECT_EQ(r.status, 0) << r.out;
     const auto p = d / "eval.yaml";
     std::ofstream(p) << "runtime:\n  threads: 1\n"
-                     << "model:\n  backbone: " << fx::path("tiny_vcp_clip.json") << "\n  weights: "
-                     << fx::path("tiny_vcp_clip.pt") << "\n  vocab: " << fx::vocab_path()
+                     << "model:\n  backbone: " << fx::path("tiny_vcp_clip.json")
+                     << "\n  weights: " << fx::path("tiny_vcp_clip.pt") << "\n  vocab: " << fx::vocab_path()
                      << "\n  image_size: 64\n  features_list: [2, 3, 4]\n"
                      << "eval:\n  batch_size: 3\n  out_dir: " << (d / "default_out").string()
                      << "\n  data:\n    layout: mvtec\n    root: " << (d / "target").string() << "\n    workers: 1\n";

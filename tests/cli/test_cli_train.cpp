@@ -3,13 +3,12 @@
 // key, missing train.data, val_classes without val_data, --resume without a state) with exit 1.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "../train/trainer_fixture.h"
 #include "vcpclip/build_info.h"
@@ -57,7 +56,8 @@ TEST(CliTrain, MaxStepsResumeAndFiles) {
   EXPECT_NE(r.out.find("1 epoch(s), 3 step(s) (stopped at max_steps)"), std::string::npos) << r.out;
   r = run("train --config " + cfg + " --resume --no-progress --set train.log_every=2");
   ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("2 epoch(s), 4 step(s) -> " + (tmp.path / "out" / "last.pth").string()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 epoch(s), 4 step(s) -> " + (tmp.path / "out" / "last.pth").string()), std::string::npos)
+      << r.out;
   for (const char* f : {"last.pth", "resume.pt", "checkpoint_epoch_1.pth", "checkpoint_epoch_2.pth", "train.log"})
     EXPECT_TRUE(fs::exists(tmp.path / "out" / f)) << f;
   EXPECT_EQ(count_lines((tmp.path / "out" / "steps.jsonl").string()), 4);  // steps 1-3, then step 4 (log_every 2)
@@ -80,12 +80,14 @@ TEST(CliTrain, ErrorsExitWithStatusOne) {
   r = run("train --config " + cfg);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("train.val_classes lists validation classes but there is no train.val_data section"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
 
   cfg = write_config(tmp.path, data);
   r = run("train --config " + cfg + " --resume");
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.out.find("resume state not found: " + (tmp.path / "out" / "resume.pt").string()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resume state not found: " + (tmp.path / "out" / "resume.pt").string()), std::string::npos)
+      << r.out;
 
   r = run("train --config " + cfg + " --set train.batch_size=0");
   EXPECT_EQ(r.status, 1);

@@ -27,9 +27,9 @@ namespace fx = vcp_fixture;
 namespace {
 
 struct Run {
-  int status = -1;      // exit status, or 128 + signal
+  int status = -1;  // exit status, or 128 + signal
   bool signaled = false;
-  std::string out;      // stdout + stderr
+  std::string out;  // stdout + stderr
 };
 
 std::string binary() { return std::string(VCPCLIP_BINARY_DIR) + "/vcpclip"; }
@@ -55,7 +55,8 @@ Run run(const std::string& args) {
 void expect_clean_failure(const Run& r, const std::string& command, const std::vector<std::string>& phrases) {
   EXPECT_FALSE(r.signaled) << r.out;
   EXPECT_EQ(r.status, 1) << r.out;
-  for (const char* crash : {"terminate called", "Segmentation fault", "core dumped", "Aborted", "Exception raised from"})
+  for (const char* crash :
+       {"terminate called", "Segmentation fault", "core dumped", "Aborted", "Exception raised from"})
     EXPECT_EQ(r.out.find(crash), std::string::npos) << crash << " in:\n" << r.out;
   const std::string head = "vcpclip " + command + ": error";
   const auto at = r.out.find(head);
@@ -117,8 +118,8 @@ fs::path config() {
     const auto f = work() / "run.yaml";
     std::ofstream(f) << "runtime:\n  threads: 1\n"
                      << model_section() << "train:\n  epochs: 2\n  batch_size: 4\n  workers: 1\n  out_dir: "
-                     << (work() / "train_default").string() << "\n  data:\n    layout: visa\n    root: "
-                     << aux_set().string() << "\n    workers: 1\n"
+                     << (work() / "train_default").string()
+                     << "\n  data:\n    layout: visa\n    root: " << aux_set().string() << "\n    workers: 1\n"
                      << "eval:\n  batch_size: 4\n  out_dir: " << (work() / "eval_default").string()
                      << "\n  data:\n    layout: mvtec\n    root: " << target_set().string() << "\n    workers: 1\n";
     return f;
@@ -180,10 +181,10 @@ TEST(Robustness, UnknownKeyInEverySection) {
                        {"unknown config key 'train.epoch'", f.string(), "known keys", "epochs"});
   // ... and through --set, for each section, by the commands that read the file.
   for (const auto& [key, cmd] : std::vector<std::pair<std::string, std::string>>{{"runtime.devcie", "eval"},
-                                                                                {"model.imagesize", "eval"},
-                                                                                {"train.lrr", "eval"},
-                                                                                {"eval.batchsize", "train"},
-                                                                                {"eval.data.rooot", "eval"}}) {
+                                                                                 {"model.imagesize", "eval"},
+                                                                                 {"train.lrr", "eval"},
+                                                                                 {"eval.batchsize", "train"},
+                                                                                 {"eval.data.rooot", "eval"}}) {
     SCOPED_TRACE(key);
     expect_clean_failure(run(cmd + " --no-progress" + cfg() + "--set " + key + "=1"), cmd,
                          {"unknown config key '" + key + "'", config().string()});
@@ -221,9 +222,9 @@ TEST(Robustness, CorruptImageInTheTestSetIsNamed) {
   ASSERT_FALSE(img.empty());
   write_bytes(img, "this is not a png");
   const auto out = work() / "eval_corrupt";
-  expect_clean_failure(run("eval --no-progress" + cfg() + "--out " + out.string() + " --set eval.data.root=" +
-                           set.string()),
-                       "eval", {"cannot decode image file", img.string()});
+  expect_clean_failure(
+      run("eval --no-progress" + cfg() + "--out " + out.string() + " --set eval.data.root=" + set.string()), "eval",
+      {"cannot decode image file", img.string()});
   EXPECT_FALSE(fs::exists(out / "metrics.json")) << "no metrics for a half-evaluated set";
 }
 
@@ -243,8 +244,9 @@ TEST(Robustness, CorruptAndTruncatedCheckpointsAreNamed) {
                          "eval", {ck.string()});
     EXPECT_FALSE(fs::exists(out / "metrics.json"));
     const auto pout = work() / ("pred_" + ck.stem().string());
-    expect_clean_failure(run("predict" + cfg() + "-k " + ck.string() + " -i " + images.string() + " -o " + pout.string()),
-                         "predict", {ck.string()});
+    expect_clean_failure(
+        run("predict" + cfg() + "-k " + ck.string() + " -i " + images.string() + " -o " + pout.string()), "predict",
+        {ck.string()});
   }
 }
 
@@ -290,8 +292,8 @@ TEST(Robustness, InterruptedTrainingResumesAndLeavesALoadableCheckpoint) {
 
   // (b) killed by a signal mid-run (SIGKILL: no chance to clean up) right after an epoch's state.
   const auto out2 = work() / "train_killed";
-  const std::string cmd = "exec " + binary() + " train --no-progress" + cfg() + "--set train.out_dir=" +
-                          out2.string() + " --set train.epochs=50 > " + (work() / "killed.log").string() + " 2>&1";
+  const std::string cmd = "exec " + binary() + " train --no-progress" + cfg() + "--set train.out_dir=" + out2.string() +
+                          " --set train.epochs=50 > " + (work() / "killed.log").string() + " 2>&1";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -317,9 +319,9 @@ TEST(Robustness, InterruptedTrainingResumesAndLeavesALoadableCheckpoint) {
   EXPECT_NE(r.out.find("resumed from " + (out2 / "resume.pt").string()), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("3 epoch(s)"), std::string::npos) << r.out;
   // resuming with nothing to resume is a clear error, not a fresh run
-  expect_clean_failure(run("train --no-progress" + cfg() + "--set train.out_dir=" + (work() / "never").string() +
-                           " --resume"),
-                       "train", {"resume state not found", (work() / "never" / "resume.pt").string()});
+  expect_clean_failure(
+      run("train --no-progress" + cfg() + "--set train.out_dir=" + (work() / "never").string() + " --resume"), "train",
+      {"resume state not found", (work() / "never" / "resume.pt").string()});
 }
 
 TEST(Robustness, DemoFailureLeavesNoSummary) {

@@ -128,6 +128,6 @@ TEST(Augment, Mosaic2x2) {
   EXPECT_EQ(rgb.at<cv::Vec3b>(0, 15)[0], 60);    // top-right: tile 1
   EXPECT_EQ(rgb.at<cv::Vec3b>(19, 0)[0], 120);   // bottom-left: tile 2
   EXPECT_EQ(rgb.at<cv::Vec3b>(19, 15)[0], 180);  // bottom-right: tile 3
-  EXPECT_EQ(cv::countNonZero(mask), 8 * 10);      // only tile 1's mask
+  EXPECT_EQ(cv::countNonZero(mask), 8 * 10);     // only tile 1's mask
   EXPECT_EQ(mask.at<uint8_t>(5, 12), 255);
 }

@@ -1,10 +1,9 @@
 // `data check` problem detection with exact messages, on a synthetic MVTec set broken on purpose.
 #include <gtest/gtest.h>
 
-#include <opencv2/imgcodecs.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
 
 #include "vcpclip/data/check.h"
 #include "vcpclip/data/synthetic.h"

@@ -1,19 +1,18 @@
 // Dataset readers on generated synthetic sets and on the real VisA csv / MVTec meta files.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/test_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/data/datasets.h"
 #include "vcpclip/data/synthetic.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -137,9 +136,15 @@ TEST(Datasets, MetaReaderOnWrittenFile) {
   const std::string root = tmpdir("meta");
   fs::create_directories(root);
   nlohmann::ordered_json j;
-  j["test"]["zeta"] = {{{"img_path", "z/1.png"}, {"mask_path", ""}, {"cls_name", "zeta"}, {"specie_name", "good"}, {"anomaly", 0}},
-                       {{"img_path", "z/2.png"}, {"mask_path", "z/2_mask.png"}, {"cls_name", "zeta"}, {"specie_name", "cut"}, {"anomaly", 1}}};
-  j["test"]["alpha"] = {{{"img_path", "a/1.png"}, {"mask_path", ""}, {"cls_name", "alpha"}, {"specie_name", "good"}, {"anomaly", 0}}};
+  j["test"]["zeta"] = {
+      {{"img_path", "z/1.png"}, {"mask_path", ""}, {"cls_name", "zeta"}, {"specie_name", "good"}, {"anomaly", 0}},
+      {{"img_path", "z/2.png"},
+       {"mask_path", "z/2_mask.png"},
+       {"cls_name", "zeta"},
+       {"specie_name", "cut"},
+       {"anomaly", 1}}};
+  j["test"]["alpha"] = {
+      {{"img_path", "a/1.png"}, {"mask_path", ""}, {"cls_name", "alpha"}, {"specie_name", "good"}, {"anomaly", 0}}};
   j["train"]["zeta"] = nlohmann::ordered_json::array();
   std::ofstream(root + "/meta_toy.json") << j.dump();
   auto idx = read_meta(root, "", "test", {});

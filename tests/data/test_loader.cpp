@@ -123,7 +123,7 @@ TEST(Loader, ShardingCoversEverySampleOnce) {
     per_rank = static_cast<int64_t>(order.size());
     seen.insert(order.begin(), order.end());
   }
-  EXPECT_EQ(per_rank, 11);        // ceil(21 / 2), padded by wrapping
+  EXPECT_EQ(per_rank, 11);  // ceil(21 / 2), padded by wrapping
   EXPECT_EQ(seen.size(), 22u);
   for (size_t i = 0; i < 21; ++i) EXPECT_GE(seen.count(i), 1u) << i;
   o.rank = 2;

@@ -53,8 +53,7 @@ TEST(LoaderSpeed, PreprocessAndLoadAt518) {
       if (!firstb.defined()) firstb = b->images;
     }
     const double sec = std::chrono::duration<double>(Clock::now() - s).count();
-    std::cout << "loader 512^2 png -> 518^2 with augmentation, workers=" << workers << ": " << n / sec
-              << " img/s\n";
+    std::cout << "loader 512^2 png -> 518^2 with augmentation, workers=" << workers << ": " << n / sec << " img/s\n";
     EXPECT_EQ(n, 64);
     first.push_back(firstb);
   }

@@ -1,11 +1,10 @@
 // Synthetic data: determinism, disjoint sets, exact and visible defects, layouts, speed.
 #include <gtest/gtest.h>
 
-#include <opencv2/imgcodecs.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
 #include <set>
 
 #include "vcpclip/common/error.h"

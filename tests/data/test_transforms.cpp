@@ -1,12 +1,11 @@
 // Preprocessing vs PIL / the reference transform (fixtures: scripts/make_golden_transforms.py).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
@@ -26,7 +25,8 @@ cv::Mat pattern(int w, int h, int channels, uint32_t seed) {
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int c = 0; c < channels; ++c) {
-        uint32_t hsh = (uint32_t(x) * 73856093u) ^ (uint32_t(y) * 19349663u) ^ (uint32_t(c + 1) * 83492791u) ^ seed_term;
+        uint32_t hsh =
+            (uint32_t(x) * 73856093u) ^ (uint32_t(y) * 19349663u) ^ (uint32_t(c + 1) * 83492791u) ^ seed_term;
         hsh ^= hsh >> 13;
         hsh *= 0x5BD1E995u;
         hsh ^= hsh >> 15;

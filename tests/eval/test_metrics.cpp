@@ -1,10 +1,10 @@
 // Metrics against golden values from scikit-learn, the reference cal_pro_score and an independent
 // exact AUPRO (scripts/make_golden_metrics.py), plus hand-checked small cases and error paths.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"

@@ -1,9 +1,9 @@
 // Post-processing against scipy.ndimage.gaussian_filter (fixtures from
 // scripts/make_golden_metrics.py) and hand-checked blend / top-k / min-max.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"

@@ -1,10 +1,10 @@
 // Visualisation helpers: overlay arithmetic as the reference's apply_ad_scoremap, strip layout,
 // curve plots that draw the curves in colour, PNG round trip.
 #include <gtest/gtest.h>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/visualize.h"
@@ -52,8 +52,8 @@ TEST(Visualize, PlotDrawsCurvesAndWritesPng) {
     c.x.push_back(i / 10.f);
     c.y.push_back(std::sqrt(i / 10.f));
   }
-  cv::Mat p = plot_curves({{"bottle (AUROC 90.0)", c}}, "Pixel ROC", "false positive rate", "true positive rate", 1.0,
-                          true);
+  cv::Mat p =
+      plot_curves({{"bottle (AUROC 90.0)", c}}, "Pixel ROC", "false positive rate", "true positive rate", 1.0, true);
   EXPECT_EQ(p.size(), cv::Size(640, 480));
   int coloured = 0;
   for (int y = 0; y < p.rows; ++y)

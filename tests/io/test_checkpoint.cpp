@@ -8,10 +8,10 @@
 #include <random>
 
 #include "io/expected_tensors.h"
+#include "support/test_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/checkpoint.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 using vcpclip::testing::slurp;
@@ -74,7 +74,8 @@ ReferenceCheckpoint small_checkpoint() {
   ReferenceCheckpoint ck;
   at::Tensor w = at::randn({4, 3});
   ck.modules.push_back({"trainable_linearlayer", {{"fc.0.weight", w.t()}, {"fc.0.bias", at::randn({3})}}});
-  ck.modules.push_back({"Zero_try", {{"prompt_temp_l1", at::full({}, 2.5f)}, {"q_proj_pre.weight", at::randn({2, 3, 1})}}});
+  ck.modules.push_back(
+      {"Zero_try", {{"prompt_temp_l1", at::full({}, 2.5f)}, {"q_proj_pre.weight", at::randn({2, 3, 1})}}});
   ck.parameters.push_back({"prompt_embeddings", at::randn({1, 1, 3}).to(at::kHalf)});
   ck.parameters.push_back({"prompt_norm.weight", at::randn({3}, at::kDouble)});
   return ck;
@@ -128,15 +129,15 @@ TEST_F(CheckpointTest, FlattenAndUnflatten) {
   std::vector<std::string> names;
   for (const auto& [n, t] : flat) names.push_back(n);
   EXPECT_EQ(names, (std::vector<std::string>{"Zero_try.prompt_temp_l1", "Zero_try.q_proj_pre.weight",
-                                             "prompt_embeddings", "prompt_norm.weight", "trainable_linearlayer.fc.0.bias",
-                                             "trainable_linearlayer.fc.0.weight"}));
+                                             "prompt_embeddings", "prompt_norm.weight",
+                                             "trainable_linearlayer.fc.0.bias", "trainable_linearlayer.fc.0.weight"}));
   EXPECT_TRUE(flat.at("trainable_linearlayer.fc.0.weight").equal(ck.modules[0].second[0].second));
 
   auto back = ReferenceCheckpoint::unflatten(in_file_order(ck), {"trainable_linearlayer", "Zero_try"});
   expect_equal(ck, back, /*same_dtype=*/true);
   // Modules come in the order given, also when empty; other names are top-level.
-  auto other = ReferenceCheckpoint::unflatten({{"x.a", at::ones({1})}, {"Zero_tryx", at::ones({1})}, {"y", at::ones({1})}},
-                                              {"Zero_try", "x"});
+  auto other = ReferenceCheckpoint::unflatten(
+      {{"x.a", at::ones({1})}, {"Zero_tryx", at::ones({1})}, {"y", at::ones({1})}}, {"Zero_try", "x"});
   ASSERT_EQ(other.modules.size(), 2u);
   EXPECT_EQ(other.modules[0].first, "Zero_try");
   EXPECT_TRUE(other.modules[0].second.empty());

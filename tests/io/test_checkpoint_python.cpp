@@ -21,9 +21,7 @@ int run(const std::string& cmd) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-fs::path scratch_dir() {
-  return fs::temp_directory_path() / ("vcpclip_py_test_" + std::to_string(::getpid()));
-}
+fs::path scratch_dir() { return fs::temp_directory_path() / ("vcpclip_py_test_" + std::to_string(::getpid())); }
 
 fs::path scratch(const std::string& name) {
   fs::create_directories(scratch_dir());

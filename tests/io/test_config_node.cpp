@@ -1,8 +1,8 @@
 // Strict config reading: unknown keys, wrong types, overrides, missing files.
 #include <gtest/gtest.h>
 
-#include "vcpclip/io/config_node.h"
 #include "support/test_util.h"
+#include "vcpclip/io/config_node.h"
 
 using vcpclip::testing::error_of;
 

@@ -6,9 +6,9 @@
 #include <fstream>
 
 #include "io/expected_tensors.h"
+#include "support/test_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/npy.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 using vcpclip::testing::slurp;
@@ -94,7 +94,8 @@ TEST(Npy, ErrorsNameTheFile) {
   EXPECT_EQ(error_of([&] { read_npy(bad_header); }),
             "cannot read " + bad_header + ": bad .npy header (missing 'descr', 'fortran_order' or 'shape'): " + h);
 
-  EXPECT_EQ(error_of([&] { write_npy(tmp("x.npy"), at::ones({2}, at::kInt)); }),
-            "cannot write " + tmp("x.npy") + ": .npy writing supports float32, float64, uint8, int64 and bool, not Int");
+  EXPECT_EQ(
+      error_of([&] { write_npy(tmp("x.npy"), at::ones({2}, at::kInt)); }),
+      "cannot write " + tmp("x.npy") + ": .npy writing supports float32, float64, uint8, int64 and bool, not Int");
   fs::remove_all(fs::path(tmp("x")).parent_path());
 }

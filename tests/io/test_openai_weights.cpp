@@ -1,18 +1,17 @@
 // Reading CLIP weights: OpenAI-style TorchScript archive (fixture), safetensors (own parser, round
 // trip, F16/BF16, corrupt files), and config inference from tensor shapes.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
+#include "support/test_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/openai_weights.h"
 #include "vcpclip/io/safetensors.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 

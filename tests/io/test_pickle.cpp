@@ -7,9 +7,9 @@
 #include <filesystem>
 
 #include "io/expected_tensors.h"
+#include "support/test_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/pickle.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -46,14 +46,24 @@ std::vector<int64_t> ints_of(const Value& list) {
 void expect_same(const Value& a, const Value& b, const std::string& where) {
   ASSERT_EQ(a.kind, b.kind) << where;
   switch (a.kind) {
-    case Kind::Bool: EXPECT_EQ(a.b, b.b) << where; break;
-    case Kind::Int: EXPECT_EQ(a.i, b.i) << where; break;
-    case Kind::Float: EXPECT_EQ(std::signbit(a.f), std::signbit(b.f)) << where; EXPECT_EQ(a.f, b.f) << where; break;
-    case Kind::String: EXPECT_EQ(a.s, b.s) << where; break;
+    case Kind::Bool:
+      EXPECT_EQ(a.b, b.b) << where;
+      break;
+    case Kind::Int:
+      EXPECT_EQ(a.i, b.i) << where;
+      break;
+    case Kind::Float:
+      EXPECT_EQ(std::signbit(a.f), std::signbit(b.f)) << where;
+      EXPECT_EQ(a.f, b.f) << where;
+      break;
+    case Kind::String:
+      EXPECT_EQ(a.s, b.s) << where;
+      break;
     case Kind::Tuple:
     case Kind::List:
       ASSERT_EQ(a.items.size(), b.items.size()) << where;
-      for (size_t k = 0; k < a.items.size(); ++k) expect_same(*a.items[k], *b.items[k], where + "[" + std::to_string(k) + "]");
+      for (size_t k = 0; k < a.items.size(); ++k)
+        expect_same(*a.items[k], *b.items[k], where + "[" + std::to_string(k) + "]");
       break;
     case Kind::Dict:
       EXPECT_EQ(a.ordered, b.ordered) << where;
@@ -72,7 +82,8 @@ void expect_same(const Value& a, const Value& b, const std::string& where) {
       EXPECT_EQ(a.tensor.sizes(), b.tensor.sizes()) << where;
       EXPECT_TRUE(a.tensor.equal(b.tensor)) << where;
       break;
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -88,8 +99,8 @@ TEST(Pickle, ReadsPythonValuesExactly) {
                                             "single", "tensor", "param"}));
 
   EXPECT_EQ(ints_of(*root->find("ints")),
-            (std::vector<int64_t>{0, 255, 256, 65535, 65536, -1, -2147483648LL, 2147483647LL, 2147483648LL,
-                                  1LL << 40, -(1LL << 40), INT64_MAX, INT64_MIN}));
+            (std::vector<int64_t>{0, 255, 256, 65535, 65536, -1, -2147483648LL, 2147483647LL, 2147483648LL, 1LL << 40,
+                                  -(1LL << 40), INT64_MAX, INT64_MIN}));
   const auto& floats = root->find("floats")->items;
   ASSERT_EQ(floats.size(), 4u);
   EXPECT_EQ(floats[0]->f, 1.5);
@@ -235,17 +246,32 @@ TEST(Pickle, UnsupportedGlobalsAndOpcodesNameThemAndTheFile) {
 }
 
 TEST(Pickle, MalformedPicklesAreErrors) {
-  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02"); }), "truncated pickle: data.pkl ended at byte 2 before STOP in mem");
-  EXPECT_EQ(error_of([] { unpickle_string(std::string("\x80\x02X\xff\x00\x00\x00" "ab", 9)); }),
+  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02"); }),
+            "truncated pickle: data.pkl ended at byte 2 before STOP in mem");
+  EXPECT_EQ(error_of([] {
+              unpickle_string(
+                  std::string("\x80\x02X\xff\x00\x00\x00"
+                              "ab",
+                              9));
+            }),
             "truncated pickle: data.pkl ended at byte 9 while reading BINUNICODE at byte 2 in mem");
-  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02s."); }), "malformed pickle: empty stack at SETITEM at byte 2 of data.pkl in mem");
+  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02s."); }),
+            "malformed pickle: empty stack at SETITEM at byte 2 of data.pkl in mem");
   EXPECT_EQ(error_of([] { unpickle_string("\x80\x02h\x05."); }),
             "malformed pickle: memo entry 5 read before it was written at byte 2 of data.pkl in mem");
-  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02NN."); }), "malformed pickle: 2 values on the stack at STOP at byte 4 of data.pkl in mem");
-  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02t."); }), "malformed pickle: TUPLE without MARK at byte 2 of data.pkl in mem");
-  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02]Na."); }) , "(no error)");
-  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02NNa."); }), "unsupported APPEND on a None (expected a list) at byte 4 of data.pkl in mem");
-  EXPECT_EQ(error_of([] { unpickle_string(std::string("\x80\x02\x8a\x09" "123456789.", 14)); }),
+  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02NN."); }),
+            "malformed pickle: 2 values on the stack at STOP at byte 4 of data.pkl in mem");
+  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02t."); }),
+            "malformed pickle: TUPLE without MARK at byte 2 of data.pkl in mem");
+  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02]Na."); }), "(no error)");
+  EXPECT_EQ(error_of([] { unpickle_string("\x80\x02NNa."); }),
+            "unsupported APPEND on a None (expected a list) at byte 4 of data.pkl in mem");
+  EXPECT_EQ(error_of([] {
+              unpickle_string(
+                  std::string("\x80\x02\x8a\x09"
+                              "123456789.",
+                              14));
+            }),
             "integer of 9 bytes does not fit in 64 bits at byte 2 of data.pkl in mem");
 }
 
@@ -258,14 +284,18 @@ std::string binunicode(const std::string& text) {
   return s + text;
 }
 std::string tensor_pickle(int numel, int offset, int size) {
-  std::string s = "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n((" + binunicode("storage");
+  std::string s =
+      "\x80\x02"
+      "ctorch._utils\n_rebuild_tensor_v2\n((" +
+      binunicode("storage");
   s += "ctorch\nFloatStorage\n" + binunicode("0") + binunicode("cpu") + "K";
   s += static_cast<char>(numel);
   s += "tQK";
   s += static_cast<char>(offset);
   s += "K";
   s += static_cast<char>(size);
-  s += "\x85K\x01\x85\x89" "ccollections\nOrderedDict\n)RtR.";
+  s += "\x85K\x01\x85\x89"
+       "ccollections\nOrderedDict\n)RtR.";
   return s;
 }
 RecordLoader bytes_loader(size_t n) {
@@ -292,7 +322,9 @@ TEST(Pickle, TensorBoundsAndStorageSizesAreChecked) {
 TEST(Pickle, DeeplyNestedValuesDoNotOverflowTheStack) {
   // d = {}; x = []; then a million times: c = [x]; x = c; d[1] = c  (memo keeps the stack small)
   const char head[] = "\x80\x02}K\x01]q\x00s";
-  const char step[] = "K\x01]h\x00" "aq\x00s";
+  const char step[] =
+      "K\x01]h\x00"
+      "aq\x00s";
   std::string p(head, sizeof(head) - 1);
   const int depth = 1000000;
   p.reserve(p.size() + depth * (sizeof(step) - 1) + 1);
@@ -312,7 +344,10 @@ TEST(Pickle, DeeplyNestedValuesDoNotOverflowTheStack) {
 }
 
 TEST(Pickle, DictKeysReplaceAndHugeDictsAreLinear) {
-  ValuePtr d = unpickle_string(std::string("\x80\x02}(K\x01K\x02K\x01K\x03X\x01\x00\x00\x00" "aK\x04u.", 22));
+  ValuePtr d =
+      unpickle_string(std::string("\x80\x02}(K\x01K\x02K\x01K\x03X\x01\x00\x00\x00"
+                                  "aK\x04u.",
+                                  22));
   ASSERT_EQ(d->entries.size(), 2u);
   EXPECT_EQ(d->entries[0].first->i, 1);
   EXPECT_EQ(d->entries[0].second->i, 3);  // the later value replaces the earlier, in place (as Python)

@@ -2,9 +2,9 @@
 // Access to the CLIP golden fixtures written by scripts/make_golden_clip.py (tests/fixtures/clip/):
 // golden.json lists raw little-endian float32 / int64 arrays with their shapes.
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <string>

@@ -1,18 +1,17 @@
 // Strict weight loading into ClipModel: exact messages for missing / mis-shaped / unexpected
 // tensors and for unreadable files; safetensors round trip gives the same model.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
 
 #include "model/clip_fixture.h"
+#include "support/test_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/openai_weights.h"
 #include "vcpclip/model/clip_model.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -64,7 +63,10 @@ TEST(ClipLoad, WrongBackboneListsSeveralProblems) {
     model::ClipModel m(cfg);
     auto e = error_of([&] { io::load_clip_weights(m, io::read_clip_tensors(archive()), "w.pt"); });
     EXPECT_EQ(e.rfind("CLIP weights 'w.pt' do not fit the model: unexpected tensor "
-                      "'visual.transformer.resblocks.3.attn.in_proj_bias' of shape [192]; ", 0), 0u) << e;
+                      "'visual.transformer.resblocks.3.attn.in_proj_bias' of shape [192]; ",
+                      0),
+              0u)
+        << e;
     EXPECT_NE(e.find("; and 4 more"), std::string::npos) << e;  // 12 problems, 8 shown
   }
   cfg.text.layers = 4;
@@ -120,8 +122,7 @@ TEST(ClipLoad, SafetensorsRoundTripGivesTheSameModel) {
   auto a = model::load_clip_model(archive(), tiny_cfg());
   auto b = model::load_clip_model(p, tiny_cfg());
   auto pb = b->named_parameters();
-  for (const auto& item : a->named_parameters())
-    EXPECT_TRUE(at::equal(item.value(), pb[item.key()])) << item.key();
+  for (const auto& item : a->named_parameters()) EXPECT_TRUE(at::equal(item.value(), pb[item.key()])) << item.key();
   torch::NoGradGuard ng;
   auto img = fx::load("image_48");
   EXPECT_TRUE(at::equal(a->visual->forward(img, {2}).global, b->visual->forward(img, {2}).global));

@@ -1,16 +1,15 @@
 // CLIP backbone structure: OpenAI parameter names, config reading, the residual block against an
 // independent multi-head attention (LibTorch's F::multi_head_attention_forward), activations.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/nn/functional/activation.h>
 
 #include <set>
 
+#include "support/test_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/clip_model.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -54,10 +53,19 @@ TEST(ClipModel, ParameterNamesAreOpenAIs) {
   model::ClipModel m(cfg);
   std::set<std::string> names;
   for (const auto& p : m->named_parameters()) names.insert(p.key());
-  std::set<std::string> expected = {"visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
-                                    "visual.ln_pre.weight", "visual.ln_pre.bias", "visual.ln_post.weight",
-                                    "visual.ln_post.bias", "visual.proj", "token_embedding.weight",
-                                    "positional_embedding", "ln_final.weight", "ln_final.bias", "text_projection",
+  std::set<std::string> expected = {"visual.conv1.weight",
+                                    "visual.class_embedding",
+                                    "visual.positional_embedding",
+                                    "visual.ln_pre.weight",
+                                    "visual.ln_pre.bias",
+                                    "visual.ln_post.weight",
+                                    "visual.ln_post.bias",
+                                    "visual.proj",
+                                    "token_embedding.weight",
+                                    "positional_embedding",
+                                    "ln_final.weight",
+                                    "ln_final.bias",
+                                    "text_projection",
                                     "logit_scale"};
   auto block = [&](const std::string& prefix) {
     for (const char* s : {"ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias",
@@ -97,19 +105,18 @@ TEST(ClipModel, ShippedConfigsParse) {
 }
 
 TEST(ClipModel, ConfigErrorsNameKeyAndOrigin) {
-  const std::string base =
-      R"({"embed_dim":32,"vision_cfg":{"image_size":32,"layers":2,"width":64,"patch_size":8},)"
-      R"("text_cfg":{"context_length":77,"vocab_size":49408,"width":32,"heads":2,"layers":1})";
+  const std::string base = R"({"embed_dim":32,"vision_cfg":{"image_size":32,"layers":2,"width":64,"patch_size":8},)"
+                           R"("text_cfg":{"context_length":77,"vocab_size":49408,"width":32,"heads":2,"layers":1})";
   EXPECT_NO_THROW(ClipConfig::from_json_text(base + "}", "m.json", "m"));
-  EXPECT_EQ(ClipConfig::from_json_text(base + R"(,"activation":"quick_gelu"})", "m.json", "m").activation, "quick_gelu");
+  EXPECT_EQ(ClipConfig::from_json_text(base + R"(,"activation":"quick_gelu"})", "m.json", "m").activation,
+            "quick_gelu");
   EXPECT_EQ(error_of([&] { ClipConfig::from_json_text(base + R"(,"activation":"relu"})", "m.json", "m"); }),
             "CLIP config m.json: activation must be 'gelu' or 'quick_gelu', found 'relu'");
-  EXPECT_NE(error_of([&] { ClipConfig::from_json_text(base + R"(,"embed_dimm":3})", "m.json", "m"); })
-                .find("embed_dimm"),
-            std::string::npos);
-  auto bad_patch =
-      R"({"embed_dim":32,"vision_cfg":{"image_size":30,"layers":2,"width":64,"patch_size":8},)"
-      R"("text_cfg":{"width":32,"heads":2,"layers":1}})";
+  EXPECT_NE(
+      error_of([&] { ClipConfig::from_json_text(base + R"(,"embed_dimm":3})", "m.json", "m"); }).find("embed_dimm"),
+      std::string::npos);
+  auto bad_patch = R"({"embed_dim":32,"vision_cfg":{"image_size":30,"layers":2,"width":64,"patch_size":8},)"
+                   R"("text_cfg":{"width":32,"heads":2,"layers":1}})";
   EXPECT_EQ(error_of([&] { ClipConfig::from_json_text(bad_patch, "m.json", "m"); }),
             "CLIP config m.json: vision_cfg.image_size 30 is not a multiple of vision_cfg.patch_size 8");
   EXPECT_EQ(error_of([&] { ClipConfig::from_json_file("/nonexistent/x.json"); }),
@@ -169,9 +176,13 @@ TEST(ClipModel, VisionInputChecksAndTextHelpers) {
   auto cfg = tiny();
   model::ClipModel m(cfg);
   torch::NoGradGuard ng;
-  EXPECT_EQ(error_of([&] { m->visual->forward(torch::zeros({1, 3, 30, 30}), {1}); }),
+  EXPECT_EQ(error_of([&] {
+              m->visual->forward(torch::zeros({1, 3, 30, 30}), {1});
+            }),
             "vision tower expects square images with a side that is a multiple of 8, found 30x30");
-  EXPECT_EQ(error_of([&] { m->visual->forward(torch::zeros({1, 3, 32, 32}), {0}); }),
+  EXPECT_EQ(error_of([&] {
+              m->visual->forward(torch::zeros({1, 3, 32, 32}), {0});
+            }),
             "feature layer 0 is out of range: the vision tower has blocks 1..4");
   auto out = m->visual->forward(torch::randn({2, 3, 40, 40}), {2, 4});
   EXPECT_EQ(out.patch_features[0].sizes(), (std::vector<int64_t>{2, 26, 64}));
@@ -197,7 +208,8 @@ TEST(ClipModel, VisionInputChecksAndTextHelpers) {
   auto with_class = ids.clone();
   with_class.index_put_({torch::indexing::Slice(), 2}, 49408);
   auto x2 = m->embed_tokens(with_class) + m->text_positional_embedding();
-  auto manual2 = torch::matmul(m->ln_final_forward(m->run_text_transformer(x2)).select(1, 3), m->text_projection_weight());
+  auto manual2 =
+      torch::matmul(m->ln_final_forward(m->run_text_transformer(x2)).select(1, 3), m->text_projection_weight());
   EXPECT_TRUE(torch::allclose(m->encode_text(with_class), manual2, 1e-6, 1e-6));
   EXPECT_GT(model::count_parameters(*m), 0);
 }

@@ -1,10 +1,9 @@
 // Parity of the C++ CLIP backbone with the reference implementation (golden outputs written by
 // scripts/make_golden_clip.py from a tiny random-weight model stored as an OpenAI-style
 // TorchScript archive). Each stage has its own check so a drift names where it starts.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <gtest/gtest.h>
 #include <torch/cuda.h>
 
 #include <cstdio>
@@ -46,7 +45,8 @@ TEST(ClipParity, VisionTowerAtEverySize) {
     SCOPED_TRACE("image size " + std::to_string(s));
     auto pos = m->visual->positional_embedding_for(s / patch);
     auto pos_ref = fx::load("pos_embed_" + std::to_string(s));
-    expect_close(pos, pos_ref, "S=" + std::to_string(s) + " positional embedding (grid " + std::to_string(s / patch) + ")");
+    expect_close(pos, pos_ref,
+                 "S=" + std::to_string(s) + " positional embedding (grid " + std::to_string(s / patch) + ")");
 
     auto out = m->visual->forward(fx::load("image_" + std::to_string(s)), layers, /*need_global=*/true);
     ASSERT_EQ(out.patch_features.size(), layers.size());
@@ -117,7 +117,8 @@ TEST(ClipParity, CudaMatchesGoldenToo) {
   for (int64_t s : fx::manifest().at("sizes").get<std::vector<int64_t>>()) {
     auto out = m->visual->forward(fx::load("image_" + std::to_string(s)).cuda(), layers, true);
     for (size_t i = 0; i < layers.size(); ++i)
-      expect_close(out.patch_features[i].cpu(), fx::load("patch_" + std::to_string(s) + "_layer" + std::to_string(layers[i])),
+      expect_close(out.patch_features[i].cpu(),
+                   fx::load("patch_" + std::to_string(s) + "_layer" + std::to_string(layers[i])),
                    "cuda S=" + std::to_string(s) + " patch features of block " + std::to_string(layers[i]));
     expect_close(out.global.cpu(), fx::load("global_" + std::to_string(s)), "cuda S=" + std::to_string(s) + " global");
   }

@@ -8,10 +8,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/test_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/tokenizer.h"
-#include "support/test_util.h"
 
 using vcpclip::testing::error_of;
 
@@ -141,9 +141,9 @@ TEST(Tokenizer, MissingVocab) {
       "--vocab or $VCPCLIP_VOCAB), or run scripts/setup.sh, which puts it in assets/.";
   EXPECT_EQ(error_of([] { Tokenizer::load("/nonexistent/bpe.txt.gz"); }),
             "CLIP BPE vocabulary not found: /nonexistent/bpe.txt.gz does not exist. " + where);
-  EXPECT_EQ(error_of([] { vcpclip::model::find_vocab("/nonexistent/v.gz"); }),
-            "CLIP BPE vocabulary not found: /nonexistent/v.gz (config key model.vocab / --vocab) does not exist. " +
-                where);
+  EXPECT_EQ(
+      error_of([] { vcpclip::model::find_vocab("/nonexistent/v.gz"); }),
+      "CLIP BPE vocabulary not found: /nonexistent/v.gz (config key model.vocab / --vocab) does not exist. " + where);
   ::setenv("VCPCLIP_VOCAB", "/nonexistent/env.gz", 1);
   EXPECT_EQ(error_of([] { vcpclip::model::find_vocab(); }),
             "CLIP BPE vocabulary not found: /nonexistent/env.gz ($VCPCLIP_VOCAB) does not exist. " + where);
@@ -166,9 +166,7 @@ TEST(Tokenizer, CorruptVocab) {
             0u)
       << e;
   EXPECT_NE(e.find("SHA-256 924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"), std::string::npos) << e;
-  {
-    std::ofstream(dir / "junk.gz") << "hello";
-  }
+  { std::ofstream(dir / "junk.gz") << "hello"; }
   e = error_of([&] { Tokenizer::load((dir / "junk.gz").string()); });
   EXPECT_EQ(e, "CLIP BPE vocabulary " + (dir / "junk.gz").string() +
                    " is not a valid gzip'd merges file (its first line is not a '#version' header). Download it from "

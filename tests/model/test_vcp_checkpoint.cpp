@@ -1,8 +1,7 @@
 // VcpHead ↔ reference checkpoint: exact names, strict loading (errors name key and file),
 // round trip; model options validation; training semantics (dropout, gradients, frozen CLIP).
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/autograd.h>
 
 #include <filesystem>
@@ -160,17 +159,20 @@ TEST(VcpOptions, ParseAndValidate) {
   auto clip = model::ClipConfig::from_json_file(fx::path("tiny_vcp_clip.json"));
   auto opts = fx::options();
   opts.features_list = {2, 5};
-  EXPECT_NE(error_of([&] { model::validate_model_options(opts, clip, "cfg.yaml"); })
-                .find("cfg.yaml: features_list entry 5 is outside the vision tower"),
+  EXPECT_NE(error_of([&] {
+              model::validate_model_options(opts, clip, "cfg.yaml");
+            }).find("cfg.yaml: features_list entry 5 is outside the vision tower"),
             std::string::npos);
   opts = fx::options();
   opts.image_size = 60;
-  EXPECT_NE(error_of([&] { model::validate_model_options(opts, clip, "cfg.yaml"); }).find("multiple of the patch size 8"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { model::validate_model_options(opts, clip, "cfg.yaml"); }).find("multiple of the patch size 8"),
+      std::string::npos);
   opts = fx::options();
   opts.deep_prompt_layers = 1;
-  EXPECT_NE(error_of([&] { model::validate_model_options(opts, clip, "cfg.yaml"); })
-                .find("deep_prompt_layers must be -1, 0 or 2"),
+  EXPECT_NE(error_of([&] {
+              model::validate_model_options(opts, clip, "cfg.yaml");
+            }).find("deep_prompt_layers must be -1, 0 or 2"),
             std::string::npos);
 }
 
@@ -196,10 +198,10 @@ TEST(VcpTraining, DropoutGradientsAndFrozenBackbone) {
   for (auto& p : out.raw) loss = loss + p.select(1, 1).mean();
   for (auto& p : out.post) loss = loss + p.select(1, 1).mean();
   loss.backward();
-  for (const char* name : {"prompt_embeddings", "deep_prompt_embeddings", "prompt_proj.weight", "prompt_norm.bias",
-                           "New_Lan_Embed.prompt_query", "New_Lan_Embed.prompt_linear1.fc.weight",
-                           "New_Lan_Embed.prompt_temp", "Zero_try.q_proj_pre.weight", "Zero_try.prompt_temp_l1",
-                           "trainable_linearlayer.fc.0.weight"}) {
+  for (const char* name :
+       {"prompt_embeddings", "deep_prompt_embeddings", "prompt_proj.weight", "prompt_norm.bias",
+        "New_Lan_Embed.prompt_query", "New_Lan_Embed.prompt_linear1.fc.weight", "New_Lan_Embed.prompt_temp",
+        "Zero_try.q_proj_pre.weight", "Zero_try.prompt_temp_l1", "trainable_linearlayer.fc.0.weight"}) {
     auto g = m->head->named_parameters()[name].grad();
     ASSERT_TRUE(g.defined()) << name << " got no gradient";
     EXPECT_GT(g.abs().sum().item<double>(), 0.0) << name;

@@ -1,8 +1,7 @@
 // VCP-CLIP parity with the reference pipeline (scripts/make_golden_vcp.py): every stage within
 // 1e-4 absolute, and the test names the stage that drifted.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cstdio>
 
@@ -26,12 +25,12 @@ model::VcpClip& tiny_model() {
   return m;
 }
 
-#define EXPECT_STAGE(stage, got, want)                                                                  \
-  do {                                                                                                  \
-    ASSERT_EQ((got).sizes(), (want).sizes()) << "stage '" << stage << "': shape differs";               \
-    double d_ = fx::max_abs_diff(got, want);                                                            \
-    std::printf("  stage %-40s max |diff| = %.3g\n", std::string(stage).c_str(), d_);                  \
-    EXPECT_LE(d_, kTol) << "stage '" << stage << "' drifted from the reference: max |diff| = " << d_;   \
+#define EXPECT_STAGE(stage, got, want)                                                                \
+  do {                                                                                                \
+    ASSERT_EQ((got).sizes(), (want).sizes()) << "stage '" << stage << "': shape differs";             \
+    double d_ = fx::max_abs_diff(got, want);                                                          \
+    std::printf("  stage %-40s max |diff| = %.3g\n", std::string(stage).c_str(), d_);                 \
+    EXPECT_LE(d_, kTol) << "stage '" << stage << "' drifted from the reference: max |diff| = " << d_; \
   } while (0)
 
 }  // namespace

@@ -3,10 +3,10 @@
 // a tiny OpenAI-form CLIP archive, a reference-layout checkpoint, PNG inputs and the reference
 // pipeline's outputs as .npy files listed in golden.json.
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 

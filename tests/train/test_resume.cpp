@@ -34,7 +34,8 @@ struct Toy {
   void step(int i) {
     auto x = at::arange(8, at::kFloat).reshape({2, 4}) / (i + 1.0);
     // dropout draws from the global torch RNG: the restored RNG state must reproduce it
-    auto h = torch::nn::functional::dropout(lin->forward(x), torch::nn::functional::DropoutFuncOptions().p(0.3).training(true));
+    auto h = torch::nn::functional::dropout(lin->forward(x),
+                                            torch::nn::functional::DropoutFuncOptions().p(0.3).training(true));
     auto loss = (h * temp.exp()).pow(2).mean();
     opt->zero_grad();
     loss.backward();
@@ -73,7 +74,7 @@ TEST(Resume, ContinuingEqualsRestoring) {
 
   torch::manual_seed(999);  // a different RNG state: load must restore the saved one
   Toy b;
-  b.step(7);                // and diverged parameters / optimizer moments
+  b.step(7);  // and diverged parameters / optimizer moments
   auto got = load_resume_state(path, b.params(), *b.opt);
   EXPECT_EQ(got.epoch, 1);
   EXPECT_EQ(got.batch_in_epoch, 2);
@@ -115,8 +116,8 @@ TEST(Resume, ErrorsNameTheFile) {
     load_resume_state(path, fewer, *b.opt);
     FAIL();
   } catch (const vcpclip::Error& e) {
-    EXPECT_EQ(std::string(e.what()), "resume state " + path +
-                                         " holds 3 trainable tensors but the model has 2 (different model options?)");
+    EXPECT_EQ(std::string(e.what()),
+              "resume state " + path + " holds 3 trainable tensors but the model has 2 (different model options?)");
   }
   fs::remove_all(dir);
 }

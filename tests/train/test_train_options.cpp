@@ -33,9 +33,10 @@ TEST(TrainOptions, ReferenceDefaults) {
 }
 
 TEST(TrainOptions, AllKeysAndDeterministic) {
-  auto o = parse("train: {epochs: 3, batch_size: 8, lr: 2.0e-5, lr_temp: 0.02, betas: [0.9, 0.99], eps: 1.0e-6,"
-                 " save_every: 2, out_dir: runs/x, augment: true, shuffle: true, deterministic: true, workers: 0,"
-                 " val_classes: [a, b], skip_bad: true, max_steps: 7, init_from: k.pth, log_every: 5}\n");
+  auto o = parse(
+      "train: {epochs: 3, batch_size: 8, lr: 2.0e-5, lr_temp: 0.02, betas: [0.9, 0.99], eps: 1.0e-6,"
+      " save_every: 2, out_dir: runs/x, augment: true, shuffle: true, deterministic: true, workers: 0,"
+      " val_classes: [a, b], skip_bad: true, max_steps: 7, init_from: k.pth, log_every: 5}\n");
   EXPECT_EQ(o.epochs, 3);
   EXPECT_EQ(o.batch_size, 8);
   EXPECT_DOUBLE_EQ(o.lr, 2e-5);
@@ -65,7 +66,8 @@ TEST(TrainOptions, ErrorsNameKeyAndFile) {
   };
   expect_error("train: {epochs: 0}\n", "config key 'train.epochs' in t.yaml: expected at least 1, found 0");
   expect_error("train: {lr: -1}\n", "config key 'train.lr' in t.yaml: expected a positive learning rate, found -1");
-  expect_error("train: {betas: [0.5]}\n", "config key 'train.betas' in t.yaml: expected two numbers in [0, 1), found 1 value(s)");
+  expect_error("train: {betas: [0.5]}\n",
+               "config key 'train.betas' in t.yaml: expected two numbers in [0, 1), found 1 value(s)");
   EXPECT_THROW(parse("train: {epochz: 3}\n"), vcpclip::Error);
   EXPECT_THROW(parse("train: {batch_size: many}\n"), vcpclip::Error);
 }

@@ -6,9 +6,9 @@
 // and prompt_text_projection did not move, and the optimizer's groups / learning rates.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "vcpclip/build_info.h"
 #include "vcpclip/io/checkpoint.h"
@@ -125,14 +125,17 @@ TEST(TrainStepParity, OneAdamStepMatchesReference) {
   int64_t total_elements = 0;
   for (const auto& [name, t] : expected) total_elements += t.numel();
   EXPECT_LE(noise_elements, total_elements / 100);  // the two analytically-zero biases + a few tiny ones
-  std::printf("elements with |reference gradient| < 1e-5 (rounding noise): %lld\n", static_cast<long long>(noise_elements));
+  std::printf("elements with |reference gradient| < 1e-5 (rounding noise): %lld\n",
+              static_cast<long long>(noise_elements));
   std::printf("max |after-step tensor diff|: %.3g (%s)\n", worst, worst_name.c_str());
 
   // prompt_text_projection gets no gradient in the reference (unused): unchanged.
   auto before = io::read_reference_checkpoint(kVcp + vcp.at("checkpoint").get<std::string>()).flatten();
   EXPECT_TRUE(at::equal(ours["prompt_text_projection"], before["prompt_text_projection"]));
-  for (const auto& name : gold.at("unchanged")) EXPECT_TRUE(at::equal(ours[name.get<std::string>()], before[name.get<std::string>()])) << name;
-  for (const auto& name : gold.at("changed")) EXPECT_FALSE(at::equal(ours[name.get<std::string>()], before[name.get<std::string>()])) << name;
+  for (const auto& name : gold.at("unchanged"))
+    EXPECT_TRUE(at::equal(ours[name.get<std::string>()], before[name.get<std::string>()])) << name;
+  for (const auto& name : gold.at("changed"))
+    EXPECT_FALSE(at::equal(ours[name.get<std::string>()], before[name.get<std::string>()])) << name;
   // Frozen CLIP: bit-identical, no gradient buffers.
   for (auto& kv : m->clip->named_parameters(true)) {
     EXPECT_TRUE(at::equal(kv.value(), clip_before[kv.key()])) << kv.key();

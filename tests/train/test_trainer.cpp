@@ -3,6 +3,7 @@
 // init_from strictness, refusal of a broken dataset, NaN loss stops with the step named.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "trainer_fixture.h"
@@ -97,7 +98,10 @@ TEST(Trainer, RefusesBrokenDatasetUnlessSkipBad) {
   std::string victim;
   for (auto& e : fs::recursive_directory_iterator(data_root))
     if (e.path().extension() == ".JPG" || e.path().extension() == ".jpg" || e.path().extension() == ".png")
-      if (e.path().string().find("Images") != std::string::npos) { victim = e.path().string(); break; }
+      if (e.path().string().find("Images") != std::string::npos) {
+        victim = e.path().string();
+        break;
+      }
   ASSERT_FALSE(victim.empty());
   std::ofstream(victim, std::ios::trunc) << "garbage";
   auto r = request(data_root, (tmp.path / "out").string());

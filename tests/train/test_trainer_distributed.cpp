@@ -8,9 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "trainer_fixture.h"
 #include <nlohmann/json.hpp>
 
+#include "trainer_fixture.h"
 #include "vcpclip/train/distributed.h"
 
 using namespace vcpclip;

@@ -55,11 +55,10 @@
 // summary), summary.png (grouped bar chart: one group per variant, one bar per chart metric,
 // error bars = std). Std is the sample standard deviation (n − 1); undefined with one value.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vcpclip/data/synthetic.h"
 #include "vcpclip/eval/metrics.h"
@@ -76,13 +75,13 @@ struct AblationVariant {
 };
 
 struct AblationConfig {
-  std::string path;                     ///< the ablation config file
-  std::string base;                     ///< the base run config (resolved)
+  std::string path;  ///< the ablation config file
+  std::string base;  ///< the base run config (resolved)
   std::string out_dir;
   std::vector<uint64_t> seeds;
   std::vector<std::string> seed_keys{"runtime.seed", "model.init_seed"};
   std::vector<std::string> metrics{"pixel_auroc", "pixel_aupro", "pixel_ap", "image_auroc"};
-  std::vector<std::string> overrides;   ///< top-level `set`
+  std::vector<std::string> overrides;  ///< top-level `set`
   std::vector<data::SynthOptions> synthetic;
   std::vector<AblationVariant> variants;  ///< file order
 

@@ -15,11 +15,10 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vcpclip/eval/accumulator.h"
 #include "vcpclip/model/clip_config.h"
@@ -57,13 +56,13 @@ VisionCase bench_vision_case(const c10::Device& dev, const std::string& backbone
 // ---- the command ----
 
 struct BenchOptions {
-  bool quick = false;          ///< < 1 min variant (smaller cases, fewer repeats)
-  int threads = 0;             ///< intra-op threads, 0 = all cores
-  std::string device = "cpu";  ///< cpu | cuda | cuda:N
-  bool python = true;          ///< run the Python reference columns when possible
+  bool quick = false;                ///< < 1 min variant (smaller cases, fewer repeats)
+  int threads = 0;                   ///< intra-op threads, 0 = all cores
+  std::string device = "cpu";        ///< cpu | cuda | cuda:N
+  bool python = true;                ///< run the Python reference columns when possible
   std::string ref_dir = "/tmp/ref";  ///< reference code for the Python scripts
-  std::string work_dir;        ///< temporary files ("" = a fresh folder under the temp dir, removed)
-  bool progress = true;        ///< one line per section on stderr
+  std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
+  bool progress = true;              ///< one line per section on stderr
 };
 
 /// Runs every section, prints the side-by-side tables to `out`, returns the results as JSON

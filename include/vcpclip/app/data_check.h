@@ -10,11 +10,11 @@
 namespace vcpclip::app {
 
 struct DataCheckArgs {
-  std::string config;               ///< run config (YAML/JSON)
-  std::string section = "train";    ///< train | eval (any top-level key holding a `data:` mapping)
-  int workers = 2;                  ///< decoding threads
-  bool decode = true;               ///< decode images and masks (else existence checks only)
-  bool progress = true;             ///< progress bar on stderr
+  std::string config;             ///< run config (YAML/JSON)
+  std::string section = "train";  ///< train | eval (any top-level key holding a `data:` mapping)
+  int workers = 2;                ///< decoding threads
+  bool decode = true;             ///< decode images and masks (else existence checks only)
+  bool progress = true;           ///< progress bar on stderr
 };
 
 /// Loads `<section>.data` from the config, checks it, writes DataReport::format() to `out`.

@@ -23,12 +23,11 @@
 //       aux: {out: "${out_dir}/data/aux", layout: visa, set: auxiliary, ...}
 // Unknown keys anywhere are errors naming the key and the file.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/run_config.h"
@@ -43,11 +42,11 @@ const std::string& embedded_demo_config();
 const std::string& embedded_tiny_backbone();
 
 struct DemoConfig {
-  std::string path;                        ///< config file, or "<built-in configs/demo.yaml>"
-  std::string out_dir = "runs/demo";       ///< DIR
+  std::string path;                   ///< config file, or "<built-in configs/demo.yaml>"
+  std::string out_dir = "runs/demo";  ///< DIR
   bool untrained_baseline = true;
   std::vector<data::SynthOptions> synthetic;  ///< candidate synthetic sets (out already substituted)
-  RunConfig run;                           ///< everything else (train.out_dir / eval.out_dir as configured)
+  RunConfig run;                              ///< everything else (train.out_dir / eval.out_dir as configured)
 };
 
 /// Loads a demo config: `path` "" = the built-in one. `overrides` ("a.b=v", any key including
@@ -67,7 +66,7 @@ struct DemoResult {
   std::optional<EvalResult> untrained;
   EvalResult trained;
   double seconds = 0;
-  nlohmann::json summary;              ///< what DIR/summary.json holds
+  nlohmann::json summary;  ///< what DIR/summary.json holds
 };
 
 /// Runs the demo (see the header comment); writes progress to stderr and the tables to `out`.

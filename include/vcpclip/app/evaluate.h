@@ -32,11 +32,11 @@ struct EvalRequest {
   RuntimeOptions runtime;
   model::ModelOptions model;
   PostprocessOptions postprocess;
-  EvalSection eval;              ///< eval.data must be set
-  std::string checkpoint;        ///< reference-layout .pth; "" = untrained head (seeded), with a warning
-  std::string out_dir;           ///< output directory (created)
-  std::string config_path;       ///< recorded in metrics.json
-  bool progress = true;          ///< progress bar on stderr
+  EvalSection eval;         ///< eval.data must be set
+  std::string checkpoint;   ///< reference-layout .pth; "" = untrained head (seeded), with a warning
+  std::string out_dir;      ///< output directory (created)
+  std::string config_path;  ///< recorded in metrics.json
+  bool progress = true;     ///< progress bar on stderr
 };
 
 /// Builds a request from a loaded run config ("eval needs a `model` / `eval.data` section in F"
@@ -44,10 +44,10 @@ struct EvalRequest {
 EvalRequest make_eval_request(const RunConfig& cfg);
 
 struct EvalResult {
-  eval::EvaluationReport report;            ///< classes in dataset order (empty ones: error set), run warnings
-  eval::ClassMetrics mean;                  ///< eval::mean_metrics(report.classes)
-  int64_t images = 0;                       ///< images evaluated
-  int64_t skipped = 0;                      ///< unreadable samples skipped (eval.data.skip_bad)
+  eval::EvaluationReport report;              ///< classes in dataset order (empty ones: error set), run warnings
+  eval::ClassMetrics mean;                    ///< eval::mean_metrics(report.classes)
+  int64_t images = 0;                         ///< images evaluated
+  int64_t skipped = 0;                        ///< unreadable samples skipped (eval.data.skip_bad)
   double seconds = 0, images_per_second = 0;  ///< model + post-processing throughput
 };
 

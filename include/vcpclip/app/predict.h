@@ -24,17 +24,17 @@ namespace vcpclip::app {
 
 /// `postprocess:` section (DESIGN §6).
 struct PostprocessOptions {
-  double alpha = 0.2;    ///< weight of M_raw in the blend (M_post gets 1 - alpha)
-  double sigma = 8.0;    ///< gaussian filter sigma (scipy semantics, truncate 4σ, mirror border)
-  int64_t topk = 2000;   ///< pixels averaged for the image score (clamped to S²)
+  double alpha = 0.2;   ///< weight of M_raw in the blend (M_post gets 1 - alpha)
+  double sigma = 8.0;   ///< gaussian filter sigma (scipy semantics, truncate 4σ, mirror border)
+  int64_t topk = 2000;  ///< pixels averaged for the image score (clamped to S²)
 };
 PostprocessOptions parse_postprocess_options(io::ConfigNode& node);
 
 /// `predict:` section.
 struct PredictOptions {
-  int64_t batch_size = 8;     ///< images per forward pass
-  bool heatmap = true;        ///< write <stem>.png
-  double heatmap_alpha = 0.5; ///< weight of the heatmap over the image in <stem>.png
+  int64_t batch_size = 8;      ///< images per forward pass
+  bool heatmap = true;         ///< write <stem>.png
+  double heatmap_alpha = 0.5;  ///< weight of the heatmap over the image in <stem>.png
 };
 PredictOptions parse_predict_options(io::ConfigNode& node);
 
@@ -44,11 +44,11 @@ struct PredictRequest {
   model::ModelOptions model;
   PostprocessOptions postprocess;
   PredictOptions predict;
-  std::string checkpoint;          ///< reference-layout .pth (required)
-  std::vector<std::string> inputs; ///< image files and/or directories (directories: images inside, sorted)
-  std::string output;              ///< output directory (created)
+  std::string checkpoint;           ///< reference-layout .pth (required)
+  std::vector<std::string> inputs;  ///< image files and/or directories (directories: images inside, sorted)
+  std::string output;               ///< output directory (created)
   bool save_branches = false;
-  bool skip_bad = false;           ///< unreadable images: warn and continue instead of failing
+  bool skip_bad = false;  ///< unreadable images: warn and continue instead of failing
   bool progress = true;
 };
 

@@ -64,8 +64,8 @@ struct EvalSection {
 EvalSection parse_eval_section(io::ConfigNode& node);
 
 struct RunConfig {
-  std::string path;        ///< the config file
-  std::string text;        ///< the effective config (overrides applied) as YAML, for logs
+  std::string path;  ///< the config file
+  std::string text;  ///< the effective config (overrides applied) as YAML, for logs
   std::vector<std::string> overrides;
   RuntimeOptions runtime;
   std::optional<model::ModelOptions> model;

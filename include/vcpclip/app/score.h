@@ -17,11 +17,11 @@
 namespace vcpclip::app {
 
 struct ScoreRequest {
-  std::string maps_dir;                      ///< --maps
-  std::string config_path;                   ///< --config (needs eval.data)
-  std::vector<std::string> overrides;        ///< --set key=value
-  std::string out_dir;                       ///< --out: metrics.json/.csv/.md ("" = none)
-  std::optional<eval::AuproMode> aupro;      ///< --aupro (default: eval.aupro of the config)
+  std::string maps_dir;                  ///< --maps
+  std::string config_path;               ///< --config (needs eval.data)
+  std::vector<std::string> overrides;    ///< --set key=value
+  std::string out_dir;                   ///< --out: metrics.json/.csv/.md ("" = none)
+  std::optional<eval::AuproMode> aupro;  ///< --aupro (default: eval.aupro of the config)
 };
 
 struct ScoreResult {

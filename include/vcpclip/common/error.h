@@ -38,7 +38,7 @@ template <typename... Parts>
 }  // namespace vcpclip
 
 /// Always-on check (also in Release): VCP_CHECK(cond, "expected ", x, " in ", file).
-#define VCP_CHECK(cond, ...)              \
-  do {                                    \
+#define VCP_CHECK(cond, ...)                   \
+  do {                                         \
     if (!(cond)) ::vcpclip::fail(__VA_ARGS__); \
   } while (0)

@@ -9,11 +9,11 @@ namespace vcpclip {
 
 /// `runtime:` section of a run config.
 struct RuntimeOptions {
-  std::string device = "cpu";   ///< cpu | cuda | cuda:N
-  int threads = 0;              ///< intra-op threads; 0 = all cores
-  uint64_t seed = 333;          ///< seed for torch, augmentation and shuffling (reference: 333)
+  std::string device = "cpu";      ///< cpu | cuda | cuda:N
+  int threads = 0;                 ///< intra-op threads; 0 = all cores
+  uint64_t seed = 333;             ///< seed for torch, augmentation and shuffling (reference: 333)
   std::string log_level = "info";  ///< trace|debug|info|warn|error
-  bool tf32 = false;  ///< CUDA: allow TF32 in matmuls/convolutions (faster; ~3e-3 off fp32 parity)
+  bool tf32 = false;               ///< CUDA: allow TF32 in matmuls/convolutions (faster; ~3e-3 off fp32 parity)
 };
 
 /// Parses "cpu", "cuda", "cuda:N"; CUDA requested but unavailable is a vcpclip::Error.

@@ -11,7 +11,6 @@
 // and, for MVTec-style auxiliary data, a 2×2 mosaic of four anomalous images of one class.
 // Random numbers come from the std::mt19937 passed in: same seed → same result.
 #include <opencv2/core.hpp>
-
 #include <random>
 #include <vector>
 

@@ -24,12 +24,12 @@ struct ClassCounts {
 };
 
 struct DataReport {
-  std::string source;                    ///< what was read (DatasetIndex::source)
+  std::string source;  ///< what was read (DatasetIndex::source)
   std::string split;
-  std::vector<ClassCounts> classes;      ///< dataset order
+  std::vector<ClassCounts> classes;  ///< dataset order
   std::vector<std::string> problems;
   std::vector<std::string> warnings;
-  std::set<std::string> bad_images;      ///< image paths of samples with a problem
+  std::set<std::string> bad_images;  ///< image paths of samples with a problem
   int64_t total() const;
   bool ok() const { return problems.empty(); }
   /// Human-readable table of counts followed by every problem and warning.

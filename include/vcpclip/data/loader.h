@@ -27,16 +27,16 @@ namespace vcpclip::data {
 struct LoaderOptions {
   int64_t image_size = 518;  ///< S
   int64_t batch_size = 32;
-  bool shuffle = false;      ///< reshuffle every epoch (seeded by seed and epoch)
-  bool drop_last = false;    ///< drop a final partial batch
+  bool shuffle = false;    ///< reshuffle every epoch (seeded by seed and epoch)
+  bool drop_last = false;  ///< drop a final partial batch
   uint64_t seed = 333;
-  int workers = 2;           ///< 0 = load in the calling thread
-  int prefetch = 2;          ///< batches in flight or ready ahead of the consumer (>= 1)
+  int workers = 2;               ///< 0 = load in the calling thread
+  int prefetch = 2;              ///< batches in flight or ready ahead of the consumer (>= 1)
   int rank = 0, world_size = 1;  ///< sharding: rank takes every world_size-th sample of the
                                  ///< epoch order, padded (by wrapping) so all ranks get equally many
-  bool skip_bad = false;     ///< warn and skip samples that fail to load (else vcpclip::Error)
-  bool augment = false;      ///< DESIGN §7 augmentations
-  double mosaic_p = 0.0;     ///< probability of replacing a sample by a 2×2 same-class mosaic
+  bool skip_bad = false;         ///< warn and skip samples that fail to load (else vcpclip::Error)
+  bool augment = false;          ///< DESIGN §7 augmentations
+  double mosaic_p = 0.0;         ///< probability of replacing a sample by a 2×2 same-class mosaic
   AugmentOptions aug;
 };
 

@@ -8,9 +8,8 @@
 // More classes than kinds repeat the kinds with other colours/geometry ("stripes_2", ...), so
 // the two sets never share a class name or a kind.
 // Defects: scratch, crack, hole, stain, missing (piece), color (spots); each class uses 3 of them.
-#include <opencv2/core.hpp>
-
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 
@@ -19,14 +18,14 @@
 namespace vcpclip::data {
 
 struct SynthOptions {
-  std::string layout = "mvtec";     ///< mvtec | visa (the real on-disk layouts)
-  std::string out;                  ///< output root (created)
-  int classes = 4;                  ///< number of product classes
-  int images = 20;                  ///< test images per class (40% normal, 60% anomalous)
-  int train_images = -1;            ///< normal training images per class; -1 = images / 2
-  int size = 128;                   ///< image side in pixels
-  uint64_t seed = 0;                ///< everything is a function of (seed, class, split, index)
-  std::string set = "auxiliary";    ///< auxiliary | target (disjoint class/kind sets)
+  std::string layout = "mvtec";   ///< mvtec | visa (the real on-disk layouts)
+  std::string out;                ///< output root (created)
+  int classes = 4;                ///< number of product classes
+  int images = 20;                ///< test images per class (40% normal, 60% anomalous)
+  int train_images = -1;          ///< normal training images per class; -1 = images / 2
+  int size = 128;                 ///< image side in pixels
+  uint64_t seed = 0;              ///< everything is a function of (seed, class, split, index)
+  std::string set = "auxiliary";  ///< auxiliary | target (disjoint class/kind sets)
 };
 
 struct SynthSummary {

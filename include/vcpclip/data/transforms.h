@@ -6,10 +6,10 @@
 //          (x - CLIP mean) / CLIP std → [3,S,S] float32
 //   mask:  (>0) → bilinear resize to S×S → ≥ 0.5 → [S,S] float32 0/1
 #include <ATen/ATen.h>
-#include <opencv2/core.hpp>
 
 #include <array>
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <string>
 
 namespace vcpclip::data {

@@ -43,8 +43,8 @@ class ClassAccumulator {
   /// Errors (vcpclip::Error, naming `id` and the class): size mismatch, NaN in the map.
   void add(const std::string& id, const at::Tensor& map, const at::Tensor& mask, double score, int label);
   /// Raw form: map float32[h*w], mask bytes (non-zero = defect) or nullptr = all normal.
-  void add(const std::string& id, const float* map, const uint8_t* mask, int64_t height, int64_t width,
-           double score, int label);
+  void add(const std::string& id, const float* map, const uint8_t* mask, int64_t height, int64_t width, double score,
+           int label);
 
   /// Per-class min-max normalisation of the maps (float32, over all pixels of the class) and
   /// of the image scores, as the reference test.py does before the metrics.

@@ -14,7 +14,6 @@
 //              f1_px | iou | auroc_sp | ap_sp | f1_sp | threshold, in % with 2 decimals (the
 //              threshold with 3), a "mean" row, "n/a" where undefined, then the warnings.
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 

@@ -2,7 +2,6 @@
 // Pictures for people (OpenCV, BGR cv::Mat): heatmap overlays, the reference's 4-panel strip,
 // ROC / PRO curve plots, and PNG writing.
 #include <opencv2/core.hpp>
-
 #include <string>
 #include <vector>
 

@@ -6,18 +6,39 @@ namespace vcpclip::io {
 
 template <typename T>
 struct ConfigTypeName;
-template <> struct ConfigTypeName<int> { static std::string get() { return "an integer"; } };
-template <> struct ConfigTypeName<int64_t> { static std::string get() { return "an integer"; } };
-template <> struct ConfigTypeName<double> { static std::string get() { return "a number"; } };
-template <> struct ConfigTypeName<float> { static std::string get() { return "a number"; } };
-template <> struct ConfigTypeName<bool> { static std::string get() { return "true or false"; } };
-template <> struct ConfigTypeName<std::string> { static std::string get() { return "a string"; } };
-template <typename E> struct ConfigTypeName<std::vector<E>> {
+template <>
+struct ConfigTypeName<int> {
+  static std::string get() { return "an integer"; }
+};
+template <>
+struct ConfigTypeName<int64_t> {
+  static std::string get() { return "an integer"; }
+};
+template <>
+struct ConfigTypeName<double> {
+  static std::string get() { return "a number"; }
+};
+template <>
+struct ConfigTypeName<float> {
+  static std::string get() { return "a number"; }
+};
+template <>
+struct ConfigTypeName<bool> {
+  static std::string get() { return "true or false"; }
+};
+template <>
+struct ConfigTypeName<std::string> {
+  static std::string get() { return "a string"; }
+};
+template <typename E>
+struct ConfigTypeName<std::vector<E>> {
   static std::string get() { return "a list of values each " + ConfigTypeName<E>::get(); }
 };
 
 template <typename T>
-std::string type_name() { return ConfigTypeName<T>::get(); }
+std::string type_name() {
+  return ConfigTypeName<T>::get();
+}
 
 namespace detail {
 std::string scalar_text(const YAML::Node& n);
@@ -30,9 +51,10 @@ template <typename T>
 T ConfigNode::convert(const YAML::Node& n, const std::string& key) const {
   auto bad = [&]() -> T {
     fail("config key ", where(key), ": expected ", type_name<T>(), ", found ",
-         n.IsScalar() ? "'" + n.Scalar() + "'" : (n.IsSequence() ? std::string("a list")
-                                                   : n.IsMap() ? std::string("a mapping")
-                                                               : std::string("nothing")));
+         n.IsScalar() ? "'" + n.Scalar() + "'"
+                      : (n.IsSequence() ? std::string("a list")
+                         : n.IsMap()    ? std::string("a mapping")
+                                        : std::string("nothing")));
   };
   if constexpr (std::is_same_v<T, bool>) {
     if (!n.IsScalar() || !detail::is_bool_text(n.Scalar())) return bad();

@@ -6,10 +6,10 @@
 //  - safetensors files with the same names.
 // Strict: a missing, unexpected or mis-shaped tensor is a vcpclip::Error naming it and the file;
 // a wrong or truncated file is a vcpclip::Error, never a crash.
+#include <ATen/core/Tensor.h>
+
 #include <map>
 #include <string>
-
-#include <ATen/core/Tensor.h>
 
 #include "vcpclip/model/clip_config.h"
 #include "vcpclip/model/clip_model.h"

@@ -35,15 +35,15 @@ struct Value {
   bool b = false;
   int64_t i = 0;
   double f = 0.0;
-  std::string s;                                      // String; Global: "module.name"
-  std::vector<ValuePtr> items;                        // Tuple, List
-  std::vector<std::pair<ValuePtr, ValuePtr>> entries; // Dict, in insertion order
-  bool ordered = false;                               // Dict: a collections.OrderedDict
-  ValuePtr state;   // Dict: what BUILD set (an OrderedDict's {"_metadata": ...}), else null
+  std::string s;                                       // String; Global: "module.name"
+  std::vector<ValuePtr> items;                         // Tuple, List
+  std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // Dict, in insertion order
+  bool ordered = false;                                // Dict: a collections.OrderedDict
+  ValuePtr state;  // Dict: what BUILD set (an OrderedDict's {"_metadata": ...}), else null
 
-  at::Tensor tensor;          // Tensor (CPU, dtype of its storage); Storage: 1-D, whole storage
-  bool is_parameter = false;  // Tensor: an nn.Parameter (torch._utils._rebuild_parameter)
-  bool requires_grad = false; // Tensor
+  at::Tensor tensor;           // Tensor (CPU, dtype of its storage); Storage: 1-D, whole storage
+  bool is_parameter = false;   // Tensor: an nn.Parameter (torch._utils._rebuild_parameter)
+  bool requires_grad = false;  // Tensor
 
   Value() = default;
   Value(const Value&) = default;

@@ -2,11 +2,11 @@
 // Minimal safetensors reader/writer (https://github.com/huggingface/safetensors format):
 // 8-byte little-endian header length N, N bytes of JSON {"name": {"dtype", "shape",
 // "data_offsets": [begin, end]}, "__metadata__": {...}}, then the raw little-endian data.
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
-
-#include <ATen/core/Tensor.h>
 
 namespace vcpclip::io {
 

@@ -29,7 +29,7 @@ struct ClipConfig {
   int64_t embed_dim = 768;            ///< joint embedding size E
   ClipVisionConfig vision;
   ClipTextConfig text;
-  std::string activation = "gelu";    ///< MLP activation: "gelu" (exact, erf; VCP checkpoints) | "quick_gelu"
+  std::string activation = "gelu";  ///< MLP activation: "gelu" (exact, erf; VCP checkpoints) | "quick_gelu"
 
   /// Reads the reference JSON format; the name defaults to the file stem.
   static ClipConfig from_json_file(const std::string& path);

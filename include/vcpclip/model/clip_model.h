@@ -92,7 +92,7 @@ class ClipVisionImpl : public torch::nn::Module {
   torch::Tensor positional_embedding;  ///< [G²+1, W] at the native resolution
   torch::nn::LayerNorm ln_pre{nullptr}, ln_post{nullptr};
   torch::nn::ModuleList resblocks{nullptr};  ///< registered as transformer.resblocks
-  torch::Tensor proj;                  ///< [W, E]
+  torch::Tensor proj;                        ///< [W, E]
 
  private:
   ClipVisionConfig cfg_;
@@ -136,8 +136,8 @@ class ClipModelImpl : public torch::nn::Module {
   torch::nn::Embedding token_embedding{nullptr};
   torch::Tensor positional_embedding;  ///< [77, W_t]
   torch::nn::LayerNorm ln_final{nullptr};
-  torch::Tensor text_projection;       ///< [W_t, E]
-  torch::Tensor logit_scale;           ///< scalar, ln(1/0.07) at init
+  torch::Tensor text_projection;  ///< [W_t, E]
+  torch::Tensor logit_scale;      ///< scalar, ln(1/0.07) at init
 
   /// The additive causal mask [L, L] (0 on and below the diagonal, -inf above) on `device`.
   torch::Tensor causal_mask(int64_t length, const c10::Device& device, c10::ScalarType dtype);

@@ -34,20 +34,20 @@ namespace vcpclip::model {
 inline constexpr const char* kClassPlaceholder = "<|class|>";
 
 struct ModelOptions {
-  std::string backbone;  ///< CLIP model config JSON path (required)
-  std::string weights;   ///< OpenAI .pt or .safetensors; "" = random init (tests / tiny only; warns)
-  std::string vocab;     ///< BPE vocab file; "" = Tokenizer::find_vocab("") search
-  int64_t image_size = 518;                          ///< S (multiple of the patch size)
-  std::string activation = "gelu";                   ///< overrides the backbone JSON's activation
+  std::string backbone;             ///< CLIP model config JSON path (required)
+  std::string weights;              ///< OpenAI .pt or .safetensors; "" = random init (tests / tiny only; warns)
+  std::string vocab;                ///< BPE vocab file; "" = Tokenizer::find_vocab("") search
+  int64_t image_size = 518;         ///< S (multiple of the patch size)
+  std::string activation = "gelu";  ///< overrides the backbone JSON's activation
   std::vector<int64_t> features_list{6, 12, 18, 24};  ///< 1-based vision block indices
-  int64_t prompt_len = 2;                            ///< r
-  int64_t deep_prompt_len = 1;                       ///< n
-  int64_t deep_prompt_layers = -1;                   ///< D; -1 = text layers - 1, 0 = shallow
-  bool use_global = true;                            ///< Pre-VCP: class tokens = query + conv(global)
-  bool post_vcp = true;                              ///< false: only the raw branch (maps, loss)
-  double prompt_dropout = 0.1;                       ///< on projected deep prompts, training mode only
-  int64_t post_heads = 8;                            ///< Post-VCP attention heads
-  uint64_t init_seed = 333;                          ///< seed for initialising the head
+  int64_t prompt_len = 2;                             ///< r
+  int64_t deep_prompt_len = 1;                        ///< n
+  int64_t deep_prompt_layers = -1;                    ///< D; -1 = text layers - 1, 0 = shallow
+  bool use_global = true;                             ///< Pre-VCP: class tokens = query + conv(global)
+  bool post_vcp = true;                               ///< false: only the raw branch (maps, loss)
+  double prompt_dropout = 0.1;                        ///< on projected deep prompts, training mode only
+  int64_t post_heads = 8;                             ///< Post-VCP attention heads
+  uint64_t init_seed = 333;                           ///< seed for initialising the head
   std::vector<std::string> templates_normal{"a photo of a good <|class|>"};
   std::vector<std::string> templates_abnormal{"a photo of a damaged <|class|>"};
 };
@@ -60,7 +60,8 @@ ModelOptions parse_model_options(io::ConfigNode& node);
 /// strictly increasing, image_size a multiple of patch_size, prompt_len ≥ 1, deep_prompt_layers in
 /// {-1, 0, text layers - 1}, text width == embed_dim (Pre-VCP needs it), vision width divisible by
 /// post_heads, ...). Throws vcpclip::Error naming the key. `origin` names the config in messages.
-void validate_model_options(const ModelOptions& opts, const ClipConfig& clip, const std::string& origin = "model options");
+void validate_model_options(const ModelOptions& opts, const ClipConfig& clip,
+                            const std::string& origin = "model options");
 
 /// The effective D for a backbone (resolves -1 to text layers - 1).
 int64_t resolved_deep_layers(const ModelOptions& opts, const ClipConfig& clip);

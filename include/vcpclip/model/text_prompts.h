@@ -17,10 +17,10 @@ namespace vcpclip::model {
 
 /// The tokenized templates, normal first then anomalous.
 struct TokenizedTemplates {
-  at::Tensor ids;                   ///< [T, 77] int64 (CPU)
-  std::vector<int64_t> class_pos;   ///< p: position of <|class|> (id 49408) per template
-  std::vector<int64_t> eot_pos;     ///< e: position of <|endoftext|> (id 49407) per template
-  int64_t num_normal = 0;           ///< the first num_normal rows are normal templates
+  at::Tensor ids;                  ///< [T, 77] int64 (CPU)
+  std::vector<int64_t> class_pos;  ///< p: position of <|class|> (id 49408) per template
+  std::vector<int64_t> eot_pos;    ///< e: position of <|endoftext|> (id 49407) per template
+  int64_t num_normal = 0;          ///< the first num_normal rows are normal templates
   int64_t num_abnormal = 0;
   int64_t size() const { return num_normal + num_abnormal; }
 };
@@ -40,12 +40,12 @@ TokenizedTemplates templates_from_ids(const at::Tensor& ids, int64_t num_normal,
 
 /// Non-owning view of the deep text prompt parameters (they live in VcpHead, top-level names).
 struct DeepPrompts {
-  at::Tensor shallow;              ///< prompt_embeddings [1, n, W_t]
-  at::Tensor deep;                 ///< deep_prompt_embeddings [D, n, W_t]; undefined when D = 0
+  at::Tensor shallow;                  ///< prompt_embeddings [1, n, W_t]
+  at::Tensor deep;                     ///< deep_prompt_embeddings [D, n, W_t]; undefined when D = 0
   torch::nn::Linear proj{nullptr};     ///< prompt_proj
   torch::nn::LayerNorm norm{nullptr};  ///< prompt_norm (eps 1e-6)
-  int64_t layers = 0;              ///< D (0 = shallow: no prompts, no prompt_norm)
-  double dropout = 0.0;            ///< applied to projected prompts when `training`
+  int64_t layers = 0;                  ///< D (0 = shallow: no prompts, no prompt_norm)
+  double dropout = 0.0;                ///< applied to projected prompts when `training`
   bool training = false;
 };
 

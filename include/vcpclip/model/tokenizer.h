@@ -40,8 +40,7 @@ class Tokenizer {
   /// [N, context_length] int64 on CPU: SOT, ids, EOT, zero-padded. A text whose SOT+ids+EOT exceed
   /// context_length is an Error naming the text and its token count, unless truncate is true: then
   /// the first context_length tokens are kept and the last one is replaced by EOT (as the reference).
-  at::Tensor tokenize(const std::vector<std::string>& texts, int64_t context_length = 77,
-                      bool truncate = false) const;
+  at::Tensor tokenize(const std::vector<std::string>& texts, int64_t context_length = 77, bool truncate = false) const;
 
   /// Text of the ids ("</w>" -> " ", invalid UTF-8 -> U+FFFD), as the reference's decode.
   std::string decode(const std::vector<int64_t>& ids) const;
@@ -60,10 +59,10 @@ class Tokenizer {
   void bpe(const std::string& piece, std::vector<int64_t>& out) const;
 
   std::string path_;
-  std::vector<std::string> decoder_;                  // id -> token bytes (after the byte decoder)
-  std::unordered_map<std::string, int64_t> encoder_;  // byte-encoded token string -> id
+  std::vector<std::string> decoder_;                                 // id -> token bytes (after the byte decoder)
+  std::unordered_map<std::string, int64_t> encoder_;                 // byte-encoded token string -> id
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> ranks_;  // (left,right) -> (rank, merged id)
-  int32_t byte_id_[256] = {};                         // byte -> id of its symbol
+  int32_t byte_id_[256] = {};                                        // byte -> id of its symbol
   struct Cache {
     std::mutex mutex;
     std::unordered_map<std::string, std::vector<int64_t>> map;
@@ -73,8 +72,8 @@ class Tokenizer {
 
 /// Resolves the vocab path: `configured` (config key `model.vocab`) if non-empty, else $VCPCLIP_VOCAB,
 /// else the first existing <cwd>/assets/, <exe dir>/../assets/, VCPCLIP_SOURCE_DIR/assets/,
-/// <cwd>/../shared/assets/, VCPCLIP_SOURCE_DIR/../shared/assets/ bpe_simple_vocab_16e6.txt.gz. Nothing found (or a configured/env path
-/// that does not exist): Error saying where to get it and its SHA-256.
+/// <cwd>/../shared/assets/, VCPCLIP_SOURCE_DIR/../shared/assets/ bpe_simple_vocab_16e6.txt.gz. Nothing found (or a
+/// configured/env path that does not exist): Error saying where to get it and its SHA-256.
 std::string find_vocab(const std::string& configured = "");
 
 /// Where to download the vocabulary and its SHA-256 (for messages).

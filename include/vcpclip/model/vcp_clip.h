@@ -33,13 +33,13 @@ namespace vcpclip::model {
 
 /// Shapes of the head, derived from the backbone config and ModelOptions.
 struct VcpHeadConfig {
-  int64_t vision_width = 1024;  ///< W_v
-  int64_t text_width = 768;     ///< W_t (== embed_dim, checked)
-  int64_t embed_dim = 768;      ///< E
+  int64_t vision_width = 1024;     ///< W_v
+  int64_t text_width = 768;        ///< W_t (== embed_dim, checked)
+  int64_t embed_dim = 768;         ///< E
   int64_t num_feature_layers = 4;  ///< |features_list| (one Linear per layer)
-  int64_t prompt_len = 2;       ///< r
-  int64_t deep_prompt_len = 1;  ///< n
-  int64_t deep_layers = 11;     ///< D (0 = shallow: no deep_prompt_embeddings parameter)
+  int64_t prompt_len = 2;          ///< r
+  int64_t deep_prompt_len = 1;     ///< n
+  int64_t deep_layers = 11;        ///< D (0 = shallow: no deep_prompt_embeddings parameter)
   int64_t post_heads = 8;
   double prompt_dropout = 0.1;
 

@@ -36,8 +36,7 @@ void save_resume_state(const std::string& path, const TrainCounters& counters, c
 /// Restores a state written by save_resume_state into `params` (in place, same names and shapes
 /// required) and `optimizer` (which must have the same parameter groups in the same order), sets
 /// the torch RNG states, and returns the counters. Errors name the file and the mismatch.
-TrainCounters load_resume_state(const std::string& path, const NamedParams& params,
-                                torch::optim::Optimizer& optimizer);
+TrainCounters load_resume_state(const std::string& path, const NamedParams& params, torch::optim::Optimizer& optimizer);
 
 /// Reads only the counters (for messages and checks before building anything).
 TrainCounters peek_resume_state(const std::string& path);

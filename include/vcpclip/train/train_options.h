@@ -23,10 +23,9 @@
 //     log_every: 1          # steps between lines of steps.jsonl
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <optional>
 
 #include "vcpclip/data/datasets.h"
 #include "vcpclip/io/config_node.h"
@@ -58,8 +57,8 @@ struct TrainOptions {
 };
 
 /// Reads the `train:` keys above except the data sub-sections (the caller reads train.data and
-/// train.val_data first, as app::load_run_config does), then calls node.finish(). Out-of-range values are vcpclip::Error
-/// naming the key and the file (epochs ≥ 1, batch_size ≥ 1, lr/lr_temp/eps > 0, betas in [0,1),
+/// train.val_data first, as app::load_run_config does), then calls node.finish(). Out-of-range values are
+/// vcpclip::Error naming the key and the file (epochs ≥ 1, batch_size ≥ 1, lr/lr_temp/eps > 0, betas in [0,1),
 /// save_every ≥ 1, workers ≥ 0, max_steps ≥ 0, log_every ≥ 1). Paths are resolved relative to
 /// the config (io::ConfigNode::get_path).
 TrainOptions parse_train_options(io::ConfigNode& node);

@@ -65,11 +65,11 @@ ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<
 struct TrainRequest {
   RuntimeOptions runtime;
   model::ModelOptions model;
-  data::DataOptions data;                    ///< training set (`data:` section); validation: train.val_data
+  data::DataOptions data;  ///< training set (`data:` section); validation: train.val_data
   TrainOptions train;
-  bool resume = false;                       ///< continue from out_dir/resume.pt
-  bool progress = true;                      ///< progress bar on stderr
-  std::string config_text;                   ///< the effective config, copied into train.log
+  bool resume = false;      ///< continue from out_dir/resume.pt
+  bool progress = true;     ///< progress bar on stderr
+  std::string config_text;  ///< the effective config, copied into train.log
 };
 
 struct EpochRecord {
