@@ -47,6 +47,7 @@ TEST(CliDataCheck, CleanSetExitsZeroAndCountsEveryClass) {
 }
 
 TEST(CliDataCheck, BrokenSetExitsTwoAndNamesTheProblem) {
+  const auto cfg = config();  // also writes the clean set
   const auto set = work_dir() / "broken";
   fs::remove_all(set);
   fs::copy(work_dir() / "set", set, fs::copy_options::recursive);
