@@ -1,5 +1,5 @@
 // inspect: OK/NG for one image with an installed vcpclip.
-//   inspect CONFIG CHECKPOINT CALIBRATION IMAGE [MASK_OUT]
+//   inspect CONFIG CHECKPOINT CALIBRATION IMAGE [MASK_OUT [CLASS]]
 // prints "<ok|ng> score <normalised score> regions <n>", writes the mask (0 ok, 255 anomalous);
 // exit status 0 ok, 1 ng, 2 usage, 3 error.
 #include <vcpclip/vcpclip.h>
@@ -9,7 +9,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: %s CONFIG CHECKPOINT CALIBRATION IMAGE [MASK_OUT]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CONFIG CHECKPOINT CALIBRATION IMAGE [MASK_OUT [CLASS]]\n", argv[0]);
     return 2;
   }
   try {
@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     opts.config = argv[1];
     opts.checkpoint = argv[2];
     opts.calibration = argv[3];
+    if (argc > 6) opts.class_name = argv[6];  // needed when the calibration has several classes
     vcpclip::Inferencer inferencer(opts);
 
     const cv::Mat image = cv::imread(argv[4], cv::IMREAD_UNCHANGED);  // BGR(A) or grey, any size
