@@ -29,12 +29,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("vcpclip_calibrate_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path fresh_dir(const std::string& name) { return vcpclip::testing::fresh_temp_dir("vcpclip_calibrate_" + name); }
 
 /// 2 target classes × 10 test images (4 normal, 6 anomalous) + 4 train/good, 64 px; once per process.
 const fs::path& synth_root() {

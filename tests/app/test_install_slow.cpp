@@ -5,11 +5,8 @@
 // source nor the build tree.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -21,30 +18,13 @@ namespace fs = std::filesystem;
 namespace fx = vcp_fixture;
 using vcpclip::testing::slurp;
 
-namespace {
-
-struct Run {
-  int status;
-  std::string out;
-};
-
-Run run(const std::string& cmd) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((cmd + " 2>&1").c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  const int rc = pclose(pipe.release());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-
-}  // namespace
+using vcpclip::testing::run_command;
 
 TEST(Install, ExampleBuildsAgainstTheInstalledPackageAndRuns) {
   const fs::path work = fs::temp_directory_path() / "vcpclip_install";
   fs::remove_all(work);
   const fs::path prefix = work / "prefix", src = work / "inspect", build = work / "inspect-build";
-  auto r = run("cmake --install " + std::string(VCPCLIP_BINARY_DIR) + " --prefix " + prefix.string());
+  auto r = run_command("cmake --install " + std::string(VCPCLIP_BINARY_DIR) + " --prefix " + prefix.string());
   ASSERT_EQ(r.status, 0) << r.out;
   for (const char* f : {"bin/vcpclip", "include/vcpclip/vcpclip.h", "include/vcpclip/eval/decision.h",
                         "lib/cmake/vcpclip/vcpclipConfig.cmake", "lib/cmake/vcpclip/vcpclipConfigVersion.cmake",
@@ -59,15 +39,15 @@ TEST(Install, ExampleBuildsAgainstTheInstalledPackageAndRuns) {
 
   // The consumer: a copy of examples/inspect, configured with the prefix only.
   fs::copy(std::string(VCPCLIP_SOURCE_DIR) + "/examples/inspect", src, fs::copy_options::recursive);
-  r = run("cmake -S " + src.string() + " -B " + build.string() + " -DCMAKE_PREFIX_PATH=" + prefix.string());
+  r = run_command("cmake -S " + src.string() + " -B " + build.string() + " -DCMAKE_PREFIX_PATH=" + prefix.string());
   ASSERT_EQ(r.status, 0) << r.out;
-  r = run("cmake --build " + build.string() + " -j2");
+  r = run_command("cmake --build " + build.string() + " -j2");
   ASSERT_EQ(r.status, 0) << r.out;
 
   // A calibration of the fixture model with the installed binary on a small synthetic set.
   const std::string bin = (prefix / "bin" / "vcpclip").string();
-  r = run(bin + " synth --layout mvtec --set target --out " + (work / "synth").string() +
-          " --classes 1 --images 8 --train-images 0 --size 64");
+  r = run_command(bin + " synth --layout mvtec --set target --out " + (work / "synth").string() +
+                  " --classes 1 --images 8 --train-images 0 --size 64");
   ASSERT_EQ(r.status, 0) << r.out;
   const fs::path installed_vocab = prefix / "share/vcpclip/assets/bpe_simple_vocab_16e6.txt.gz";
   const std::string vocab = fs::exists(installed_vocab) ? installed_vocab.string() : fx::vocab_path();
@@ -77,19 +57,20 @@ TEST(Install, ExampleBuildsAgainstTheInstalledPackageAndRuns) {
                      << "\n  image_size: 64\n  features_list: [2, 3, 4]\n"
                      << "eval:\n  data:\n    layout: mvtec\n    root: " << (work / "synth").string() << "\n";
   const std::string ckpt = fx::path("tiny_vcp.pth");
-  r = run(bin + " calibrate --no-progress -c " + cfg.string() + " -k " + ckpt + " -o " + (work / "cal").string());
+  r = run_command(bin + " calibrate --no-progress -c " + cfg.string() + " -k " + ckpt + " -o " +
+                  (work / "cal").string());
   ASSERT_EQ(r.status, 0) << r.out;
   const std::string cal = (work / "cal" / "calibration.json").string();
 
   // inspect on an image of another size than S; the same decision and mask as predict --calibration.
   const std::string image = fx::path("image_2.png");
-  r = run((build / "inspect").string() + " " + cfg.string() + " " + ckpt + " " + cal + " " + image + " " +
-          (work / "inspect_mask.png").string());
+  r = run_command((build / "inspect").string() + " " + cfg.string() + " " + ckpt + " " + cal + " " + image + " " +
+                  (work / "inspect_mask.png").string());
   ASSERT_TRUE(r.status == 0 || r.status == 1) << r.out;
   const std::string decision = r.status == 1 ? "ng" : "ok";
   EXPECT_EQ(r.out.rfind(decision + " score ", 0), 0u) << r.out;
-  r = run(bin + " predict -c " + cfg.string() + " -k " + ckpt + " -i " + image + " -o " + (work / "pred").string() +
-          " --calibration " + cal);
+  r = run_command(bin + " predict -c " + cfg.string() + " -k " + ckpt + " -i " + image + " -o " +
+                  (work / "pred").string() + " --calibration " + cal);
   ASSERT_EQ(r.status, 0) << r.out;
   std::ifstream in(work / "pred" / "scores.json");
   const auto j = nlohmann::json::parse(in);

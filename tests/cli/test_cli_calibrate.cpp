@@ -3,14 +3,12 @@
 // with their exit status and exact message.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "../model/vcp_fixture.h"
+#include "support/test_util.h"
 #include "vcpclip/build_info.h"
 
 namespace fs = std::filesystem;
@@ -18,20 +16,8 @@ namespace fx = vcp_fixture;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out;  // stdout + stderr
-};
-
-Run run(const std::string& args) {
-  const std::string cmd = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  const int rc = pclose(pipe.release());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+vcpclip::testing::CommandResult run(const std::string& args) {
+  return vcpclip::testing::run_command(std::string(VCPCLIP_BINARY_DIR) + "/vcpclip " + args);
 }
 
 nlohmann::json read_json(const fs::path& p) {
@@ -41,9 +27,7 @@ nlohmann::json read_json(const fs::path& p) {
 
 const fs::path& work() {
   static const fs::path d = [] {
-    auto p = fs::temp_directory_path() / "vcpclip_cli_calibrate";
-    fs::remove_all(p);
-    fs::create_directories(p);
+    const auto p = vcpclip::testing::fresh_temp_dir("vcpclip_cli_calibrate");
     auto r = run("synth --layout mvtec --set target --out " + (p / "target").string() +
                  " --classes 1 --images 6 --train-images 3 --size 64");
     EXPECT_EQ(r.status, 0) << r.out;
