@@ -26,18 +26,21 @@ namespace {
 /// Everything but the classes: method, time, version, checkpoint + SHA-256, config + settings, data.
 eval::Calibration calibration_header(const EvalRequest& req, const std::string& method) {
   VCP_CHECK(!req.checkpoint.empty(),
-            "calibration needs a checkpoint (--checkpoint): the thresholds belong to one "
+            "calibration needs a checkpoint (--checkpoint): its thresholds belong to one "
             "trained head");
   eval::Calibration c;
   c.method = method;
   c.created = now_iso();
   c.version = VCPCLIP_VERSION;
-  c.checkpoint = req.checkpoint;
+  c.checkpoint = fs::absolute(req.checkpoint).lexically_normal().string();  // informative; matched by SHA-256
   c.checkpoint_sha256 = io::sha256_file(req.checkpoint, "checkpoint");
-  c.config_path = req.config_path;
+  c.config_path = req.config_path.empty() ? "" : fs::absolute(req.config_path).lexically_normal().string();
   c.settings = calibration_settings(req.model, req.postprocess);
   const auto& d = *req.eval.data;
-  c.data = {{"layout", d.layout}, {"root", d.root}, {"split", d.split}, {"classes", d.classes}};
+  c.data = {{"layout", d.layout},
+            {"root", fs::absolute(d.root).lexically_normal().string()},
+            {"split", d.split},
+            {"classes", d.classes}};
   return c;
 }
 
