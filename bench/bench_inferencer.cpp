@@ -1,11 +1,12 @@
 // Per-image cost of vcpclip::Inferencer::predict against the batch-of-1 forward pass it wraps,
 // and against `vcpclip predict` (app::run_predict) per image, side by side in one process.
 //   build/bench_inferencer [--model tiny|mid] [--images N] [--rounds R] [--threads T] [--input-size P]
-// Each round times, alternately on the same N images:
+// Each round times, image by image and back to back on the same N images:
 //   forward     VcpClip::predict_maps on the preprocessed [1,3,S,S] tensor (nothing else)
 //   preprocess  data::to_rgb + data::preprocess_image (PIL-exact bicubic resize, CLIP normalisation)
 //   postprocess eval::postprocess_maps (gaussian, top-k) on the forward's maps
-//   inferencer  Inferencer::predict(cv::Mat) without and with a calibration (decision, mask, regions)
+//   inferencer  Inferencer::predict(cv::Mat) without and with a calibration (decision, mask, regions),
+//               and per image its time minus the forward's time just before it
 //   predict     run_predict on the N images as PNG files, batch 1 and batch 8 (decode, maps, .npy, heatmap)
 // and prints the median over rounds (min-max) in ms per image. tiny: the golden fixture backbone
 // (S = 64); mid: a ViT-B-16-like tower at width 384 (S = 224), random weights (bench.cpp's "mid").
@@ -140,25 +141,23 @@ int main(int argc, char** argv) {
   std::vector<at::Tensor> tensors;
   for (const auto& m : images)
     tensors.push_back(data::preprocess_image(data::to_rgb(m, data::ChannelOrder::kBGR, "bench"), s).unsqueeze(0));
-  std::vector<model::VcpMaps> maps(a.images);
   plain.predict(images[0]);  // warm-up
+  // Per image, back to back (so that the load of a shared machine hits all columns alike):
+  // forward, preprocess, postprocess, Inferencer::predict, calibrated Inferencer::predict.
   std::map<std::string, std::vector<double>> t;
   for (int r = 0; r < a.rounds; ++r) {
-    t["forward"].push_back(ms_per_image(a.images, [&] {
-      for (int i = 0; i < a.images; ++i) maps[i] = model->predict_maps(tensors[i]);
-    }));
-    t["preprocess"].push_back(ms_per_image(a.images, [&] {
-      for (const auto& m : images) data::preprocess_image(data::to_rgb(m, data::ChannelOrder::kBGR, "bench"), s);
-    }));
-    t["postprocess"].push_back(ms_per_image(a.images, [&] {
-      for (const auto& m : maps) eval::postprocess_maps(m.raw, m.post, 0.2, 8.0, 2000);
-    }));
-    t["inferencer"].push_back(ms_per_image(a.images, [&] {
-      for (const auto& m : images) plain.predict(m);
-    }));
-    t["inferencer+calibration"].push_back(ms_per_image(a.images, [&] {
-      for (const auto& m : images) calibrated.predict(m);
-    }));
+    for (int i = 0; i < a.images; ++i) {
+      model::VcpMaps maps;
+      const double fwd = ms_per_image(1, [&] { maps = model->predict_maps(tensors[i]); });
+      t["forward"].push_back(fwd);
+      t["preprocess"].push_back(ms_per_image(
+          1, [&] { data::preprocess_image(data::to_rgb(images[i], data::ChannelOrder::kBGR, "bench"), s); }));
+      t["postprocess"].push_back(ms_per_image(1, [&] { eval::postprocess_maps(maps.raw, maps.post, 0.2, 8.0, 2000); }));
+      const double inf = ms_per_image(1, [&] { plain.predict(images[i]); });
+      t["inferencer"].push_back(inf);
+      t["inferencer - forward"].push_back(inf - fwd);
+      t["inferencer+calibration"].push_back(ms_per_image(1, [&] { calibrated.predict(images[i]); }));
+    }
     for (int batch : {1, 8}) {
       auto req = app::load_predict_config(cfg, {});
       req.checkpoint = ckpt, req.inputs = files, req.output = (dir / "out").string(), req.progress = false;
@@ -170,15 +169,12 @@ int main(int argc, char** argv) {
   std::printf("model %s (S = %d), input %dx%d, %d images x %d rounds, %d intra-op threads\n", a.model.c_str(), s, p, p,
               a.images, a.rounds, at::get_num_threads());
   std::printf("%-26s %12s %20s\n", "ms per image", "median", "min - max");
-  for (const char* k : {"forward", "preprocess", "postprocess", "inferencer", "inferencer+calibration",
-                        "predict batch 1", "predict batch 8"}) {
+  for (const char* k : {"forward", "preprocess", "postprocess", "inferencer", "inferencer - forward",
+                        "inferencer+calibration", "predict batch 1", "predict batch 8"}) {
     const auto& v = t[k];
     std::printf("%-26s %12.3f %9.3f - %8.3f\n", k, median(v), *std::min_element(v.begin(), v.end()),
                 *std::max_element(v.begin(), v.end()));
   }
-  const double over = median(t["inferencer"]) - median(t["forward"]);
-  std::printf("inferencer - forward = %.3f ms (pre %.3f + post %.3f = %.3f ms)\n", over, median(t["preprocess"]),
-              median(t["postprocess"]), median(t["preprocess"]) + median(t["postprocess"]));
   fs::remove_all(dir);
   return 0;
 }
