@@ -11,6 +11,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "../model/vcp_fixture.h"
+#include "support/run_binary.h"
 #include "support/test_util.h"
 #include "vcpclip/build_info.h"
 

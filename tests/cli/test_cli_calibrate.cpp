@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../model/vcp_fixture.h"
+#include "support/run_binary.h"
 #include "support/test_util.h"
 #include "vcpclip/build_info.h"
 
@@ -16,9 +17,7 @@ namespace fx = vcp_fixture;
 
 namespace {
 
-vcpclip::testing::CommandResult run(const std::string& args) {
-  return vcpclip::testing::run_command(std::string(VCPCLIP_BINARY_DIR) + "/vcpclip " + args);
-}
+vcpclip::testing::CommandResult run(const std::string& args) { return vcpclip::testing::run_vcpclip(args); }
 
 nlohmann::json read_json(const fs::path& p) {
   std::ifstream in(p);

@@ -31,21 +31,6 @@ inline std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-/// Exit status and output (stdout + stderr) of a shell command.
-struct CommandResult {
-  int status;
-  std::string out;
-};
-inline CommandResult run_command(const std::string& cmd) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((cmd + " 2>&1").c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  const int rc = pclose(pipe.release());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-
 /// An empty folder `name` under the (per-process) temporary directory.
 inline std::filesystem::path fresh_temp_dir(const std::string& name) {
   const auto d = std::filesystem::temp_directory_path() / name;
