@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 
+#include "vcpclip/app/calibrate.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
 #include "vcpclip/data/loader.h"
@@ -175,6 +176,10 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model) {
   if (result.skipped) warn(msg(result.skipped, " unreadable test sample(s) skipped (eval.data.skip_bad)"));
   if (req.eval.save_maps) eval::write_scores_json((maps_dir / "scores.json").string(), saved_scores);
 
+  // --calibration-out (app/calibrate.h): the class ranges before the per-class normalisation.
+  std::vector<eval::ClassRange> ranges;
+  if (!req.calibration_out.empty()) ranges = eval::class_ranges(accs);
+
   // Per-class min-max normalisation (reference test.py) and metrics.
   eval::MetricsOptions mopts = req.eval.metrics;
   if (req.eval.export_png) mopts.curves = true;
@@ -194,6 +199,7 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model) {
   result.mean = eval::mean_metrics(result.report.classes);
 
   if (req.eval.export_png) export_eval_pngs(req, accs, infos, result);
+  if (!req.calibration_out.empty()) write_eval_calibration(req, ranges, accs, result);
   write_reports(req, result);
   spdlog::info("eval: {} images in {} classes ({} skipped) in {:.2f} s ({:.2f} img/s) -> {}", result.images,
                result.report.classes.size(), result.skipped, result.seconds, result.images_per_second, req.out_dir);

@@ -15,6 +15,7 @@
 #include <opencv2/imgproc.hpp>
 #include <set>
 
+#include "vcpclip/app/decider.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
@@ -127,6 +128,9 @@ PredictSummary run_predict(const PredictRequest& req) {
   const auto device = apply_runtime(req.runtime);
   const auto images = collect_images(req.inputs);
   const auto stems = unique_stems(images);
+  std::optional<Decider> decider;  // --calibration (app/decider.h): checked before the model is built
+  if (!req.calibration.empty())
+    decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
   auto model = model::build_vcp_clip(req.model, device);
   model::load_vcp_checkpoint(*model, req.checkpoint);
   model->eval();
@@ -186,6 +190,7 @@ PredictSummary run_predict(const PredictRequest& req) {
         cv::Mat vis = heatmap_overlay(rgbs[j], m, req.predict.heatmap_alpha);
         VCP_CHECK(cv::imwrite(base + ".png", vis), "predict: cannot write ", base, ".png");
       }
+      if (decider) r.decision = decider->apply(m, r.score_raw, r.score_post, rgbs[j].size(), base + "_mask.png");
       summary.images.push_back(r);
     }
     bar.update(static_cast<int64_t>(ids.size()));
@@ -202,14 +207,18 @@ PredictSummary run_predict(const PredictRequest& req) {
   j["topk"] = pp.topk;
   j["post_vcp"] = req.model.post_vcp;
   j["images"] = nlohmann::json::array();
-  for (const auto& r : summary.images)
-    j["images"].push_back({{"path", r.path},
-                           {"stem", r.stem},
-                           {"score", r.score},
-                           {"score_raw", r.score_raw},
-                           {"score_post", r.score_post},
-                           {"map_min", r.map_min},
-                           {"map_max", r.map_max}});
+  for (const auto& r : summary.images) {
+    nlohmann::json e = {{"path", r.path},
+                        {"stem", r.stem},
+                        {"score", r.score},
+                        {"score_raw", r.score_raw},
+                        {"score_post", r.score_post},
+                        {"map_min", r.map_min},
+                        {"map_max", r.map_max}};
+    if (r.decision) e.update(decision_json(*r.decision, r.stem + "_mask.png"));
+    j["images"].push_back(e);
+  }
+  if (decider) j["calibration"] = decider->describe();
   j["skipped"] = nlohmann::json::array();
   for (const auto& [p, e] : summary.skipped) j["skipped"].push_back({{"path", p}, {"error", e}});
   io::write_file_atomically((fs::path(req.output) / "scores.json").string(), j.dump(2) + "\n");

@@ -1,4 +1,5 @@
-// `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--set k=v]...`:
+// `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--calibration-out F]
+//  [--set k=v]...`:
 // zero-shot evaluation of a VCP-CLIP checkpoint on the test set of `eval.data` (DESIGN §6, §8).
 // All logic lives in vcpclip::app::run_eval.
 #include <cstdio>
@@ -13,7 +14,7 @@
 namespace {
 
 struct EvalArgs {
-  std::string config, checkpoint, out;
+  std::string config, checkpoint, out, calibration_out;
   std::vector<std::string> overrides;
   bool save_maps = false, export_png = false, no_progress = false;
 };
@@ -32,6 +33,9 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_flag("--save-maps", a->save_maps, "write maps/<class>/<defect>/<stem>.npy and maps/scores.json");
       sub.add_flag("--export-png", a->export_png,
                    "write imgs/<class>/<defect>/<stem>.png strips, heatmaps, ROC/PRO plots");
+      sub.add_option("--calibration-out", a->calibration_out,
+                     "also write the F1-optimal calibration of this set to this file (see vcpclip calibrate)")
+          ->needs("--checkpoint");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
       return [a]() {
@@ -42,6 +46,7 @@ static vcpclip::cli::CommandRegistrar reg(
         req.eval.save_maps = req.eval.save_maps || a->save_maps;
         req.eval.export_png = req.eval.export_png || a->export_png;
         req.progress = !a->no_progress;
+        req.calibration_out = a->calibration_out;
         auto result = vcpclip::app::run_eval(req);
         std::printf("%s", vcpclip::app::format_eval_table(result).c_str());
         std::printf("%lld images, %.2f img/s -> %s/metrics.json\n", static_cast<long long>(result.images),

@@ -171,27 +171,36 @@ cv::Mat resize_bilinear_pil(const cv::Mat& src, int width, int height) {
   return resize_pil(src, width, height, triangle_filter, 1.0, "bilinear resize");
 }
 
-cv::Mat read_rgb(const std::string& path) {
-  check_readable(path, "image");
-  // IGNORE_ORIENTATION: PIL does not apply EXIF rotation either.
-  cv::Mat raw = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
-  VCP_CHECK(!raw.empty(), "cannot decode image file (not an image or corrupt): ", path);
-  raw = to_8bit(raw);
+cv::Mat to_rgb(const cv::Mat& image, ChannelOrder order, const std::string& what) {
+  VCP_CHECK(!image.empty(), "empty image: ", what);
+  const cv::Mat raw = to_8bit(image);
+  const bool bgr = order == ChannelOrder::kBGR;
   cv::Mat rgb;
   switch (raw.channels()) {
     case 1:
       cv::cvtColor(raw, rgb, cv::COLOR_GRAY2RGB);
       break;
     case 3:
-      cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB);
+      if (bgr)
+        cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB);
+      else
+        rgb = raw.clone();
       break;
     case 4:
-      cv::cvtColor(raw, rgb, cv::COLOR_BGRA2RGB);
+      cv::cvtColor(raw, rgb, bgr ? cv::COLOR_BGRA2RGB : cv::COLOR_RGBA2RGB);
       break;  // PIL convert("RGB") drops alpha
     default:
-      fail("unsupported channel count ", raw.channels(), " in image file: ", path);
+      fail("unsupported channel count ", raw.channels(), " in ", what);
   }
   return rgb;
+}
+
+cv::Mat read_rgb(const std::string& path) {
+  check_readable(path, "image");
+  // IGNORE_ORIENTATION: PIL does not apply EXIF rotation either.
+  cv::Mat raw = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
+  VCP_CHECK(!raw.empty(), "cannot decode image file (not an image or corrupt): ", path);
+  return to_rgb(raw, ChannelOrder::kBGR, "image file: " + path);
 }
 
 cv::Mat read_mask(const std::string& path) {

@@ -81,6 +81,12 @@ at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k)
   return topk_mean(raw, k) + topk_mean(post, k);
 }
 
+PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma,
+                                   int64_t topk) {
+  if (!post.defined()) return {gaussian_filter(raw.to(at::kFloat), sigma), topk_mean(raw, topk)};
+  return {pixel_map(raw, post, alpha, sigma), image_score(raw, post, topk)};
+}
+
 at::Tensor minmax_normalize(const at::Tensor& x) {
   at::Tensor f = x.to(at::kFloat);
   at::Tensor mn = f.min(), mx = f.max();

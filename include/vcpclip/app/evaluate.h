@@ -37,6 +37,8 @@ struct EvalRequest {
   std::string out_dir;      ///< output directory (created)
   std::string config_path;  ///< recorded in metrics.json
   bool progress = true;     ///< progress bar on stderr
+  /// --calibration-out: also write the f1 calibration of the run here (app/calibrate.h); "" = none
+  std::string calibration_out;
 };
 
 /// Builds a request from a loaded run config ("eval needs a `model` / `eval.data` section in F"

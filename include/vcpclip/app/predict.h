@@ -11,12 +11,18 @@
 //    "images": [{"path": .., "stem": .., "score": .., "score_raw": .., "score_post": ..,
 //                "map_min": .., "map_max": ..}, ...], "skipped": [{"path": .., "error": ..}]}
 //   score = mean(top-k of M_raw) + mean(top-k of M_post), unnormalised.
+// With a calibration (--calibration F [--class NAME], app/decider.h) also <stem>_mask.png (0 ok,
+// 255 anomalous, at the input's size), scores.json "calibration": {path, class, method, thresholds}
+// and per image "decision": "ok"|"ng", "normalized_score" (threshold at 0.5), "class_score",
+// "mask", "mask_area", "regions": [{"x", "y", "width", "height", "area"}].
 // scores.json is written (atomically) only after every image has been processed.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "vcpclip/common/runtime.h"
+#include "vcpclip/eval/decision.h"
 #include "vcpclip/io/config_node.h"
 #include "vcpclip/model/model_options.h"
 
@@ -50,6 +56,8 @@ struct PredictRequest {
   bool save_branches = false;
   bool skip_bad = false;  ///< unreadable images: warn and continue instead of failing
   bool progress = true;
+  std::string calibration;  ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
+  std::string class_name;   ///< --class: the calibration's class ("" = its only class)
 };
 
 /// Reads runtime/model/postprocess/predict sections of a config with app::load_run_config
@@ -61,6 +69,7 @@ struct PredictedImage {
   std::string path, stem;
   double score = 0, score_raw = 0, score_post = 0;
   float map_min = 0, map_max = 0;
+  std::optional<eval::Decision> decision;  ///< with a calibration (its mask already written and released)
 };
 
 struct PredictSummary {

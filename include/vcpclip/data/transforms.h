@@ -22,6 +22,14 @@ inline constexpr std::array<double, 3> kClipStd{0.26862954, 0.26130258, 0.275777
 /// Throws vcpclip::Error naming the file if it is missing, empty or not a decodable image.
 cv::Mat read_rgb(const std::string& path);
 
+/// Channel order of an in-memory colour image (OpenCV decodes to BGR).
+enum class ChannelOrder { kBGR, kRGB };
+
+/// An in-memory image → CV_8UC3 RGB, converted as read_rgb converts decoded files: grey
+/// replicated, alpha dropped, 16-bit scaled by 1/257. `what` names the image in errors
+/// ("unsupported channel count 2 in <what>").
+cv::Mat to_rgb(const cv::Mat& image, ChannelOrder order, const std::string& what);
+
 /// Reads a mask as 8-bit single channel (colour masks: any non-zero channel counts as defect).
 /// Throws vcpclip::Error naming the file if unreadable.
 cv::Mat read_mask(const std::string& path);

@@ -35,6 +35,15 @@ at::Tensor pixel_map(const at::Tensor& raw, const at::Tensor& post, double alpha
 /// The reference image score (unnormalised): topk_mean(raw, k) + topk_mean(post, k).
 at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k);
 
+/// Pixel maps and image scores of a batch, the way eval computes them (DESIGN §6).
+struct PostprocessedMaps {
+  at::Tensor pixel;  ///< [N,S,S] float32: pixel_map(raw, post), or gaussian_filter(raw) without Post-VCP
+  at::Tensor score;  ///< [N] float32: image_score(raw, post), or topk_mean(raw) without Post-VCP
+};
+/// `post` may be undefined (model.post_vcp false): then the map and the score use M_raw alone.
+PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma,
+                                   int64_t topk);
+
 /// Tensor form of the reference `normalize`: (x − min) / (max − min) over the whole tensor in
 /// float32, zeros if constant.
 at::Tensor minmax_normalize(const at::Tensor& x);

@@ -1,0 +1,75 @@
+#pragma once
+// Using a calibration (eval/calibration.h) in a run: the settings that must match, the check that
+// refuses a calibration made for another checkpoint or config, and the per-image decision that
+// `predict --calibration` and vcpclip::Inferencer share.
+//
+// The settings recorded in calibration.json ("config.settings") are what determines the maps and
+// scores, so a difference in any of them makes the calibration's thresholds meaningless:
+//   {"model": {"backbone_sha256", "weights_sha256" ("" = random backbone, then "init_seed"),
+//              "image_size", "activation", "features_list", "prompt_len", "deep_prompt_len",
+//              "deep_prompt_layers", "use_global", "post_vcp", "post_heads", "templates_normal",
+//              "templates_abnormal"},
+//    "postprocess": {"alpha", "sigma", "topk"}}
+// Files are identified by SHA-256, not by path, so a calibration follows its checkpoint and
+// weights to another folder or machine.
+#include <ATen/core/Tensor.h>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <string>
+
+#include "vcpclip/app/predict.h"
+#include "vcpclip/eval/calibration.h"
+#include "vcpclip/eval/decision.h"
+#include "vcpclip/model/model_options.h"
+
+namespace vcpclip::app {
+
+/// The settings object above for a run (hashes the backbone JSON and the weights file).
+nlohmann::json calibration_settings(const model::ModelOptions& model, const PostprocessOptions& pp);
+
+/// Reads `path` and checks it against the run. Errors (vcpclip::Error):
+///   "calibration F was made for another checkpoint: <P> with SHA-256 <a>, but this run uses <K>
+///    with SHA-256 <b>; calibrate again for it (vcpclip calibrate)"
+///   "calibration F was made for another config: <key>: <v> in the calibration, <w> in this run;
+///    ...; calibrate again with this config (vcpclip calibrate)"
+eval::Calibration load_checked_calibration(const std::string& path, const model::ModelOptions& model,
+                                           const PostprocessOptions& pp, const std::string& checkpoint);
+
+/// One class of a checked calibration, applied image by image.
+class Decider {
+ public:
+  /// load_checked_calibration + Calibration::find(class_name).
+  Decider(const std::string& calibration_path, const std::string& class_name, const model::ModelOptions& model,
+          const PostprocessOptions& pp, const std::string& checkpoint);
+
+  /// Decision for one image: `map` the [S,S] pixel map (CPU float32), `score` eval's image
+  /// score, `input_size` the size of the mask (the input image's size).
+  eval::Decision decide(const at::Tensor& map, double score, cv::Size input_size) const;
+
+  /// predict --calibration: decide() with eval_score(score_raw, score_post), the mask written to
+  /// `mask_path` (write_mask_png) and released from the returned decision.
+  eval::Decision apply(const at::Tensor& map, double score_raw, double score_post, cv::Size input_size,
+                       const std::string& mask_path) const;
+
+  /// eval's image score from predict's two top-k means: their float32 sum (as eval::image_score).
+  static double eval_score(double score_raw, double score_post);
+
+  /// {"path", "class", "method", "image_threshold", "pixel_threshold"} for scores.json.
+  nlohmann::json describe() const;
+
+  const eval::ClassCalibration& calibration() const { return cls_; }
+
+ private:
+  std::string path_, method_;
+  eval::ClassCalibration cls_;
+};
+
+/// The scores.json fields of a decision: "decision", "normalized_score", "class_score", "mask"
+/// (the PNG's file name), "mask_area", "regions": [{"x", "y", "width", "height", "area"}].
+nlohmann::json decision_json(const eval::Decision& d, const std::string& mask_file);
+
+/// Writes the mask as an 8-bit PNG (0 = ok, 255 = anomalous); errors name the file.
+void write_mask_png(const std::string& path, const cv::Mat& mask);
+
+}  // namespace vcpclip::app

@@ -1,0 +1,97 @@
+// Calibration settings, the checked load, and per-image decisions (see decider.h).
+#include "vcpclip/app/decider.h"
+
+#include <ATen/ATen.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "vcpclip/common/error.h"
+#include "vcpclip/io/sha256.h"
+
+namespace vcpclip::app {
+
+nlohmann::json calibration_settings(const model::ModelOptions& m, const PostprocessOptions& pp) {
+  nlohmann::json model = {{"backbone_sha256", io::sha256_file(m.backbone, "backbone config")},
+                          {"weights_sha256", m.weights.empty() ? "" : io::sha256_file(m.weights, "CLIP weights")},
+                          {"image_size", m.image_size},
+                          {"activation", m.activation},
+                          {"features_list", m.features_list},
+                          {"prompt_len", m.prompt_len},
+                          {"deep_prompt_len", m.deep_prompt_len},
+                          {"deep_prompt_layers", m.deep_prompt_layers},
+                          {"use_global", m.use_global},
+                          {"post_vcp", m.post_vcp},
+                          {"post_heads", m.post_heads},
+                          {"templates_normal", m.templates_normal},
+                          {"templates_abnormal", m.templates_abnormal}};
+  if (m.weights.empty()) model["init_seed"] = m.init_seed;  // the random backbone comes from it
+  return {{"model", model}, {"postprocess", {{"alpha", pp.alpha}, {"sigma", pp.sigma}, {"topk", pp.topk}}}};
+}
+
+eval::Calibration load_checked_calibration(const std::string& path, const model::ModelOptions& model,
+                                           const PostprocessOptions& pp, const std::string& checkpoint) {
+  auto cal = eval::read_calibration(path);
+  const std::string sha = io::sha256_file(checkpoint, "checkpoint");
+  VCP_CHECK(sha == cal.checkpoint_sha256, "calibration ", path, " was made for another checkpoint: ", cal.checkpoint,
+            " with SHA-256 ", cal.checkpoint_sha256, ", but this run uses ", checkpoint, " with SHA-256 ", sha,
+            "; calibrate again for it (vcpclip calibrate)");
+  const auto diffs = eval::settings_differences(cal.settings, calibration_settings(model, pp));
+  if (!diffs.empty()) {
+    std::string text;
+    for (const auto& d : diffs) text += (text.empty() ? "" : "; ") + d;
+    fail("calibration ", path, " was made for another config: ", text,
+         "; calibrate again with this config (vcpclip calibrate)");
+  }
+  return cal;
+}
+
+Decider::Decider(const std::string& calibration_path, const std::string& class_name, const model::ModelOptions& model,
+                 const PostprocessOptions& pp, const std::string& checkpoint)
+    : path_(calibration_path) {
+  const auto cal = load_checked_calibration(calibration_path, model, pp, checkpoint);
+  method_ = cal.method;
+  cls_ = cal.find(class_name, calibration_path);
+}
+
+eval::Decision Decider::decide(const at::Tensor& map, double score, cv::Size input_size) const {
+  VCP_CHECK(map.dim() == 2, "decide: expected an [S,S] pixel map, found ", map.sizes());
+  at::Tensor m = map.to(at::kCPU, at::kFloat).contiguous();
+  const cv::Mat grid(int(m.size(0)), int(m.size(1)), CV_32FC1, m.data_ptr<float>());
+  return eval::decide(grid, score, cls_, input_size);
+}
+
+eval::Decision Decider::apply(const at::Tensor& map, double score_raw, double score_post, cv::Size input_size,
+                              const std::string& mask_path) const {
+  auto d = decide(map, eval_score(score_raw, score_post), input_size);
+  write_mask_png(mask_path, d.mask);
+  d.mask.release();
+  return d;
+}
+
+double Decider::eval_score(double score_raw, double score_post) {
+  return double(static_cast<float>(score_raw) + static_cast<float>(score_post));
+}
+
+nlohmann::json Decider::describe() const {
+  return {{"path", path_},
+          {"class", cls_.name},
+          {"method", method_},
+          {"image_threshold", cls_.image_threshold},
+          {"pixel_threshold", cls_.pixel_threshold}};
+}
+
+nlohmann::json decision_json(const eval::Decision& d, const std::string& mask_file) {
+  nlohmann::json regions = nlohmann::json::array();
+  for (const auto& r : d.regions)
+    regions.push_back({{"x", r.x}, {"y", r.y}, {"width", r.width}, {"height", r.height}, {"area", r.area}});
+  return {{"decision", d.label()},        {"normalized_score", d.normalized_score},
+          {"class_score", d.class_score}, {"mask", mask_file},
+          {"mask_area", d.mask_area},     {"regions", regions}};
+}
+
+void write_mask_png(const std::string& path, const cv::Mat& mask) {
+  VCP_CHECK(mask.type() == CV_8UC1, "mask ", path, ": expected an 8-bit single-channel mask");
+  VCP_CHECK(cv::imwrite(path, mask), "cannot write mask ", path);
+}
+
+}  // namespace vcpclip::app

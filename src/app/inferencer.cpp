@@ -1,0 +1,78 @@
+// vcpclip::Inferencer: the public single-image API (see include/vcpclip/vcpclip.h).
+#include <ATen/ATen.h>
+
+#include <mutex>
+#include <opencv2/imgproc.hpp>
+
+#include "vcpclip/app/decider.h"
+#include "vcpclip/app/run_config.h"
+#include "vcpclip/data/transforms.h"
+#include "vcpclip/eval/postprocess.h"
+#include "vcpclip/model/vcp_clip.h"
+#include "vcpclip/vcpclip.h"
+
+namespace vcpclip {
+
+struct Inferencer::Impl {
+  model::ModelOptions model_opts;
+  app::PostprocessOptions pp;
+  c10::Device device{c10::kCPU};
+  model::VcpClip model{nullptr};
+  std::optional<app::Decider> decider;
+  std::mutex forward;  ///< serialises the forward passes (see the header's thread-safety note)
+};
+
+Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl>()) {
+  VCP_CHECK(!o.config.empty() || !o.config_text.empty(),
+            "Inferencer: no run config given (InferencerOptions::config or config_text)");
+  const app::RunConfig cfg = o.config.empty()
+                                 ? app::parse_run_config(o.config_text, "InferencerOptions::config_text", o.overrides)
+                                 : app::load_run_config(o.config, o.overrides);
+  impl_->model_opts = cfg.require_model("predict");
+  impl_->pp = cfg.postprocess;
+  VCP_CHECK(!o.checkpoint.empty(), "predict: no checkpoint given (--checkpoint)");
+  // The calibration is checked first: it fails fast, before the model is built.
+  if (!o.calibration.empty())
+    impl_->decider.emplace(o.calibration, o.class_name, impl_->model_opts, impl_->pp, o.checkpoint);
+  impl_->device = apply_runtime(cfg.runtime);
+  impl_->model = model::build_vcp_clip(impl_->model_opts, impl_->device);
+  model::load_vcp_checkpoint(*impl_->model, o.checkpoint);
+  impl_->model->eval();
+}
+
+Inferencer::~Inferencer() = default;
+Inferencer::Inferencer(Inferencer&&) noexcept = default;
+Inferencer& Inferencer::operator=(Inferencer&&) noexcept = default;
+
+int64_t Inferencer::image_size() const { return impl_->model_opts.image_size; }
+bool Inferencer::calibrated() const { return impl_->decider.has_value(); }
+
+Prediction Inferencer::predict(const cv::Mat& image, ColorOrder order) const {
+  VCP_CHECK(!image.empty(), "Inferencer::predict: the image is empty");
+  VCP_CHECK(image.depth() == CV_8U || image.depth() == CV_16U,
+            "Inferencer::predict: expected an 8-bit or 16-bit image, found OpenCV depth ", image.depth());
+  const auto channels = order == ColorOrder::kBGR ? data::ChannelOrder::kBGR : data::ChannelOrder::kRGB;
+  const cv::Mat rgb = data::to_rgb(image, channels, "the image passed to Inferencer::predict");
+  const int64_t s = impl_->model_opts.image_size;
+  const at::Tensor batch = data::preprocess_image(rgb, s).unsqueeze(0).to(impl_->device);
+  model::VcpMaps maps;
+  {
+    std::lock_guard<std::mutex> lock(impl_->forward);
+    maps = impl_->model->predict_maps(batch);
+  }
+  const auto& pp = impl_->pp;
+  const auto out = eval::postprocess_maps(maps.raw, maps.post, pp.alpha, pp.sigma, pp.topk);
+  const at::Tensor pixel = out.pixel[0].to(at::kCPU).contiguous();
+  Prediction p;
+  p.score = out.score[0].item<double>();
+  const int side = static_cast<int>(s);
+  const cv::Mat grid(side, side, CV_32FC1, const_cast<float*>(pixel.data_ptr<float>()));
+  if (grid.size() == rgb.size())
+    p.map = grid.clone();
+  else
+    cv::resize(grid, p.map, rgb.size(), 0, 0, cv::INTER_LINEAR);
+  if (impl_->decider) p.decision = impl_->decider->decide(pixel, p.score, rgb.size());
+  return p;
+}
+
+}  // namespace vcpclip
