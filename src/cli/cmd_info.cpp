@@ -10,6 +10,7 @@
 #include "command.h"
 #include "vcpclip/model/clip_config.h"
 #include "vcpclip/model/clip_model.h"
+#include "vcpclip/model/clip_weights.h"
 
 namespace {
 
@@ -40,13 +41,14 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_flag("--json", args->json, "print one JSON object instead of text");
       return [args]() {
         using namespace vcpclip::model;
+        const Activation act =
+            args->activation.empty() ? Activation::kGelu : parse_activation(args->activation, "--activation");
         std::optional<ClipConfig> cfg;
         if (!args->model_config.empty()) {
           cfg = ClipConfig::from_json_file(args->model_config);
-          if (!args->activation.empty()) cfg->activation = args->activation;
-          cfg->validate(args->model_config);
+          if (!args->activation.empty()) cfg->activation = act;
         }
-        auto model = load_clip_model(args->weights, cfg, args->activation.empty() ? "gelu" : args->activation);
+        auto model = load_clip_model(args->weights, cfg, act);
         const ClipConfig& c = model->config();
         const int64_t params = count_parameters(*model);
         if (args->json) {
@@ -62,7 +64,7 @@ static vcpclip::cli::CommandRegistrar reg(
                        {"heads", c.text.heads},
                        {"context_length", c.text.context_length},
                        {"vocab_size", c.text.vocab_size}};
-          j["activation"] = c.activation;
+          j["activation"] = to_string(c.activation);
           j["parameters"] = params;
           std::printf("%s\n", j.dump(2).c_str());
           return 0;
@@ -77,7 +79,7 @@ static vcpclip::cli::CommandRegistrar reg(
                     (long long)c.text.layers, (long long)c.text.width, (long long)c.text.heads,
                     (long long)c.text.context_length, (long long)c.text.vocab_size);
         std::printf("embed dim     %lld\n", (long long)c.embed_dim);
-        std::printf("activation    %s\n", c.activation.c_str());
+        std::printf("activation    %s\n", to_string(c.activation));
         std::printf("parameters    %s\n", grouped(params).c_str());
         return 0;
       };

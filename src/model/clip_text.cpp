@@ -11,21 +11,21 @@
 
 namespace vcpclip::model {
 
-ClipModelImpl::ClipModelImpl(const ClipConfig& cfg) : cfg_(cfg) {
+ClipModelImpl::ClipModelImpl(const ClipConfig& cfg, bool random_init) : cfg_(cfg) {
   cfg.validate("model '" + cfg.name + "'");
   const int64_t wt = cfg.text.width;
-  visual = register_module("visual", ClipVision(cfg.vision, cfg.embed_dim, cfg.activation));
+  visual = register_module("visual", ClipVision(cfg.vision, cfg.embed_dim, cfg.activation, random_init));
   auto transformer = register_module("transformer", std::make_shared<torch::nn::Module>());
   resblocks = transformer->register_module("resblocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.text.layers; ++i) resblocks->push_back(ResidualBlock(wt, cfg.text.heads, cfg.activation));
-  init_blocks(resblocks, wt);
+  if (random_init) init_blocks(resblocks, wt);
   token_embedding = register_module("token_embedding",
                                     torch::nn::Embedding(torch::nn::EmbeddingOptions(cfg.text.vocab_size + 1, wt)));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.text.context_length, wt}));
   ln_final = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({wt}).eps(1e-5)));
   text_projection = register_parameter("text_projection", torch::empty({wt, cfg.embed_dim}));
   logit_scale = register_parameter("logit_scale", torch::full({}, std::log(1.0 / 0.07)));
-  {
+  if (random_init) {
     torch::NoGradGuard ng;
     token_embedding->weight.normal_(0, 0.02);
     token_embedding->weight[cfg.text.vocab_size].zero_();  // <|class|> row
@@ -56,12 +56,15 @@ torch::Tensor ClipModelImpl::run_text_transformer(
     torch::Tensor x, const std::function<torch::Tensor(int64_t, torch::Tensor)>& before_block) {
   VCP_CHECK(x.dim() == 3 && x.size(2) == cfg_.text.width, "text transformer expects [N, L, ", cfg_.text.width,
             "], found ", x.sizes());
+  // The blocks run in their own dtype (runtime.precision); the output comes back in x's.
+  const auto io_dtype = x.scalar_type();
+  x = x.to(block_dtype(resblocks));
   for (int64_t i = 0; i < static_cast<int64_t>(resblocks->size()); ++i) {
     if (before_block) x = before_block(i, std::move(x));
     auto mask = causal_mask(x.size(1), x.device(), x.scalar_type());
     x = resblocks->ptr<ResidualBlockImpl>(i)->forward(x, mask);
   }
-  return x;
+  return x.to(io_dtype);
 }
 
 torch::Tensor ClipModelImpl::ln_final_forward(const torch::Tensor& x) {
@@ -74,12 +77,19 @@ torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) {
   VCP_CHECK(ids.dim() == 2 && ids.size(1) == cfg_.text.context_length, "encode_text expects token ids [N, ",
             cfg_.text.context_length, "], found ", ids.sizes());
   auto ids64 = ids.to(at::kLong);
-  auto x = embed_tokens(ids64) + positional_embedding;
-  x = ln_final_forward(run_text_transformer(x));
   // EOT = the largest id of the vocabulary (OpenAI's argmax); <|class|> ids are not counted.
   auto eot = ids64.masked_fill(ids64 >= cfg_.text.vocab_size, -1).argmax(-1);
+  // Causal mask: rows after the last EOT cannot change any EOT row, so they are not computed.
+  const int64_t len = eot.max().item<int64_t>() + 1;
+  auto x = embed_tokens(ids64.slice(1, 0, len)) + positional_embedding.slice(0, 0, len);
+  x = ln_final_forward(run_text_transformer(x));
   auto rows = x.gather(1, eot.view({-1, 1, 1}).expand({-1, 1, x.size(2)})).squeeze(1);
   return at::matmul(rows, text_projection.to(rows.scalar_type()));
+}
+
+void ClipModelImpl::set_block_dtype(c10::ScalarType dtype) {
+  visual->resblocks->to(dtype);
+  resblocks->to(dtype);
 }
 
 int64_t count_parameters(const torch::nn::Module& m) {

@@ -31,6 +31,10 @@ void init_block(ResidualBlockImpl* b, int64_t width, int64_t layers) {
 }
 }  // namespace
 
+c10::ScalarType block_dtype(const torch::nn::ModuleList& blocks) {
+  return blocks->size() ? blocks->ptr<ResidualBlockImpl>(0)->ln_1->weight.scalar_type() : c10::kFloat;
+}
+
 void init_blocks(torch::nn::ModuleList& blocks, int64_t width) {
   for (size_t i = 0; i < blocks->size(); ++i) {
     init_block(blocks->ptr<ResidualBlockImpl>(i).get(), width, static_cast<int64_t>(blocks->size()));
@@ -52,25 +56,27 @@ torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid
   return at::cat({cls, img}, 0);
 }
 
-ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, const std::string& activation)
+ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, Activation activation,
+                               bool random_init)
     : cfg_(cfg), embed_dim_(embed_dim) {
   const int64_t w = cfg.width;
   VCP_CHECK(w % 64 == 0, "vision width ", w, " must be a multiple of 64 (heads = width / 64)");
   VCP_CHECK(cfg.image_size % cfg.patch_size == 0, "vision image_size ", cfg.image_size,
             " is not a multiple of patch_size ", cfg.patch_size);
   const int64_t grid = cfg.image_size / cfg.patch_size;
-  const double scale = std::pow(w, -0.5);
+  const double scale = random_init ? std::pow(w, -0.5) : 0.0;
+  auto init = [&](std::vector<int64_t> shape) { return random_init ? torch::randn(shape) * scale : torch::empty(shape); };
   conv1 = register_module(
       "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, w, cfg.patch_size).stride(cfg.patch_size).bias(false)));
-  class_embedding = register_parameter("class_embedding", torch::randn({w}) * scale);
-  positional_embedding = register_parameter("positional_embedding", torch::randn({grid * grid + 1, w}) * scale);
+  class_embedding = register_parameter("class_embedding", init({w}));
+  positional_embedding = register_parameter("positional_embedding", init({grid * grid + 1, w}));
   ln_pre = register_module("ln_pre", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w}).eps(1e-5)));
   auto transformer = register_module("transformer", std::make_shared<torch::nn::Module>());
   resblocks = transformer->register_module("resblocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.layers; ++i) resblocks->push_back(ResidualBlock(w, w / 64, activation));
-  init_blocks(resblocks, w);
+  for (int64_t i = 0; i < cfg.layers; ++i) resblocks->push_back(ResidualBlock(w, cfg.heads(), activation));
+  if (random_init) init_blocks(resblocks, w);
   ln_post = register_module("ln_post", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w}).eps(1e-5)));
-  proj = register_parameter("proj", torch::randn({w, embed_dim}) * scale);
+  proj = register_parameter("proj", init({w, embed_dim}));
 }
 
 const ClipVisionConfig& ClipVisionImpl::config() const { return cfg_; }
@@ -118,6 +124,9 @@ VisionOutput ClipVisionImpl::forward(const torch::Tensor& images, const std::vec
   x = x + positional_embedding_for(grid).to(x.scalar_type());
   x = at::layer_norm(x, {w}, ln_pre->weight, ln_pre->bias, 1e-5);
 
+  // The blocks run in their own dtype (runtime.precision); their outputs come back in x's.
+  const auto io_dtype = x.scalar_type();
+  x = x.to(block_dtype(resblocks));
   // Keep only the requested block outputs alive.
   std::vector<torch::Tensor> outputs(static_cast<size_t>(last + 1));
   std::vector<char> wanted(static_cast<size_t>(last + 1), 0);
@@ -128,9 +137,9 @@ VisionOutput ClipVisionImpl::forward(const torch::Tensor& images, const std::vec
   }
   VisionOutput out;
   out.patch_features.reserve(features_list.size());
-  for (auto l : features_list) out.patch_features.push_back(outputs[l]);
+  for (auto l : features_list) out.patch_features.push_back(outputs[l].to(io_dtype));
   if (need_global) {
-    auto g = at::layer_norm(x.select(1, 0), {w}, ln_post->weight, ln_post->bias, 1e-5);
+    auto g = at::layer_norm(x.select(1, 0).to(io_dtype), {w}, ln_post->weight, ln_post->bias, 1e-5);
     out.global = at::matmul(g, proj.to(g.scalar_type()));
   }
   return out;

@@ -12,12 +12,6 @@
 
 namespace vcpclip::model {
 
-Activation parse_activation(const std::string& name) {
-  if (name == "gelu") return Activation::kGelu;
-  if (name == "quick_gelu") return Activation::kQuickGelu;
-  fail("unknown CLIP activation '", name, "' (expected 'gelu' or 'quick_gelu')");
-}
-
 torch::Tensor apply_activation(const torch::Tensor& x, Activation act) {
   if (act == Activation::kGelu) return at::gelu(x);  // exact (erf) form
   return x * at::sigmoid(x * 1.702);
@@ -100,8 +94,7 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 // ------------------------------------------------------------------------------------------
-ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, std::string activation) {
-  auto act = parse_activation(activation);
+ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, Activation act) {
   ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));
   attn = register_module("attn", PackedAttention(width, heads));
   ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));

@@ -31,7 +31,7 @@ app::PredictRequest request(const fs::path& out) {
   r.model = fx::options();
   r.checkpoint = fx::path("tiny_vcp.pth");
   for (const auto& im : fx::manifest().at("images")) r.inputs.push_back(fx::path(im.get<std::string>()));
-  r.output = out.string();
+  r.out_dir = out.string();
   r.predict.batch_size = 2;  // 3 images: a full and a partial batch
   r.runtime.threads = 1;
   return r;

@@ -24,10 +24,6 @@
 
 namespace vcpclip::model {
 
-/// MLP activation of the residual blocks.
-enum class Activation { kGelu, kQuickGelu };
-/// "gelu" | "quick_gelu" → Activation (anything else is a vcpclip::Error).
-Activation parse_activation(const std::string& name);
 /// Applies the activation (gelu: exact erf form; quick_gelu: x·sigmoid(1.702x)).
 torch::Tensor apply_activation(const torch::Tensor& x, Activation act);
 
@@ -58,7 +54,7 @@ TORCH_MODULE(Mlp);
 /// Parameters: ln_1, attn.in_proj_weight [3W,W], attn.in_proj_bias, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj.
 class ResidualBlockImpl : public torch::nn::Module {
  public:
-  ResidualBlockImpl(int64_t width, int64_t heads, std::string activation);
+  ResidualBlockImpl(int64_t width, int64_t heads, Activation activation);
   /// x [N, L, W]; `mask` an additive [L, L] mask or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
 
@@ -77,7 +73,8 @@ struct VisionOutput {
 /// Vision tower (module name "visual" inside ClipModel).
 class ClipVisionImpl : public torch::nn::Module {
  public:
-  ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, const std::string& activation);
+  /// random_init false: parameters are allocated but not initialised (weights are loaded next).
+  ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, Activation activation, bool random_init = true);
   /// images [B, 3, S, S] normalised; S any multiple of patch_size (positional embedding resized
   /// bicubic/antialias as DESIGN §2, cached per grid size). features_list is 1-based block indices.
   /// Blocks after the last requested one still run only if `need_global` (the global feature needs the last).
@@ -109,7 +106,9 @@ TORCH_MODULE(ClipVision);
 /// The whole CLIP backbone: `visual` + the text tower registered at the top level (OpenAI names).
 class ClipModelImpl : public torch::nn::Module {
  public:
-  explicit ClipModelImpl(const ClipConfig& cfg);
+  /// random_init false: parameters are allocated but not initialised (weights are loaded next;
+  /// initialising ViT-L's 428M parameters costs seconds).
+  explicit ClipModelImpl(const ClipConfig& cfg, bool random_init = true);
 
   ClipVision visual{nullptr};
 
@@ -131,6 +130,11 @@ class ClipModelImpl : public torch::nn::Module {
   torch::Tensor encode_text(const torch::Tensor& ids);
 
   const ClipConfig& config() const;
+
+  /// Stores the residual blocks of both towers in `dtype` (runtime.precision bf16/fp16); they then
+  /// compute in it, while the tower inputs and outputs, embeddings, LayerNorms outside the blocks
+  /// and projections stay fp32. fp32 restores full precision only up to the rounding already done.
+  void set_block_dtype(c10::ScalarType dtype);
 
   torch::nn::ModuleList resblocks{nullptr};  ///< text blocks, registered as transformer.resblocks
   torch::nn::Embedding token_embedding{nullptr};
@@ -155,12 +159,5 @@ int64_t count_parameters(const torch::nn::Module& m);
 /// resize_pos_embed: class row kept, grid rows as [1, W, g0, g0] → bicubic, align_corners=false,
 /// antialias=true → [grid²+1, W]. Returns the input itself when the grid is unchanged.
 torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid);
-
-/// Builds a ClipModel from a weights file (OpenAI TorchScript archive or .safetensors) and loads
-/// it strictly. `config`: the model config to use (shapes must match the file); without it the
-/// config is inferred from the tensor shapes (io::infer_clip_config) and `activation` applies.
-/// The model is returned in eval mode on the CPU, its parameters not requiring gradients.
-ClipModel load_clip_model(const std::string& weights_path, const std::optional<ClipConfig>& config = std::nullopt,
-                          const std::string& activation = "gelu");
 
 }  // namespace vcpclip::model
