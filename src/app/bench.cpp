@@ -241,7 +241,6 @@ VisionCase bench_vision_case(const c10::Device& dev, const std::string& backbone
   return c;
 }
 
-
 nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   const auto start = Clock::now();
   const c10::Device dev = parse_device(opts.device);

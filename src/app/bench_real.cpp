@@ -92,7 +92,8 @@ PredictTiming time_predict(BenchContext& ctx, const RealCase& c, const fs::path&
   const auto one = run_process(cmd("one"));
   const auto all = one.status == 0 ? run_process(cmd("all")) : one;
   if (one.status != 0 || all.status != 0) {
-    t.error = "predict " + precision + " failed (exit " + std::to_string(all.status) + "): " + last_lines(all.output, 3);
+    t.error =
+        "predict " + precision + " failed (exit " + std::to_string(all.status) + "): " + last_lines(all.output, 3);
     return t;
   }
   t.t1 = one.seconds;
@@ -135,8 +136,8 @@ nlohmann::json summarise(BenchContext& ctx, const RealCase& c, const RealSamples
   for (size_t i = 0; i < s.fp32.size() && i < s.ref.size(); ++i) speedup.push_back(s.ref[i] / s.fp32[i]);
   for (size_t i = 0; i < s.fp32.size() && i < s.bf16.size(); ++i) bf16_gain.push_back(s.fp32[i] / s.bf16[i]);
   const Spread up = spread(speedup), gain = spread(bf16_gain);
-  ctx.out << "  " << c.name << " @ " << c.size << " (batch " << c.batch << ", N = " << c.images << ", "
-          << s.fp32.size() << " repetitions; median [min-max])\n"
+  ctx.out << "  " << c.name << " @ " << c.size << " (batch " << c.batch << ", N = " << c.images << ", " << s.fp32.size()
+          << " repetitions; median [min-max])\n"
           << "    reference       " << text(ref) << " s/img, peak RSS " << fmt("%.0f", spread(s.ref_rss).max)
           << " MB\n    vcpclip fp32    " << text(f32) << " s/img, peak RSS " << fmt("%.0f", spread(s.fp32_rss).max)
           << " MB  -> " << text(up, "%.2f") << "x the reference\n    vcpclip bf16    " << text(b16)
@@ -145,15 +146,18 @@ nlohmann::json summarise(BenchContext& ctx, const RealCase& c, const RealSamples
           << text(load, "%.2f") << " s, peak RSS " << fmt("%.0f", spread(s.load_rss).max) << " MB (fp32 weights "
           << fmt("%.0f", weights_mb) << " MB)\n"
           << std::flush;
-  return {{"model", c.name},           {"image_size", c.size},
-          {"batch", c.batch},          {"images", c.images},
-          {"repeats", s.fp32.size()},  {"reference_seconds_per_image", to_json(ref)},
+  return {{"model", c.name},
+          {"image_size", c.size},
+          {"batch", c.batch},
+          {"images", c.images},
+          {"repeats", s.fp32.size()},
+          {"reference_seconds_per_image", to_json(ref)},
           {"fp32_seconds_per_image", to_json(f32)},
           {"bf16_seconds_per_image", to_json(b16)},
           {"speedup_fp32_vs_reference", to_json(up)},
           {"speedup_bf16_vs_fp32", to_json(gain)},
-          {"peak_rss_mb", {{"reference", spread(s.ref_rss).max}, {"fp32", spread(s.fp32_rss).max},
-                           {"bf16", spread(s.bf16_rss).max}}},
+          {"peak_rss_mb",
+           {{"reference", spread(s.ref_rss).max}, {"fp32", spread(s.fp32_rss).max}, {"bf16", spread(s.bf16_rss).max}}},
           {"max_map_diff_bf16_vs_fp32", diff},
           {"load_seconds", to_json(load)},
           {"load_peak_rss_mb", spread(s.load_rss).max},

@@ -32,7 +32,7 @@ struct BenchContext {
 };
 
 nlohmann::json vision_section(BenchContext& ctx);
-nlohmann::json predict_section(BenchContext& ctx);  ///< tiny/mid, in process
+nlohmann::json predict_section(BenchContext& ctx);       ///< tiny/mid, in process
 nlohmann::json real_predict_section(BenchContext& ctx);  ///< ViT-B-16@224, ViT-L-14-336@518, `predict` processes
 nlohmann::json metrics_section(BenchContext& ctx);
 nlohmann::json train_section(BenchContext& ctx);
@@ -60,7 +60,7 @@ ProcessRun run_process(const std::string& cmd);
 
 /// Runs scripts/bench_predict_reference.py for `config` (weights made in / read from `dir`,
 /// `images` images in batches of `batch`): its JSON plus "process_peak_rss_mb", or null and `why`.
-nlohmann::json reference_run(BenchContext& ctx, const std::string& config, const std::filesystem::path& dir,
-                             int images, int batch, std::string* why);
+nlohmann::json reference_run(BenchContext& ctx, const std::string& config, const std::filesystem::path& dir, int images,
+                             int batch, std::string* why);
 
 }  // namespace vcpclip::app::bench_detail

@@ -213,7 +213,8 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_se
   write_reports(req, result);
   { auto done = std::move(writing); }
   if (req.profile) {
-    const double total = load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    const double total =
+        load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     result.profile = timer.to_json(total);
     std::fprintf(stderr, "eval profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),
                  timer.table(total).c_str());

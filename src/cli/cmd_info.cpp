@@ -1,6 +1,7 @@
 // `vcpclip info --weights F [--model-config J] [--activation A] [--json]`: loads a CLIP backbone
 // strictly (OpenAI TorchScript archive or safetensors) and prints what it is: backbone name,
 // native image size, layers, widths, heads, embedding size and parameter count.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,7 +17,7 @@ namespace {
 
 struct InfoArgs {
   std::string weights, model_config, activation;
-  bool json = false;
+  bool json = false, profile = false;
 };
 
 std::string grouped(int64_t n) {
@@ -39,6 +40,7 @@ static vcpclip::cli::CommandRegistrar reg(
                      "model config JSON (configs/models/*.json); default: inferred from the tensor shapes");
       sub.add_option("--activation", args->activation, "MLP activation: gelu (default) | quick_gelu");
       sub.add_flag("--json", args->json, "print one JSON object instead of text");
+      sub.add_flag("--profile", args->profile, "print the loading time per stage (open, allocate, read + convert)");
       return [args]() {
         using namespace vcpclip::model;
         const Activation act =
@@ -48,7 +50,13 @@ static vcpclip::cli::CommandRegistrar reg(
           cfg = ClipConfig::from_json_file(args->model_config);
           if (!args->activation.empty()) cfg->activation = act;
         }
-        auto model = load_clip_model(args->weights, cfg, act);
+        vcpclip::StageTimer timer(args->profile);
+        const auto start = std::chrono::steady_clock::now();
+        auto model = load_clip_model(args->weights, cfg, act, &timer);
+        if (args->profile)
+          std::fprintf(
+              stderr, "loading profile:\n%s",
+              timer.table(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()).c_str());
         const ClipConfig& c = model->config();
         const int64_t params = count_parameters(*model);
         if (args->json) {

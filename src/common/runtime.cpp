@@ -96,8 +96,9 @@ int setup_threads(int threads) {
   const int n = threads_per_process(threads);
   at::set_num_threads(n);
   if (threads == 0)
-    spdlog::log(local_world_size() > 1 ? spdlog::level::info : spdlog::level::debug,"runtime: {} intra-op thread(s) = {} core(s) / {} process(es) on this machine (LOCAL_WORLD_SIZE)", n,
-                 std::thread::hardware_concurrency(), local_world_size());
+    spdlog::log(local_world_size() > 1 ? spdlog::level::info : spdlog::level::debug,
+                "runtime: {} intra-op thread(s) = {} core(s) / {} process(es) on this machine (LOCAL_WORLD_SIZE)", n,
+                std::thread::hardware_concurrency(), local_world_size());
   return n;
 }
 

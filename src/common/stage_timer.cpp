@@ -31,6 +31,19 @@ StageTimer::Scope::~Scope() {
   timer_->add(stage_, std::chrono::duration<double>(Clock::now() - start_).count());
 }
 
+StageTimer::Scope& StageTimer::Scope::operator=(Scope&& other) noexcept {
+  if (this == &other) return *this;
+  if (timer_) {
+    timer_->sync();
+    timer_->add(stage_, std::chrono::duration<double>(Clock::now() - start_).count());
+  }
+  timer_ = other.timer_;
+  stage_ = std::move(other.stage_);
+  start_ = other.start_;
+  other.timer_ = nullptr;
+  return *this;
+}
+
 StageTimer::Scope StageTimer::scope(StageTimer* timer, const std::string& stage) {
   return Scope(timer && timer->enabled_ ? timer : nullptr, stage);
 }
@@ -69,8 +82,9 @@ std::string StageTimer::table(double total_seconds) const {
   std::snprintf(line, sizeof line, "  %-36s %10s %7s %7s\n", "stage", "seconds", "calls", "share");
   out += line;
   for (const auto& e : entries_) {
-    std::string share = total_seconds > 0 ? std::to_string(static_cast<int>(100.0 * e.seconds / total_seconds + 0.5)) + "%"
-                                          : std::string("-");
+    std::string share = total_seconds > 0
+                            ? std::to_string(static_cast<int>(100.0 * e.seconds / total_seconds + 0.5)) + "%"
+                            : std::string("-");
     std::snprintf(line, sizeof line, "  %-36s %10.3f %7lld %7s\n", e.stage.c_str(), e.seconds,
                   static_cast<long long>(e.calls), share.c_str());
     out += line;

@@ -53,8 +53,8 @@ class TorchScriptReader final : public WeightsReader {
   explicit TorchScriptReader(const std::string& path) : WeightsReader(path) {
     try {
       zip_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-      VCP_CHECK(zip_->hasRecord("data.pkl"), "cannot read '", path, "' as an OpenAI CLIP TorchScript archive: ",
-                "the zip has no data.pkl record");
+      VCP_CHECK(zip_->hasRecord("data.pkl"), "cannot read '", path,
+                "' as an OpenAI CLIP TorchScript archive: ", "the zip has no data.pkl record");
       auto [pkl, size] = zip_->getRecord("data.pkl");
       pickle::UnpickleOptions opts;
       opts.torchscript_objects = true;

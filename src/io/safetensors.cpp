@@ -89,8 +89,8 @@ class SafetensorsReader final : public WeightsReader {
     in_.read(reinterpret_cast<char*>(lenbuf), 8);
     VCP_CHECK(in_.gcount() == 8, "safetensors file '", path, "' is truncated: no 8-byte header length");
     const uint64_t header_len = read_u64_le(lenbuf);
-    VCP_CHECK(header_len <= file_size - 8, "safetensors file '", path, "' is truncated: the header claims ",
-              header_len, " bytes but the file has ", file_size, " bytes");
+    VCP_CHECK(header_len <= file_size - 8, "safetensors file '", path, "' is truncated: the header claims ", header_len,
+              " bytes but the file has ", file_size, " bytes");
     std::string header(header_len, '\0');
     in_.read(header.data(), static_cast<std::streamsize>(header_len));
     VCP_CHECK(static_cast<uint64_t>(in_.gcount()) == header_len, "safetensors file '", path,
@@ -122,8 +122,8 @@ class SafetensorsReader final : public WeightsReader {
     in_.clear();
     in_.seekg(static_cast<std::streamoff>(data_start_ + s.begin));
     in_.read(static_cast<char*>(raw.data_ptr()), static_cast<std::streamsize>(s.bytes));
-    VCP_CHECK(in_ && static_cast<uint64_t>(in_.gcount()) == s.bytes, "safetensors file '", path_, "', tensor '",
-              name, "': could not read its data (truncated file?)");
+    VCP_CHECK(in_ && static_cast<uint64_t>(in_.gcount()) == s.bytes, "safetensors file '", path_, "', tensor '", name,
+              "': could not read its data (truncated file?)");
     dst.copy_(raw);
   }
 

@@ -33,7 +33,8 @@ ClipConfig ClipConfig::from_json_text(const std::string& text, const std::string
   ClipConfig cfg;
   cfg.name = name;
   cfg.embed_dim = root.require<int64_t>("embed_dim");
-  cfg.activation = parse_activation(root.get<std::string>("activation", "gelu"), "CLIP config " + origin + ", key activation");
+  cfg.activation =
+      parse_activation(root.get<std::string>("activation", "gelu"), "CLIP config " + origin + ", key activation");
   {
     auto v = root.section("vision_cfg", /*required=*/true);
     cfg.vision.image_size = v.require<int64_t>("image_size");

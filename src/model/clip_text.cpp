@@ -17,10 +17,12 @@ ClipModelImpl::ClipModelImpl(const ClipConfig& cfg, bool random_init) : cfg_(cfg
   visual = register_module("visual", ClipVision(cfg.vision, cfg.embed_dim, cfg.activation, random_init));
   auto transformer = register_module("transformer", std::make_shared<torch::nn::Module>());
   resblocks = transformer->register_module("resblocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.text.layers; ++i) resblocks->push_back(ResidualBlock(wt, cfg.text.heads, cfg.activation));
+  for (int64_t i = 0; i < cfg.text.layers; ++i)
+    resblocks->push_back(ResidualBlock(wt, cfg.text.heads, cfg.activation, random_init));
   if (random_init) init_blocks(resblocks, wt);
-  token_embedding = register_module("token_embedding",
-                                    torch::nn::Embedding(torch::nn::EmbeddingOptions(cfg.text.vocab_size + 1, wt)));
+  auto emb = torch::nn::EmbeddingOptions(cfg.text.vocab_size + 1, wt);
+  if (!random_init) emb._weight(torch::empty({cfg.text.vocab_size + 1, wt}));  // loaded next: no init
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(emb));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.text.context_length, wt}));
   ln_final = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({wt}).eps(1e-5)));
   text_projection = register_parameter("text_projection", torch::empty({wt, cfg.embed_dim}));

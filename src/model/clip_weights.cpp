@@ -77,8 +77,8 @@ ClipConfig infer_clip_config(const std::vector<io::WeightEntry>& entries, const 
   cfg.vision.image_size = grid * cfg.vision.patch_size;
   cfg.vision.layers = count_blocks(entries, "visual.transformer.resblocks.");
   cfg.embed_dim = tproj[1];
-  VCP_CHECK(proj[1] == cfg.embed_dim, "cannot infer the CLIP config of '", path, "': visual.proj is ",
-            shape_text(proj), " but text_projection is ", shape_text(tproj));
+  VCP_CHECK(proj[1] == cfg.embed_dim, "cannot infer the CLIP config of '", path, "': visual.proj is ", shape_text(proj),
+            " but text_projection is ", shape_text(tproj));
   VCP_CHECK(cfg.text.width % 64 == 0, "cannot infer the text heads of '", path, "': text width ", cfg.text.width,
             " is not a multiple of 64 (OpenAI's heads = width / 64); give the model config explicitly");
   cfg.text.heads = cfg.text.width / 64;
@@ -115,7 +115,8 @@ void load_clip_weights(ClipModel& model, const std::map<std::string, at::Tensor>
 }
 
 ClipModel load_clip_model(const std::string& weights_path, const std::optional<ClipConfig>& config,
-                          Activation activation) {
+                          Activation activation, StageTimer* timer) {
+  auto t = StageTimer::scope(timer, "open weights file");
   auto file = io::open_weights(weights_path);
   ClipConfig cfg;
   if (config) {
@@ -125,7 +126,9 @@ ClipModel load_clip_model(const std::string& weights_path, const std::optional<C
     cfg.activation = activation;
     cfg.validate("'" + weights_path + "'");
   }
+  t = StageTimer::scope(timer, "allocate model");
   ClipModel model(cfg, /*random_init=*/false);
+  t = StageTimer::scope(timer, "read + convert tensors");
   load_clip_weights(model, *file);
   model->eval();
   for (auto& p : model->parameters()) p.set_requires_grad(false);

@@ -18,11 +18,25 @@ torch::Tensor apply_activation(const torch::Tensor& x, Activation act) {
 }
 
 // ------------------------------------------------------------------------------------------
-PackedAttentionImpl::PackedAttentionImpl(int64_t width_, int64_t heads_) : width(width_), heads(heads_) {
+LinearParamsImpl::LinearParamsImpl(int64_t in, int64_t out, bool init) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  bias = register_parameter("bias", torch::empty({out}));
+  if (!init) return;
+  // torch::nn::Linear's reset_parameters(), draw for draw.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  torch::nn::init::uniform_(bias, -bound, bound);
+}
+
+torch::Tensor LinearParamsImpl::forward(const torch::Tensor& x) { return at::linear(x, weight, bias); }
+
+// ------------------------------------------------------------------------------------------
+PackedAttentionImpl::PackedAttentionImpl(int64_t width_, int64_t heads_, bool init) : width(width_), heads(heads_) {
   VCP_CHECK(heads > 0 && width % heads == 0, "attention width ", width, " is not divisible by ", heads, " heads");
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
-  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
-  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+  in_proj_bias = register_parameter("in_proj_bias", init ? torch::zeros({3 * width}) : torch::empty({3 * width}));
+  out_proj = register_module("out_proj", LinearParams(width, width, init));
 }
 
 namespace {
@@ -83,9 +97,9 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
 }
 
 // ------------------------------------------------------------------------------------------
-MlpImpl::MlpImpl(int64_t width, Activation act_) : act(act_) {
-  c_fc = register_module("c_fc", torch::nn::Linear(width, 4 * width));
-  c_proj = register_module("c_proj", torch::nn::Linear(4 * width, width));
+MlpImpl::MlpImpl(int64_t width, Activation act_, bool init) : act(act_) {
+  c_fc = register_module("c_fc", LinearParams(width, 4 * width, init));
+  c_proj = register_module("c_proj", LinearParams(4 * width, width, init));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -94,11 +108,11 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 // ------------------------------------------------------------------------------------------
-ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, Activation act) {
+ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, Activation act, bool init) {
   ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));
-  attn = register_module("attn", PackedAttention(width, heads));
+  attn = register_module("attn", PackedAttention(width, heads, init));
   ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));
-  mlp = register_module("mlp", Mlp(width, act));
+  mlp = register_module("mlp", Mlp(width, act, init));
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {

@@ -56,7 +56,8 @@ void load_strict(torch::OrderedDict<std::string, at::Tensor>& params, const Tens
       missing.push_back(
           msg("missing tensor '", item.key(), "' (expected shape ", shape_text(item.value().sizes()), ")"));
   std::vector<std::string> problems = missing;
-  for (const auto* more : {&misshaped, &unexpected, &not_float}) problems.insert(problems.end(), more->begin(), more->end());
+  for (const auto* more : {&misshaped, &unexpected, &not_float})
+    problems.insert(problems.end(), more->begin(), more->end());
   if (!problems.empty()) {
     std::string text;
     const size_t shown = std::min<size_t>(problems.size(), 8);

@@ -3,9 +3,9 @@
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
 #include <cmath>
 

@@ -2,6 +2,7 @@
 // trip, F16/BF16, corrupt files), and config inference from tensor shapes.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/script.h>
 
 #include <filesystem>
 #include <fstream>
@@ -10,12 +11,10 @@
 #include "support/test_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
-#include <torch/script.h>
-
 #include "vcpclip/io/openai_weights.h"
 #include "vcpclip/io/pickle.h"
-#include "vcpclip/io/weights_reader.h"
 #include "vcpclip/io/safetensors.h"
+#include "vcpclip/io/weights_reader.h"
 
 using vcpclip::testing::error_of;
 
@@ -146,7 +145,6 @@ TEST(OpenAIWeights, NotAWeightsFile) {
             "CLIP weights path '" + fs::temp_directory_path().string() + "' is not a file");
 }
 
-
 TEST(OpenAIWeights, StreamingReaderListsFirstAndReadsIntoAnyDtype) {
   auto file = io::open_weights(archive());
   EXPECT_EQ(file->entries().size(), 4u * 12 + 3 * 12 + 8 + 6);
@@ -165,7 +163,9 @@ TEST(OpenAIWeights, StreamingReaderListsFirstAndReadsIntoAnyDtype) {
   file->read_into(e->name, big.slice(0, 0, 192));
   EXPECT_TRUE(at::equal(big.slice(0, 0, 192), f32));
   EXPECT_EQ(big.slice(0, 192).abs().sum().item<float>(), 0.f);
-  EXPECT_EQ(error_of([&] { file->read_into(e->name, at::empty({64, 192})); }),
+  EXPECT_EQ(error_of([&] {
+              file->read_into(e->name, at::empty({64, 192}));
+            }),
             "weights file '" + archive() + "', tensor '" + e->name +
                 "': stored shape [192, 64] cannot be read into a tensor of shape [64, 192]");
   EXPECT_EQ(error_of([&] { file->read_into("visual.nothing", f32); }),

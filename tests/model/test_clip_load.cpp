@@ -12,8 +12,8 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/safetensors.h"
 #include "vcpclip/io/weights_reader.h"
-#include "vcpclip/model/clip_weights.h"
 #include "vcpclip/model/clip_model.h"
+#include "vcpclip/model/clip_weights.h"
 
 using vcpclip::testing::error_of;
 
@@ -151,12 +151,12 @@ TEST(ClipLoad, InfersOpenAIConfigsFromShapes) {
   // Shapes of OpenAI's ViT-L-14-336 (names and shapes only: nothing is read).
   auto z = [](std::vector<int64_t> s) { return s; };
   std::map<std::string, std::vector<int64_t>> t = {{"visual.conv1.weight", z({1024, 3, 14, 14})},
-                                         {"visual.positional_embedding", z({577, 1024})},
-                                         {"visual.proj", z({1024, 768})},
-                                         {"text_projection", z({768, 768})},
-                                         {"positional_embedding", z({77, 768})},
-                                         {"token_embedding.weight", z({49408, 768})},
-                                         {"ln_final.weight", z({768})}};
+                                                   {"visual.positional_embedding", z({577, 1024})},
+                                                   {"visual.proj", z({1024, 768})},
+                                                   {"text_projection", z({768, 768})},
+                                                   {"positional_embedding", z({77, 768})},
+                                                   {"token_embedding.weight", z({49408, 768})},
+                                                   {"ln_final.weight", z({768})}};
   for (int i = 0; i < 24; ++i) t["visual.transformer.resblocks." + std::to_string(i) + ".attn.in_proj_weight"] = z({1});
   for (int i = 0; i < 12; ++i) t["transformer.resblocks." + std::to_string(i) + ".ln_1.weight"] = z({1});
   auto c = model::infer_clip_config(entries(t), "x.pt");

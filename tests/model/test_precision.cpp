@@ -41,8 +41,8 @@ TEST(Precision, Bf16TowersStayWithinTolerance) {
   ASSERT_EQ(low.post.scalar_type(), at::kFloat);
   const double raw = fx::max_abs_diff(low.raw, ref.raw), post = fx::max_abs_diff(low.post, ref.post);
   const double blend = fx::max_abs_diff(0.2 * low.raw + 0.8 * low.post, 0.2 * ref.raw + 0.8 * ref.post);
-  std::printf("bf16 vs fp32 on the golden fixture: max |M_raw diff| %.3g, |M_post diff| %.3g, |blend diff| %.3g\n",
-              raw, post, blend);
+  std::printf("bf16 vs fp32 on the golden fixture: max |M_raw diff| %.3g, |M_post diff| %.3g, |blend diff| %.3g\n", raw,
+              post, blend);
   EXPECT_LE(raw, 1e-2);
   EXPECT_LE(post, 1e-2);
   EXPECT_GT(raw + post, 0.0);  // bf16 really ran

@@ -89,8 +89,7 @@ TEST(VcpCheckpoint, StrictLoadingNamesKeyAndFile) {
     c.parameters.erase(c.parameters.begin() + 2);  // deep_prompt_embeddings
     model::VcpHead head(tiny_head_config(), 1);
     auto e = error_of([&] { head->load_checkpoint(c, "x/missing.pth"); });
-    EXPECT_EQ(e.rfind("the tensors of checkpoint 'x/missing.pth' do not fit the VCP-CLIP head (prompt_len 2, ", 0),
-              0u)
+    EXPECT_EQ(e.rfind("the tensors of checkpoint 'x/missing.pth' do not fit the VCP-CLIP head (prompt_len 2, ", 0), 0u)
         << e;
     EXPECT_NE(e.find("missing tensor 'deep_prompt_embeddings' (expected shape [2, 1, 8])"), std::string::npos) << e;
   }
@@ -107,8 +106,7 @@ TEST(VcpCheckpoint, StrictLoadingNamesKeyAndFile) {
     model::VcpHead head(cfg, 1);
     auto e = error_of([&] { head->load_checkpoint(ref, ckpt_path()); });
     EXPECT_NE(e.find(ckpt_path()), std::string::npos) << e;
-    EXPECT_NE(e.find("tensor 'New_Lan_Embed.prompt_query' has shape [1, 2, 8], expected [1, 3, 8]"),
-              std::string::npos)
+    EXPECT_NE(e.find("tensor 'New_Lan_Embed.prompt_query' has shape [1, 2, 8], expected [1, 3, 8]"), std::string::npos)
         << e;
   }
   {  // shallow model (D = 0) has no deep_prompt_embeddings

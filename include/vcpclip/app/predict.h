@@ -83,7 +83,7 @@ struct PredictedImage {
 struct PredictSummary {
   std::vector<PredictedImage> images;
   std::vector<std::pair<std::string, std::string>> skipped;  ///< (path, error)
-  double seconds = 0;            ///< from the first decoded image to the last written one (no loading)
+  double seconds = 0;  ///< from the first decoded image to the last written one (no loading)
   double images_per_second = 0;
   nlohmann::json profile;  ///< with PredictRequest::profile: StageTimer::to_json of the run
 };

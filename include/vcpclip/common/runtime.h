@@ -28,12 +28,12 @@ void check_precision(Precision p, const c10::Device& device);
 
 /// `runtime:` section of a run config.
 struct RuntimeOptions {
-  std::string device = "cpu";      ///< cpu | cuda | cuda:N
-  int threads = 0;                 ///< intra-op threads; 0 = cores ÷ local world size (LOCAL_WORLD_SIZE)
+  std::string device = "cpu";              ///< cpu | cuda | cuda:N
+  int threads = 0;                         ///< intra-op threads; 0 = cores ÷ local world size (LOCAL_WORLD_SIZE)
   Precision precision = Precision::kFp32;  ///< runtime.precision
-  uint64_t seed = 333;             ///< seed for torch, augmentation and shuffling (reference: 333)
-  std::string log_level = "info";  ///< trace|debug|info|warn|error
-  bool tf32 = false;               ///< CUDA: allow TF32 in matmuls/convolutions (faster; ~3e-3 off fp32 parity)
+  uint64_t seed = 333;                     ///< seed for torch, augmentation and shuffling (reference: 333)
+  std::string log_level = "info";          ///< trace|debug|info|warn|error
+  bool tf32 = false;                       ///< CUDA: allow TF32 in matmuls/convolutions (faster; ~3e-3 off fp32 parity)
 };
 
 /// Parses "cpu", "cuda", "cuda:N"; CUDA requested but unavailable is a vcpclip::Error.

@@ -31,7 +31,8 @@ class StageTimer {
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
     Scope(Scope&& other) noexcept;
-    Scope& operator=(Scope&&) = delete;
+    /// Ends this scope (charging its stage), then continues `other`'s: `t = timer.scope("next");`.
+    Scope& operator=(Scope&& other) noexcept;
 
    private:
     StageTimer* timer_;

@@ -24,9 +24,9 @@ struct ClipVisionConfig {
   /// NATIVE resolution of the checkpoint's positional embedding (the JSON's vision_cfg.image_size);
   /// the working size S the model runs at is ModelOptions::input_size.
   int64_t image_size = 336;
-  int64_t layers = 24;       ///< residual blocks
-  int64_t width = 1024;      ///< token width W (heads = W / 64)
-  int64_t patch_size = 14;   ///< conv1 kernel = stride
+  int64_t layers = 24;      ///< residual blocks
+  int64_t width = 1024;     ///< token width W (heads = W / 64)
+  int64_t patch_size = 14;  ///< conv1 kernel = stride
 
   /// Attention heads: width / 64 (OpenAI's rule).
   int64_t heads() const { return width / 64; }

@@ -27,15 +27,26 @@ namespace vcpclip::model {
 /// Applies the activation (gelu: exact erf form; quick_gelu: x·sigmoid(1.702x)).
 torch::Tensor apply_activation(const torch::Tensor& x, Activation act);
 
+/// A linear layer's parameters, weight [out, in] and bias [out], named as torch::nn::Linear's.
+/// `init` true: LibTorch's Linear initialisation (same random draws); false: allocated only,
+/// because weights are loaded next (initialising ViT-L's 300M linear weights costs seconds).
+class LinearParamsImpl : public torch::nn::Module {
+ public:
+  LinearParamsImpl(int64_t in, int64_t out, bool init = true);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(LinearParams);
+
 /// MultiheadAttention parameters with OpenAI's names: in_proj_weight [3W,W] (q,k,v rows),
 /// in_proj_bias [3W], out_proj (Linear W→W).
 class PackedAttentionImpl : public torch::nn::Module {
  public:
-  PackedAttentionImpl(int64_t width, int64_t heads);
+  PackedAttentionImpl(int64_t width, int64_t heads, bool init = true);
   /// Self-attention on x [N, L, W]; `mask` additive [L, L] or undefined. Scores scaled by 1/sqrt(head_dim).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
   torch::Tensor in_proj_weight, in_proj_bias;
-  torch::nn::Linear out_proj{nullptr};
+  LinearParams out_proj{nullptr};
   int64_t width, heads;
 };
 TORCH_MODULE(PackedAttention);
@@ -43,9 +54,9 @@ TORCH_MODULE(PackedAttention);
 /// mlp.c_fc (W→4W) and mlp.c_proj (4W→W).
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t width, Activation act);
+  MlpImpl(int64_t width, Activation act, bool init = true);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+  LinearParams c_fc{nullptr}, c_proj{nullptr};
   Activation act;
 };
 TORCH_MODULE(Mlp);
@@ -54,7 +65,8 @@ TORCH_MODULE(Mlp);
 /// Parameters: ln_1, attn.in_proj_weight [3W,W], attn.in_proj_bias, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj.
 class ResidualBlockImpl : public torch::nn::Module {
  public:
-  ResidualBlockImpl(int64_t width, int64_t heads, Activation activation);
+  /// init false: parameters allocated, not initialised (weights are loaded next).
+  ResidualBlockImpl(int64_t width, int64_t heads, Activation activation, bool init = true);
   /// x [N, L, W]; `mask` an additive [L, L] mask or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/common/stage_timer.h"
 #include "vcpclip/io/weights_reader.h"
 #include "vcpclip/model/clip_config.h"
 #include "vcpclip/model/clip_model.h"
@@ -30,8 +31,9 @@ void load_clip_weights(ClipModel& model, const std::map<std::string, at::Tensor>
 /// Builds a ClipModel for a weights file (OpenAI TorchScript archive or .safetensors) and loads it
 /// strictly. `config`: the model config to use (shapes must match the file); without it the config
 /// is inferred from the tensor shapes and `activation` applies. The model is returned in eval mode
-/// on the CPU, its parameters not requiring gradients.
+/// on the CPU, its parameters not requiring gradients. With a timer: stages "open weights file",
+/// "allocate model", "read + convert tensors".
 ClipModel load_clip_model(const std::string& weights_path, const std::optional<ClipConfig>& config = std::nullopt,
-                          Activation activation = Activation::kGelu);
+                          Activation activation = Activation::kGelu, StageTimer* timer = nullptr);
 
 }  // namespace vcpclip::model

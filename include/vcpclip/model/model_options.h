@@ -34,13 +34,13 @@ namespace vcpclip::model {
 inline constexpr const char* kClassPlaceholder = "<|class|>";
 
 struct ModelOptions {
-  std::string backbone;             ///< CLIP model config JSON path (required)
-  std::string weights;              ///< OpenAI .pt or .safetensors; "" = random init (tests / tiny only; warns)
-  std::string vocab;                ///< BPE vocab file; "" = Tokenizer::find_vocab("") search
+  std::string backbone;  ///< CLIP model config JSON path (required)
+  std::string weights;   ///< OpenAI .pt or .safetensors; "" = random init (tests / tiny only; warns)
+  std::string vocab;     ///< BPE vocab file; "" = Tokenizer::find_vocab("") search
   /// S, the size the model works at (config key `image_size`; a multiple of the patch size). Not
   /// the backbone's native resolution (ClipVisionConfig::image_size): position embeddings are resized.
   int64_t input_size = 518;
-  Activation activation = Activation::kGelu;  ///< overrides the backbone JSON's activation
+  Activation activation = Activation::kGelu;          ///< overrides the backbone JSON's activation
   std::vector<int64_t> features_list{6, 12, 18, 24};  ///< 1-based vision block indices
   int64_t prompt_len = 2;                             ///< r
   int64_t deep_prompt_len = 1;                        ///< n
