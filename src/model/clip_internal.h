@@ -9,9 +9,6 @@ namespace vcpclip::model {
 /// N(0, W^-1/2 (2L)^-1/2), c_fc N(0, (2W)^-1/2), biases 0) for random-weight models.
 void init_blocks(torch::nn::ModuleList& blocks, int64_t width);
 
-/// The dtype the residual blocks of a tower are stored in (runtime.precision; fp32 by default).
-c10::ScalarType block_dtype(const torch::nn::ModuleList& blocks);
-
 /// x / ||x|| over the last dimension.
 inline at::Tensor l2_normalise(const at::Tensor& x) { return x / x.norm(2, {-1}, true); }
 

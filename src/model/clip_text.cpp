@@ -58,15 +58,12 @@ torch::Tensor ClipModelImpl::run_text_transformer(
     torch::Tensor x, const std::function<torch::Tensor(int64_t, torch::Tensor)>& before_block) {
   VCP_CHECK(x.dim() == 3 && x.size(2) == cfg_.text.width, "text transformer expects [N, L, ", cfg_.text.width,
             "], found ", x.sizes());
-  // The blocks run in their own dtype (runtime.precision); the output comes back in x's.
-  const auto io_dtype = x.scalar_type();
-  x = x.to(block_dtype(resblocks));
   for (int64_t i = 0; i < static_cast<int64_t>(resblocks->size()); ++i) {
     if (before_block) x = before_block(i, std::move(x));
     auto mask = causal_mask(x.size(1), x.device(), x.scalar_type());
     x = resblocks->ptr<ResidualBlockImpl>(i)->forward(x, mask);
   }
-  return x.to(io_dtype);
+  return x;
 }
 
 torch::Tensor ClipModelImpl::ln_final_forward(const torch::Tensor& x) {
@@ -90,8 +87,14 @@ torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) {
 }
 
 void ClipModelImpl::set_block_dtype(c10::ScalarType dtype) {
-  visual->resblocks->to(dtype);
-  resblocks->to(dtype);
+  // The vision tower's attention and MLP weights only: LayerNorms, the residual stream and the
+  // attention scores stay fp32 (ResidualBlockImpl::forward), and so does the text tower, which runs
+  // on ~12 positions only (its share of the time is small, its effect on every map is not).
+  for (size_t i = 0; i < visual->resblocks->size(); ++i) {
+    auto b = visual->resblocks->ptr<ResidualBlockImpl>(i);
+    b->attn->to(dtype);
+    b->mlp->to(dtype);
+  }
 }
 
 int64_t count_parameters(const torch::nn::Module& m) {

@@ -31,10 +31,6 @@ void init_block(ResidualBlockImpl* b, int64_t width, int64_t layers) {
 }
 }  // namespace
 
-c10::ScalarType block_dtype(const torch::nn::ModuleList& blocks) {
-  return blocks->size() ? blocks->ptr<ResidualBlockImpl>(0)->ln_1->weight.scalar_type() : c10::kFloat;
-}
-
 void init_blocks(torch::nn::ModuleList& blocks, int64_t width) {
   for (size_t i = 0; i < blocks->size(); ++i) {
     init_block(blocks->ptr<ResidualBlockImpl>(i).get(), width, static_cast<int64_t>(blocks->size()));
@@ -125,9 +121,6 @@ VisionOutput ClipVisionImpl::forward(const torch::Tensor& images, const std::vec
   x = x + positional_embedding_for(grid).to(x.scalar_type());
   x = at::layer_norm(x, {w}, ln_pre->weight, ln_pre->bias, 1e-5);
 
-  // The blocks run in their own dtype (runtime.precision); their outputs come back in x's.
-  const auto io_dtype = x.scalar_type();
-  x = x.to(block_dtype(resblocks));
   // Keep only the requested block outputs alive.
   std::vector<torch::Tensor> outputs(static_cast<size_t>(last + 1));
   std::vector<char> wanted(static_cast<size_t>(last + 1), 0);
@@ -138,9 +131,9 @@ VisionOutput ClipVisionImpl::forward(const torch::Tensor& images, const std::vec
   }
   VisionOutput out;
   out.patch_features.reserve(features_list.size());
-  for (auto l : features_list) out.patch_features.push_back(outputs[l].to(io_dtype));
+  for (auto l : features_list) out.patch_features.push_back(outputs[l]);
   if (need_global) {
-    auto g = at::layer_norm(x.select(1, 0).to(io_dtype), {w}, ln_post->weight, ln_post->bias, 1e-5);
+    auto g = at::layer_norm(x.select(1, 0), {w}, ln_post->weight, ln_post->bias, 1e-5);
     out.global = at::matmul(g, proj.to(g.scalar_type()));
   }
   return out;

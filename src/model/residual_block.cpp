@@ -72,7 +72,10 @@ torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k
 torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t n = x.size(0), len = x.size(1), hd = width / heads;
   // [N, L, 3W] → contiguous [3, N·H, L, hd]: q, k, v rows of the packed projection in that order.
+  // The scores and softmax run in fp32 whatever the weights' dtype (runtime.precision): bf16 scores
+  // (3 significant digits) would shift the attention weights by percents.
   auto qkv = at::linear(x, in_proj_weight, in_proj_bias)
+                 .to(at::kFloat)
                  .view({n, len, 3, heads, hd})
                  .permute({2, 0, 3, 1, 4})
                  .contiguous()
@@ -92,7 +95,7 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
     if (m.defined()) scores.add_(m);
     out = at::bmm(at::softmax(scores, -1), v);
   }
-  out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width});
+  out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width}).to(out_proj->weight.scalar_type());
   return at::linear(out, out_proj->weight, out_proj->bias);
 }
 
@@ -117,9 +120,13 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, Activation ac
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t w = x.size(-1);
-  auto h = attn->forward(at::layer_norm(x, {w}, ln_1->weight, ln_1->bias, 1e-5), mask);
+  // Mixed precision (runtime.precision bf16/fp16): the attention and MLP run in their weights'
+  // dtype, while the residual stream and the LayerNorms stay in x's (fp32), so that rounding does
+  // not accumulate over the blocks. Both casts are no-ops in fp32.
+  const auto stream = x.scalar_type(), compute = attn->in_proj_weight.scalar_type();
+  auto h = attn->forward(at::layer_norm(x, {w}, ln_1->weight, ln_1->bias, 1e-5).to(compute), mask).to(stream);
   h.add_(x);  // h is a fresh tensor: accumulate the residual in place
-  auto out = mlp->forward(at::layer_norm(h, {w}, ln_2->weight, ln_2->bias, 1e-5));
+  auto out = mlp->forward(at::layer_norm(h, {w}, ln_2->weight, ln_2->bias, 1e-5).to(compute)).to(stream);
   out.add_(h);
   return out;
 }

@@ -220,7 +220,7 @@ TEST(ClipModel, AttentionPathsAgreeAndGradientsFlow) {
   // Without autograd the CPU runs long sequences (L >= 256) in (head, row-chunk) tasks; with
   // autograd it uses the batched differentiable form. Both must give the same block output.
   torch::manual_seed(9);
-  model::ResidualBlock b(64, 4, "gelu");
+  model::ResidualBlock b(64, 4, model::Activation::kGelu);
   randomize(*b);
   for (auto& p : b->parameters()) p.set_requires_grad(false);
   auto mask = torch::full({300, 300}, -std::numeric_limits<float>::infinity()).triu(1);
