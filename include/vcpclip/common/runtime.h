@@ -14,14 +14,14 @@ namespace vcpclip {
 /// stay fp32 in every mode except autocast, which is the reference's GPU setting).
 enum class Precision {
   kFp32,     ///< default; golden parity
-  kBf16,     ///< towers' residual blocks in bfloat16 (CPU: oneDNN; CUDA)
-  kFp16,     ///< towers' residual blocks in float16 (CUDA only: LibTorch 1.13's CPU has no fp16 matmul)
+  kBf16,     ///< vision tower matmuls in bfloat16 (CPU: oneDNN; CUDA), the rest fp32
+  kFp16,     ///< the same in float16 (CUDA only: LibTorch 1.13's CPU has no fp16 matmul)
   kAutocast  ///< CUDA autocast (fp16) over fp32 weights for everything, as the reference's train.py/test.py
 };
 /// "fp32" | "bf16" | "fp16" | "autocast"; anything else: "<where>: expected fp32, bf16, fp16 or autocast, found 'x'".
 Precision parse_precision(const std::string& text, const std::string& where);
 const char* to_string(Precision p);
-/// The dtype the towers' residual blocks are stored and run in (fp32 for kFp32 and kAutocast).
+/// The dtype of the vision tower's attention/MLP weights and matmuls (fp32 for kFp32 and kAutocast).
 c10::ScalarType block_dtype(Precision p);
 /// A vcpclip::Error when `device` cannot run `p` (fp16 and autocast need CUDA).
 void check_precision(Precision p, const c10::Device& device);

@@ -143,9 +143,10 @@ class ClipModelImpl : public torch::nn::Module {
 
   const ClipConfig& config() const;
 
-  /// Stores the residual blocks of both towers in `dtype` (runtime.precision bf16/fp16); they then
-  /// compute in it, while the tower inputs and outputs, embeddings, LayerNorms outside the blocks
-  /// and projections stay fp32. fp32 restores full precision only up to the rounding already done.
+  /// Stores the vision tower's attention and MLP weights in `dtype` (runtime.precision bf16/fp16):
+  /// those matmuls then run in it, while the residual stream, LayerNorms, attention scores and
+  /// softmax, embeddings, projections and the whole text tower (~12 positions) stay fp32 (mixed
+  /// precision, see ResidualBlockImpl::forward). fp32 afterwards keeps the rounding already done.
   void set_block_dtype(c10::ScalarType dtype);
 
   torch::nn::ModuleList resblocks{nullptr};  ///< text blocks, registered as transformer.resblocks

@@ -140,9 +140,10 @@ class VcpClipImpl : public torch::nn::Module {
   /// the stages "vision tower", "Pre-VCP", "text tower", "Post-VCP + maps" are charged to it.
   VcpMaps predict_maps(const torch::Tensor& images, StageTimer* timer = nullptr);
 
-  /// runtime.precision: bf16/fp16 store and run the towers' residual blocks in that dtype (the
-  /// head stays fp32); autocast runs forward() and predict_maps() under CUDA autocast (fp16). Call
-  /// after moving the model to its device; fp16 and autocast need CUDA (vcpclip::Error otherwise).
+  /// runtime.precision: bf16/fp16 run the vision tower's matmuls in that dtype (ClipModelImpl::
+  /// set_block_dtype; the head stays fp32); autocast runs forward() and predict_maps() under CUDA
+  /// autocast (fp16). Call after moving the model to its device; fp16 and autocast need CUDA
+  /// (vcpclip::Error otherwise).
   void set_precision(Precision p);
   Precision precision() const { return precision_; }
 
