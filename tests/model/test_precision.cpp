@@ -37,7 +37,7 @@ TEST(Precision, Bf16TowersStayWithinTolerance) {
     EXPECT_EQ(p.value().scalar_type(), ln ? at::kFloat : at::kBFloat16) << p.key();
   }
   for (const auto& p : m->clip->resblocks->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);  // text tower
-  for (const auto& p : m->head->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);  // the head stays fp32
+  for (const auto& p : m->head->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);             // the head stays fp32
   EXPECT_EQ(m->clip->visual->proj.scalar_type(), at::kFloat);
   EXPECT_EQ(m->clip->token_embedding->weight.scalar_type(), at::kFloat);
   auto low = m->predict_maps(images);
