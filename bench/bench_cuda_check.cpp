@@ -127,7 +127,7 @@ struct Fixture {
     model::ModelOptions o;
     o.backbone = dir + "/" + manifest.at("config").get<std::string>();
     o.weights = dir + "/" + manifest.at("weights").get<std::string>();
-    o.image_size = manifest.at("image_size").get<int64_t>();
+    o.input_size = manifest.at("image_size").get<int64_t>();
     o.features_list = manifest.at("features_list").get<std::vector<int64_t>>();
     o.prompt_len = manifest.at("prompt_len").get<int64_t>();
     o.deep_prompt_len = manifest.at("deep_prompt_len").get<int64_t>();
@@ -278,7 +278,7 @@ void run_big(const c10::Device& dev, const std::string& backbone, int64_t size, 
   model::ModelOptions o;
   o.backbone = source_path("configs/models/" + backbone + ".json");
   o.weights = "";
-  o.image_size = size;
+  o.input_size = size;
   const int64_t layers = model::ClipConfig::from_json_file(o.backbone).vision.layers;
   o.features_list = {layers / 4, layers / 2, 3 * layers / 4, layers};  // ViT-L: 6, 12, 18, 24 (reference)
   auto t0 = Clock::now();

@@ -26,6 +26,7 @@
 
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/predict.h"
+#include "vcpclip/app/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"
@@ -159,8 +160,9 @@ int main(int argc, char** argv) {
       t["inferencer+calibration"].push_back(ms_per_image(1, [&] { calibrated.predict(images[i]); }));
     }
     for (int batch : {1, 8}) {
-      auto req = app::load_predict_config(cfg, {});
-      req.checkpoint = ckpt, req.inputs = files, req.output = (dir / "out").string(), req.progress = false;
+      app::PredictFlags flags;
+      flags.checkpoint = ckpt, flags.inputs = files, flags.out_dir = (dir / "out").string(), flags.progress = false;
+      auto req = app::make_predict_request(app::load_run_config(cfg), flags);
       req.predict.batch_size = batch;
       const auto summary = app::run_predict(req);
       t["predict batch " + std::to_string(batch)].push_back(1000.0 * summary.seconds / a.images);

@@ -1,14 +1,19 @@
 #!/usr/bin/python3
 """Times the reference VCP-CLIP inference pipeline (test.py: encode_image, Pre-VCP, per-image
 encode_text loop, Post-VCP + linear maps per layer, bilinear upsample, softmax, mean over layers)
-and writes the weights it used, so that bench/bench_predict times the C++ port on the same ones.
+on random weights saved the way OpenAI ships CLIP (TorchScript archive, fp16), and leaves those
+weights (and a reference-layout checkpoint) for `vcpclip bench` to time the C++ port on.
 
-  /usr/bin/python3 scripts/bench_predict_reference.py --out /tmp/vcp_bench [--threads 2] [--images 8]
-  build/bench_predict --dir /tmp/vcp_bench --threads 2 --images 8
+  /usr/bin/python3 scripts/bench_predict_reference.py --config ViT-B-16 --weights-dir /work/bigweights \
+      --threads 2 --images 9 --batch 8 --json /tmp/ref_vitb.json [--make-only]
 
-Configs: "tiny" (the golden fixture's backbone, S = 64) and "mid" (ViT-B-16-sized vision tower at
-width 384 / 6 layers, text 256 / 4 layers, S = 224). Writes <out>/<name>_clip.pt (OpenAI form),
-<name>_clip.json, <name>.pth (reference layout) and reference_times.json.
+Configs: "tiny" (the golden fixture's backbone, S = 64), "mid" (ViT-B-16-sized vision tower at
+width 384 / 6 layers, text 256 / 4 layers, S = 224), and the real sizes "ViT-B-16" (S = 224) and
+"ViT-L-14-336" (S = 518, the paper's setting), full widths and depths. Files (made once, reused):
+<weights-dir>/<name>_clip.pt (OpenAI form), <name>_clip.json, <name>.pth (reference layout).
+Timing: one warm-up image, then t(1) and t(N) (images in batches of --batch); the per-image time
+is (t(N) - t(1)) / (N - 1). The JSON also has the load time (torch.jit.load + .float(), as the
+reference's Load_CLIP) and this process's peak RSS.
 """
 import argparse
 import json
@@ -24,36 +29,99 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_golden_vcp as g  # noqa: E402
 
+
+def stub_torchvision():
+    """The reference imports torchvision.transforms for its image preprocessing only, which this
+    timing does not use (inputs are tensors); without torchvision installed, a stub stands in."""
+    try:
+        import torchvision.transforms  # noqa: F401
+    except ImportError:
+        import types
+        tv, tr = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
+        ops, misc = types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.misc")
+        for name in ("Compose", "Resize", "CenterCrop", "ToTensor", "Normalize", "RandomResizedCrop"):
+            setattr(tr, name, lambda *a, **k: None)
+        tr.InterpolationMode = types.SimpleNamespace(BICUBIC="bicubic")
+        misc.FrozenBatchNorm2d = torch.nn.BatchNorm2d  # only named in an isinstance check
+        tv.__path__, ops.__path__ = [], []
+        tv.transforms, tv.ops, ops.misc = tr, ops, misc
+        sys.modules.update({"torchvision": tv, "torchvision.transforms": tr, "torchvision.ops": ops,
+                            "torchvision.ops.misc": misc})
+
+TEXT_L = {"context_length": 77, "vocab_size": 49408, "width": 768, "heads": 12, "layers": 12}
 CONFIGS = {
     "tiny": (dict(g.CFG), 64, [2, 3, 4]),
     "mid": ({"embed_dim": 256, "vision_cfg": {"image_size": 224, "layers": 6, "width": 384, "patch_size": 16},
              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 256, "heads": 4, "layers": 4}},
             224, [2, 4, 5, 6]),
+    "ViT-B-16": ({"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16},
+                  "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}},
+                 224, [3, 6, 9, 12]),
+    "ViT-L-14-336": ({"embed_dim": 768,
+                      "vision_cfg": {"image_size": 336, "layers": 24, "width": 1024, "patch_size": 14},
+                      "text_cfg": TEXT_L}, 518, [6, 12, 18, 24]),
 }
 
 
-def build(mc, pre, post, cfg, size, feats, out, name):
+def paths(out, name):
+    return (os.path.join(out, name + "_clip.pt"), os.path.join(out, name + "_clip.json"),
+            os.path.join(out, name + ".pth"))
+
+
+def make_files(mc, pre, post, name, out):
+    """Random OpenAI-format archive + model JSON + reference checkpoint, unless already there."""
+    cfg, size, feats = CONFIGS[name]
+    archive, cfg_json, ckpt = paths(out, name)
+    if all(os.path.exists(p) for p in (archive, cfg_json, ckpt)):
+        return
     g.CFG = cfg
     gen = torch.Generator().manual_seed(1)
-    archive = os.path.join(out, name + "_clip.pt")
-    torch.jit.script(g.make_container(g.random_openai_state(mc, gen)).eval()).save(archive)
-    with open(os.path.join(out, name + "_clip.json"), "w") as f:
-        json.dump(cfg, f)
-    d = cfg["text_cfg"]["layers"] - 1
-    model, _, _ = mc.Load_CLIP(size, archive, device="cpu", deep_prompt_len=1, total_d_layer_len=d)
+    state = g.random_openai_state(mc, gen)
+    tmp = archive + ".tmp"
+    torch.jit.script(g.make_container(state).eval()).save(tmp)
+    del state
     v, t = cfg["vision_cfg"], cfg["text_cfg"]
+    torch.manual_seed(2)
     lin = g.LinearLayer(v["width"], cfg["embed_dim"], len(feats))
     lan = pre.Context_Prompting(cfg, cla_len=2)
     zero = post.Zero_Parameter(dim_v=v["width"], dim_t=t["width"], dim_out=v["width"])
     save = {"trainable_linearlayer": lin.state_dict(), "New_Lan_Embed": lan.state_dict(), "Zero_try": zero.state_dict()}
-    save.update({n: p for n, p in model.named_parameters() if "prompt" in n})
-    torch.save(save, os.path.join(out, name + ".pth"))
+    # The prompt parameters of the reference CLIP (its named_parameters with "prompt" in the name).
+    d = t["layers"] - 1
+    heads = t["heads"]
+    clip = mc.CLIP(cfg["embed_dim"], v["image_size"], v["layers"], v["width"], v["patch_size"], t["context_length"],
+                   t["vocab_size"], t["width"], heads, t["layers"], 1, d)
+    save.update({n: p for n, p in clip.named_parameters() if "prompt" in n})
+    del clip
+    torch.save(save, ckpt)
+    with open(cfg_json, "w") as f:
+        json.dump(cfg, f)
+    os.replace(tmp, archive)
+
+
+def load(mc, pre, post, name, out):
+    cfg, size, feats = CONFIGS[name]
+    archive, _, ckpt = paths(out, name)
+    d = cfg["text_cfg"]["layers"] - 1
+    t0 = time.perf_counter()
+    model, _, _ = mc.Load_CLIP(size, archive, device="cpu", deep_prompt_len=1, total_d_layer_len=d)
+    load_s = time.perf_counter() - t0
+    v, t = cfg["vision_cfg"], cfg["text_cfg"]
+    lin = g.LinearLayer(v["width"], cfg["embed_dim"], len(feats))
+    lan = pre.Context_Prompting(cfg, cla_len=2)
+    zero = post.Zero_Parameter(dim_v=v["width"], dim_t=t["width"], dim_out=v["width"])
+    sd = torch.load(ckpt)
+    lin.load_state_dict(sd["trainable_linearlayer"])
+    lan.load_state_dict(sd["New_Lan_Embed"])
+    zero.load_state_dict(sd["Zero_try"])
+    model.load_state_dict({k: v for k, v in sd.items() if "prompt" in k}, strict=False)
     for m in (model, lin, lan, zero):
         m.eval()
-    return model, lin, lan, zero
+    return (model, lin, lan, zero), load_s
 
 
-def run(mc, pe, model, lin, lan, zero, images, feats, size):
+def run(mc, pe, mods, images, feats, size):
+    model, lin, lan, zero = mods
     ens = pe.Prompt_Ensemble(2, mc.tokenize)
     with torch.no_grad():
         gl, tokens = g.vision_forward(model.visual, images, feats)
@@ -77,36 +145,51 @@ def run(mc, pe, model, lin, lan, zero, images, feats, size):
     return np.mean(raws, 0), np.mean(posts, 0)
 
 
+def timed(mc, pe, mods, images, feats, size, batch):
+    t0 = time.perf_counter()
+    for s in range(0, images.shape[0], batch):
+        run(mc, pe, mods, images[s:s + batch], feats, size)
+    return time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/tmp/ref")
     ap.add_argument("--vocab", default="/work/shared/assets/bpe_simple_vocab_16e6.txt.gz")
-    ap.add_argument("--out", default="/tmp/vcp_bench")
+    ap.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
+    ap.add_argument("--weights-dir", default="/tmp/vcp_bench")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--json", default="")
+    ap.add_argument("--make-only", action="store_true", help="only make the weight files")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.weights_dir, exist_ok=True)
+    stub_torchvision()
     mc, pre, post, pe = g.import_reference(args.ref, args.vocab)
+    name = args.config
+    cfg, size, feats = CONFIGS[name]
     orig = mc.CLIP
-    results = {}
-    for name, (cfg, size, feats) in CONFIGS.items():
-        heads = cfg["text_cfg"]["heads"]
-        mc.CLIP = lambda *a, _h=heads: orig(*(list(a[:8]) + [_h] + list(a[9:])))
-        model, lin, lan, zero = build(mc, pre, post, cfg, size, feats, args.out, name)
-        images = torch.randn(args.images, 3, size, size, generator=torch.Generator().manual_seed(0))
-        run(mc, pe, model, lin, lan, zero, images[:1], feats, size)  # warm-up
-        t0 = time.perf_counter()
-        for s in range(0, args.images, args.batch):
-            run(mc, pe, model, lin, lan, zero, images[s:s + args.batch], feats, size)
-        dt = time.perf_counter() - t0
-        results[name] = {"images_per_s": args.images / dt, "image_size": size, "features_list": feats,
-                         "threads": args.threads, "batch": args.batch}
-        print(f"reference {name}: {args.images / dt:.2f} img/s (S={size}, {args.threads} threads, batch {args.batch})")
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    with open(os.path.join(args.out, "reference_times.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    heads = cfg["text_cfg"]["heads"]  # the reference derives heads as width // 64; tiny widths need the config's
+    mc.CLIP = lambda *a, _h=heads: orig(*(list(a[:8]) + [_h] + list(a[9:])))
+    make_files(mc, pre, post, name, args.weights_dir)
+    if args.make_only:
+        return
+    mods, load_s = load(mc, pre, post, name, args.weights_dir)
+    n = max(2, args.images)
+    images = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+    run(mc, pe, mods, images[:1], feats, size)  # warm-up
+    t1 = timed(mc, pe, mods, images[:1], feats, size, args.batch)
+    tn = timed(mc, pe, mods, images, feats, size, args.batch)
+    res = {"config": name, "image_size": size, "features_list": feats, "threads": args.threads, "batch": args.batch,
+           "images": n, "t1": t1, "tN": tn, "seconds_per_image": (tn - t1) / (n - 1), "load_seconds": load_s,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    print(f"reference {name}: {res['seconds_per_image']:.3f} s/img (S={size}, {args.threads} threads, "
+          f"batch {args.batch}, load {load_s:.1f} s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
   std::vector<eval::ClassAccumulator> accs;
   std::map<std::string, size_t> acc_of;
   for (const auto& c : index.classes) acc_of[c] = accs.size(), accs.emplace_back(c);
-  const int64_t s = e.model.image_size;
+  const int64_t s = e.model.input_size;
   auto lopts = data::make_loader_options(*e.eval.data, s, e.eval.batch_size, false, e.runtime.seed);
   data::DataLoader loader(normal, lopts);
   loader.start_epoch(0);

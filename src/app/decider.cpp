@@ -13,8 +13,8 @@ namespace vcpclip::app {
 nlohmann::json calibration_settings(const model::ModelOptions& m, const PostprocessOptions& pp) {
   nlohmann::json model = {{"backbone_sha256", io::sha256_file(m.backbone, "backbone config")},
                           {"weights_sha256", m.weights.empty() ? "" : io::sha256_file(m.weights, "CLIP weights")},
-                          {"image_size", m.image_size},
-                          {"activation", m.activation},
+                          {"image_size", m.input_size},
+                          {"activation", model::to_string(m.activation)},
                           {"features_list", m.features_list},
                           {"prompt_len", m.prompt_len},
                           {"deep_prompt_len", m.deep_prompt_len},

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "vcpclip/app/calibrate.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
+#include "vcpclip/common/stage_timer.h"
 #include "vcpclip/data/loader.h"
 #include "vcpclip/eval/ground_truth.h"
 #include "vcpclip/eval/postprocess.h"
@@ -48,7 +50,7 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
               {"untrained_head", req.checkpoint.empty()},
               {"dataset", req.eval.data->root},
               {"layout", req.eval.data->layout},
-              {"image_size", req.model.image_size},
+              {"image_size", req.model.input_size},
               {"alpha", req.postprocess.alpha},
               {"sigma", req.postprocess.sigma},
               {"topk", req.postprocess.topk},
@@ -83,18 +85,24 @@ EvalRequest make_eval_request(const RunConfig& cfg) {
 
 EvalResult run_eval(const EvalRequest& req) {
   VCP_CHECK(req.eval.data.has_value(), "eval: no test set (an `eval.data` section) given");
+  const auto start = std::chrono::steady_clock::now();
   const auto device = apply_runtime(req.runtime);
   auto model = model::build_vcp_clip(req.model, device);
-  return run_eval(req, model);
+  const double load = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return run_eval(req, model, load);
 }
 
-EvalResult run_eval(const EvalRequest& req, model::VcpClip model) {
+EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_seconds) {
+  const auto run_start = std::chrono::steady_clock::now();
   VCP_CHECK(req.eval.data.has_value(), "eval: no test set (an `eval.data` section) given");
   VCP_CHECK(!req.out_dir.empty(), "eval: no output directory given (--out or eval.out_dir)");
   const auto& data_opts = *req.eval.data;
-  const int64_t s = req.model.image_size;
+  const int64_t s = model->input_size();
   const auto& pp = req.postprocess;
   const auto device = model->head->prompt_embeddings.device();
+  StageTimer timer(req.profile, device_sync(device));
+  if (load_seconds > 0) timer.add("load (weights, tokenizer)", load_seconds);
+  model->set_precision(req.runtime.precision);
   EvalResult result;
   result.report.aupro_mode = eval::to_string(req.eval.metrics.aupro);
   auto warn = [&](const std::string& w) {
@@ -137,8 +145,13 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model) {
   std::optional<Progress> bar;
   if (req.progress) bar.emplace("eval", static_cast<int64_t>(index.samples.size()), "img");
   const auto start = std::chrono::steady_clock::now();
-  while (auto batch = loader.next()) {
-    auto maps = model->predict_maps(batch->images.to(device));
+  while (true) {
+    auto wait = timer.scope("waiting for decoded images");
+    auto batch = loader.next();
+    { auto done = std::move(wait); }
+    if (!batch) break;
+    auto maps = model->predict_maps(batch->images.to(device), &timer);
+    auto post = timer.scope("post-processing + accumulating");
     // DESIGN §6 (shared with `predict`): without Post-VCP the map and score use M_raw alone.
     at::Tensor pixel, score;
     if (maps.post.defined()) {
@@ -181,6 +194,7 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model) {
   if (!req.calibration_out.empty()) ranges = eval::class_ranges(accs);
 
   // Per-class min-max normalisation (reference test.py) and metrics.
+  auto metrics_scope = timer.scope("metrics");
   eval::MetricsOptions mopts = req.eval.metrics;
   if (req.eval.export_png) mopts.curves = true;
   for (auto& acc : accs) {
@@ -198,9 +212,19 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model) {
   }
   result.mean = eval::mean_metrics(result.report.classes);
 
+  { auto done = std::move(metrics_scope); }
+  auto writing = timer.scope("writing");
   if (req.eval.export_png) export_eval_pngs(req, accs, infos, result);
   if (!req.calibration_out.empty()) write_eval_calibration(req, ranges, accs, result);
   write_reports(req, result);
+  { auto done = std::move(writing); }
+  if (req.profile) {
+    const double total =
+        load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    result.profile = timer.to_json(total);
+    std::fprintf(stderr, "eval profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),
+                 timer.table(total).c_str());
+  }
   spdlog::info("eval: {} images in {} classes ({} skipped) in {:.2f} s ({:.2f} img/s) -> {}", result.images,
                result.report.classes.size(), result.skipped, result.seconds, result.images_per_second, req.out_dir);
   return result;

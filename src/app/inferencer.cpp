@@ -37,6 +37,7 @@ Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl
   impl_->device = apply_runtime(cfg.runtime);
   impl_->model = model::build_vcp_clip(impl_->model_opts, impl_->device);
   model::load_vcp_checkpoint(*impl_->model, o.checkpoint);
+  impl_->model->set_precision(cfg.runtime.precision);
   impl_->model->eval();
 }
 
@@ -44,7 +45,7 @@ Inferencer::~Inferencer() = default;
 Inferencer::Inferencer(Inferencer&&) noexcept = default;
 Inferencer& Inferencer::operator=(Inferencer&&) noexcept = default;
 
-int64_t Inferencer::image_size() const { return impl_->model_opts.image_size; }
+int64_t Inferencer::image_size() const { return impl_->model->input_size(); }
 bool Inferencer::calibrated() const { return impl_->decider.has_value(); }
 
 Prediction Inferencer::predict(const cv::Mat& image, ColorOrder order) const {
@@ -53,7 +54,7 @@ Prediction Inferencer::predict(const cv::Mat& image, ColorOrder order) const {
             "Inferencer::predict: expected an 8-bit or 16-bit image, found OpenCV depth ", image.depth());
   const auto channels = order == ColorOrder::kBGR ? data::ChannelOrder::kBGR : data::ChannelOrder::kRGB;
   const cv::Mat rgb = data::to_rgb(image, channels, "the image passed to Inferencer::predict");
-  const int64_t s = impl_->model_opts.image_size;
+  const int64_t s = impl_->model->input_size();
   const at::Tensor batch = data::preprocess_image(rgb, s).unsqueeze(0).to(impl_->device);
   model::VcpMaps maps;
   {

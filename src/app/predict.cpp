@@ -8,17 +8,24 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/run_config.h"
+#include "vcpclip/app/run_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
+#include "vcpclip/common/stage_timer.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/atomic_file.h"
@@ -81,14 +88,21 @@ PredictOptions parse_predict_options(io::ConfigNode& node) {
   return o;
 }
 
-PredictRequest load_predict_config(const std::string& config_path, const std::vector<std::string>& overrides) {
-  // The unified loader checks every section of the file (app/run_config.h).
-  const RunConfig cfg = load_run_config(config_path, overrides);
+PredictRequest make_predict_request(const RunConfig& cfg, const PredictFlags& flags) {
   PredictRequest req;
   req.runtime = cfg.runtime;
   req.model = cfg.require_model("predict");
   req.postprocess = cfg.postprocess;
   req.predict = cfg.predict;
+  req.checkpoint = flags.checkpoint;
+  req.inputs = flags.inputs;
+  req.out_dir = flags.out_dir;
+  req.save_branches = flags.save_branches;
+  req.skip_bad = flags.skip_bad;
+  req.progress = flags.progress;
+  req.profile = flags.profile;
+  req.calibration = flags.calibration;
+  req.class_name = flags.class_name;
   return req;
 }
 
@@ -122,90 +136,159 @@ std::vector<std::string> unique_stems(const std::vector<std::string>& paths) {
   return out;
 }
 
-PredictSummary run_predict(const PredictRequest& req) {
-  VCP_CHECK(!req.checkpoint.empty(), "predict: no checkpoint given (--checkpoint)");
-  VCP_CHECK(!req.output.empty(), "predict: no output directory given (--output)");
-  const auto device = apply_runtime(req.runtime);
-  const auto images = collect_images(req.inputs);
-  const auto stems = unique_stems(images);
-  std::optional<Decider> decider;  // --calibration (app/decider.h): checked before the model is built
-  if (!req.calibration.empty())
-    decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
-  auto model = model::build_vcp_clip(req.model, device);
-  model::load_vcp_checkpoint(*model, req.checkpoint);
-  model->eval();
-  fs::create_directories(req.output);
-  const int64_t s = req.model.image_size;
-  const auto& pp = req.postprocess;
+namespace {
 
-  PredictSummary summary;
-  Progress bar("predict", static_cast<int64_t>(images.size()), "img");
-  const auto start = std::chrono::steady_clock::now();
-  std::size_t next = 0;
-  while (next < images.size()) {
-    // Read the next batch of readable images.
-    std::vector<at::Tensor> tensors;
-    std::vector<cv::Mat> rgbs;
-    std::vector<std::size_t> ids;
-    while (next < images.size() && static_cast<int64_t>(ids.size()) < req.predict.batch_size) {
-      const std::size_t i = next++;
-      try {
-        cv::Mat rgb = data::read_rgb(images[i]);
-        tensors.push_back(data::preprocess_image(rgb, s));
-        rgbs.push_back(std::move(rgb));
-        ids.push_back(i);
-      } catch (const vcpclip::Error& e) {
-        if (!req.skip_bad) throw;
-        spdlog::warn("skipping {}: {}", images[i], e.what());
-        summary.skipped.emplace_back(images[i], e.what());
-        bar.update(1);
-      }
-    }
-    if (ids.empty()) continue;
-    auto batch = at::stack(tensors).to(device);
-    auto maps = model->predict_maps(batch);
-    auto raw = maps.raw.to(at::kCPU);
-    auto post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
-    // Without Post-VCP the blend is M_raw alone.
-    auto blend = post.defined() ? eval::blend_maps(raw, post, pp.alpha) : raw.to(at::kFloat);
-    auto final_maps = eval::gaussian_filter(blend, pp.sigma).contiguous();
-    for (std::size_t j = 0; j < ids.size(); ++j) {
-      const std::size_t i = ids[j];
-      PredictedImage r;
-      r.path = images[i];
-      r.stem = stems[i];
-      r.score_raw = eval::topk_mean(raw[j], pp.topk).item<double>();
-      r.score_post = post.defined() ? eval::topk_mean(post[j], pp.topk).item<double>() : 0.0;
-      r.score = r.score_raw + r.score_post;
-      auto m = final_maps[j];
-      r.map_min = m.min().item<float>();
-      r.map_max = m.max().item<float>();
-      const std::string base = (fs::path(req.output) / r.stem).string();
-      io::write_npy(base + "_map.npy", m);
-      if (req.save_branches) {
-        io::write_npy(base + "_raw.npy", raw[j].contiguous());
-        if (post.defined()) io::write_npy(base + "_post.npy", post[j].contiguous());
-      }
-      if (req.predict.heatmap) {
-        cv::Mat vis = heatmap_overlay(rgbs[j], m, req.predict.heatmap_alpha);
-        VCP_CHECK(cv::imwrite(base + ".png", vis), "predict: cannot write ", base, ".png");
-      }
-      if (decider) r.decision = decider->apply(m, r.score_raw, r.score_post, rgbs[j].size(), base + "_mask.png");
-      summary.images.push_back(r);
-    }
-    bar.update(static_cast<int64_t>(ids.size()));
+/// One decoded input image (or why it could not be decoded).
+struct Decoded {
+  cv::Mat rgb;       ///< the image as read (for the heatmap)
+  at::Tensor input;  ///< preprocessed [3, S, S]
+  std::string error;
+};
+
+/// Decodes and preprocesses images on worker threads ahead of the compute, handing them out in
+/// input order. At most `window` images are decoded ahead of the one being consumed, so memory
+/// stays bounded for any number of inputs. Decode time (summed over workers) goes to the timer.
+class ImagePrefetcher {
+ public:
+  ImagePrefetcher(const std::vector<std::string>& paths, int64_t size, int workers, size_t window, StageTimer* timer)
+      : paths_(paths), size_(size), window_(window), timer_(timer), slots_(paths.size()), ready_(paths.size(), 0) {
+    for (int w = 0; w < std::max(1, workers); ++w) threads_.emplace_back([this] { work(); });
   }
-  bar.finish();
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  summary.images_per_second = summary.seconds > 0 ? summary.images.size() / summary.seconds : 0.0;
+  ~ImagePrefetcher() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  /// The image at `i` (blocks until decoded); consume in increasing order.
+  Decoded take(size_t i) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    consumed_ = i;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return ready_[i] != 0; });
+    return std::move(slots_[i]);
+  }
 
+ private:
+  void work() {
+    while (true) {
+      size_t i;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stop_ || (next_ < paths_.size() && next_ < consumed_ + window_); });
+        if (stop_) return;
+        i = next_++;
+      }
+      Decoded d;
+      const auto t0 = std::chrono::steady_clock::now();
+      try {
+        d.rgb = data::read_rgb(paths_[i]);
+        d.input = data::preprocess_image(d.rgb, size_);
+      } catch (const std::exception& e) {
+        d.error = e.what();
+      }
+      if (timer_) timer_->add("decode/preprocess (loader threads)", seconds_since(t0));
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        slots_[i] = std::move(d);
+        ready_[i] = 1;
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const std::vector<std::string>& paths_;
+  const int64_t size_;
+  const size_t window_;
+  StageTimer* timer_;
+  std::vector<Decoded> slots_;
+  std::vector<char> ready_;
+  size_t next_ = 0, consumed_ = 0;
+  bool stop_ = false;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;
+};
+
+/// The next batch of readable images: their inputs, RGB images and indices. Unreadable ones are an
+/// error, or (skip_bad) recorded in `summary` and skipped.
+struct Batch {
+  std::vector<at::Tensor> inputs;
+  std::vector<cv::Mat> rgbs;
+  std::vector<size_t> ids;
+};
+Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths, size_t& next,
+                 const PredictRequest& req, PredictSummary& summary, Progress& bar, StageTimer& timer) {
+  auto wait = timer.scope("waiting for decoded images");
+  Batch b;
+  while (next < paths.size() && static_cast<int64_t>(b.ids.size()) < req.predict.batch_size) {
+    const size_t i = next++;
+    Decoded d = images.take(i);
+    if (!d.error.empty()) {
+      if (!req.skip_bad) throw vcpclip::Error(d.error);
+      spdlog::warn("skipping {}: {}", paths[i], d.error);
+      summary.skipped.emplace_back(paths[i], d.error);
+      bar.update(1);
+      continue;
+    }
+    b.inputs.push_back(std::move(d.input));
+    b.rgbs.push_back(std::move(d.rgb));
+    b.ids.push_back(i);
+  }
+  return b;
+}
+
+/// Maps after post-processing (docs/design.md §6) for one batch, on the CPU.
+struct Processed {
+  at::Tensor raw, post, final_maps;  ///< [B, S, S]; post undefined without Post-VCP
+};
+Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp) {
+  Processed p;
+  p.raw = maps.raw.to(at::kCPU);
+  p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
+  // Without Post-VCP the blend is M_raw alone.
+  auto blend = p.post.defined() ? eval::blend_maps(p.raw, p.post, pp.alpha) : p.raw;
+  p.final_maps = eval::gaussian_filter(blend, pp.sigma).contiguous();
+  return p;
+}
+
+PredictedImage score_image(const Processed& p, int64_t j, const PostprocessOptions& pp) {
+  PredictedImage r;
+  r.score_raw = eval::topk_mean(p.raw[j], pp.topk).item<double>();
+  r.score_post = p.post.defined() ? eval::topk_mean(p.post[j], pp.topk).item<double>() : 0.0;
+  r.score = r.score_raw + r.score_post;
+  r.map_min = p.final_maps[j].min().item<float>();
+  r.map_max = p.final_maps[j].max().item<float>();
+  return r;
+}
+
+void write_outputs(const PredictRequest& req, const Processed& p, int64_t j, const cv::Mat& rgb,
+                   const std::string& stem) {
+  const std::string base = (fs::path(req.out_dir) / stem).string();
+  io::write_npy(base + "_map.npy", p.final_maps[j]);
+  if (req.save_branches) {
+    io::write_npy(base + "_raw.npy", p.raw[j].contiguous());
+    if (p.post.defined()) io::write_npy(base + "_post.npy", p.post[j].contiguous());
+  }
+  if (req.predict.heatmap) {
+    cv::Mat vis = heatmap_overlay(rgb, p.final_maps[j], req.predict.heatmap_alpha);
+    VCP_CHECK(cv::imwrite(base + ".png", vis), "predict: cannot write ", base, ".png");
+  }
+}
+
+void write_scores_json(const PredictRequest& req, const PredictSummary& summary, int64_t size,
+                       const std::optional<Decider>& decider) {
+  const auto& pp = req.postprocess;
   nlohmann::json j;
   j["checkpoint"] = req.checkpoint;
-  j["image_size"] = s;
+  j["image_size"] = size;
   j["alpha"] = pp.alpha;
   j["sigma"] = pp.sigma;
   j["topk"] = pp.topk;
   j["post_vcp"] = req.model.post_vcp;
+  j["precision"] = to_string(req.runtime.precision);
   j["images"] = nlohmann::json::array();
   for (const auto& r : summary.images) {
     nlohmann::json e = {{"path", r.path},
@@ -220,10 +303,78 @@ PredictSummary run_predict(const PredictRequest& req) {
   }
   if (decider) j["calibration"] = decider->describe();
   j["skipped"] = nlohmann::json::array();
-  for (const auto& [p, e] : summary.skipped) j["skipped"].push_back({{"path", p}, {"error", e}});
-  io::write_file_atomically((fs::path(req.output) / "scores.json").string(), j.dump(2) + "\n");
+  for (const auto& [path, e] : summary.skipped) j["skipped"].push_back({{"path", path}, {"error", e}});
+  io::write_file_atomically((fs::path(req.out_dir) / "scores.json").string(), j.dump(2) + "\n");
+}
+
+/// Loads the model and checkpoint (the "load" stage).
+model::VcpClip load_model(const PredictRequest& req, const c10::Device& device, StageTimer& timer) {
+  auto t = timer.scope("load (weights, tokenizer, checkpoint)");
+  auto model = model::build_vcp_clip(req.model, device);
+  model::load_vcp_checkpoint(*model, req.checkpoint);
+  model->set_precision(req.runtime.precision);
+  model->eval();
+  return model;
+}
+
+}  // namespace
+
+PredictSummary run_predict(const PredictRequest& req) {
+  VCP_CHECK(!req.checkpoint.empty(), "predict: no checkpoint given (--checkpoint)");
+  VCP_CHECK(!req.out_dir.empty(), "predict: no output directory given (--out)");
+  const auto start = std::chrono::steady_clock::now();
+  const auto device = apply_runtime(req.runtime);
+  StageTimer timer(req.profile, device_sync(device));
+  const auto paths = collect_images(req.inputs);
+  const auto stems = unique_stems(paths);
+  std::optional<Decider> decider;  // --calibration (app/decider.h): checked before the model is built
+  if (!req.calibration.empty())
+    decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
+  auto model = load_model(req, device, timer);
+  fs::create_directories(req.out_dir);
+  const int64_t s = model->input_size();
+  PredictSummary summary;
+  Progress bar("predict", static_cast<int64_t>(paths.size()), "img");
+  const auto compute_start = std::chrono::steady_clock::now();
+  const size_t window = static_cast<size_t>(2 * req.predict.batch_size);
+  ImagePrefetcher images(paths, s, loader_workers(2), window, req.profile ? &timer : nullptr);
+  for (size_t next = 0; next < paths.size();) {
+    Batch b = next_batch(images, paths, next, req, summary, bar, timer);
+    if (b.ids.empty()) continue;
+    model::VcpMaps maps = model->predict_maps(at::stack(b.inputs).to(device), &timer);
+    Processed p;
+    {
+      auto t = timer.scope("post-processing");
+      p = postprocess(maps, req.postprocess);
+    }
+    auto t = timer.scope("writing");
+    for (size_t j = 0; j < b.ids.size(); ++j) {
+      PredictedImage r = score_image(p, static_cast<int64_t>(j), req.postprocess);
+      r.path = paths[b.ids[j]];
+      r.stem = stems[b.ids[j]];
+      write_outputs(req, p, static_cast<int64_t>(j), b.rgbs[j], r.stem);
+      if (decider) {
+        const auto mask_path = (fs::path(req.out_dir) / (r.stem + "_mask.png")).string();
+        r.decision = decider->apply(p.final_maps[j], r.score_raw, r.score_post, b.rgbs[j].size(), mask_path);
+      }
+      summary.images.push_back(r);
+    }
+    bar.update(static_cast<int64_t>(b.ids.size()));
+  }
+  bar.finish();
+  summary.seconds = seconds_since(compute_start);
+  summary.images_per_second = summary.seconds > 0 ? summary.images.size() / summary.seconds : 0.0;
+  {
+    auto t = timer.scope("writing");
+    write_scores_json(req, summary, s, decider);
+  }
   spdlog::info("predict: {} images ({} skipped) in {:.2f} s ({:.2f} img/s) → {}", summary.images.size(),
-               summary.skipped.size(), summary.seconds, summary.images_per_second, req.output);
+               summary.skipped.size(), summary.seconds, summary.images_per_second, req.out_dir);
+  if (req.profile) {
+    summary.profile = timer.to_json(seconds_since(start));
+    std::fprintf(stderr, "predict profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),
+                 timer.table(seconds_since(start)).c_str());
+  }
   return summary;
 }
 

@@ -23,6 +23,7 @@ RuntimeOptions parse_runtime_options(io::ConfigNode& node) {
   o.seed = static_cast<uint64_t>(seed);
   o.log_level = node.get<std::string>("log_level", o.log_level);
   o.tf32 = node.get<bool>("tf32", o.tf32);
+  o.precision = parse_precision(node.get<std::string>("precision", "fp32"), "config key " + node.where("precision"));
   static const std::regex level_re(R"(trace|debug|info|warn|warning|err|error|critical|off)");
   VCP_CHECK(std::regex_match(o.log_level, level_re), "config key ", node.where("log_level"),
             ": expected trace, debug, info, warn, error or off, found '", o.log_level, "'");

@@ -16,7 +16,7 @@ namespace {
 struct EvalArgs {
   std::string config, checkpoint, out, calibration_out;
   std::vector<std::string> overrides;
-  bool save_maps = false, export_png = false, no_progress = false;
+  bool save_maps = false, export_png = false, no_progress = false, profile = false;
 };
 
 }  // namespace
@@ -37,6 +37,7 @@ static vcpclip::cli::CommandRegistrar reg(
                      "also write the F1-optimal calibration of this set to this file (see vcpclip calibrate)")
           ->needs("--checkpoint");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
+      sub.add_flag("--profile", a->profile, "print the time per stage (load, decode, towers, maps, metrics, writing)");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
       return [a]() {
         auto cfg = vcpclip::app::load_run_config(a->config, a->overrides);
@@ -47,6 +48,7 @@ static vcpclip::cli::CommandRegistrar reg(
         req.eval.export_png = req.eval.export_png || a->export_png;
         req.progress = !a->no_progress;
         req.calibration_out = a->calibration_out;
+        req.profile = a->profile;
         auto result = vcpclip::app::run_eval(req);
         std::printf("%s", vcpclip::app::format_eval_table(result).c_str());
         std::printf("%lld images, %.2f img/s -> %s/metrics.json\n", static_cast<long long>(result.images),

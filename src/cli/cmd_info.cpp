@@ -1,6 +1,7 @@
 // `vcpclip info --weights F [--model-config J] [--activation A] [--json]`: loads a CLIP backbone
 // strictly (OpenAI TorchScript archive or safetensors) and prints what it is: backbone name,
 // native image size, layers, widths, heads, embedding size and parameter count.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -10,12 +11,13 @@
 #include "command.h"
 #include "vcpclip/model/clip_config.h"
 #include "vcpclip/model/clip_model.h"
+#include "vcpclip/model/clip_weights.h"
 
 namespace {
 
 struct InfoArgs {
   std::string weights, model_config, activation;
-  bool json = false;
+  bool json = false, profile = false;
 };
 
 std::string grouped(int64_t n) {
@@ -38,15 +40,23 @@ static vcpclip::cli::CommandRegistrar reg(
                      "model config JSON (configs/models/*.json); default: inferred from the tensor shapes");
       sub.add_option("--activation", args->activation, "MLP activation: gelu (default) | quick_gelu");
       sub.add_flag("--json", args->json, "print one JSON object instead of text");
+      sub.add_flag("--profile", args->profile, "print the loading time per stage (open, allocate, read + convert)");
       return [args]() {
         using namespace vcpclip::model;
+        const Activation act =
+            args->activation.empty() ? Activation::kGelu : parse_activation(args->activation, "--activation");
         std::optional<ClipConfig> cfg;
         if (!args->model_config.empty()) {
           cfg = ClipConfig::from_json_file(args->model_config);
-          if (!args->activation.empty()) cfg->activation = args->activation;
-          cfg->validate(args->model_config);
+          if (!args->activation.empty()) cfg->activation = act;
         }
-        auto model = load_clip_model(args->weights, cfg, args->activation.empty() ? "gelu" : args->activation);
+        vcpclip::StageTimer timer(args->profile);
+        const auto start = std::chrono::steady_clock::now();
+        auto model = load_clip_model(args->weights, cfg, act, &timer);
+        if (args->profile)
+          std::fprintf(
+              stderr, "loading profile:\n%s",
+              timer.table(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()).c_str());
         const ClipConfig& c = model->config();
         const int64_t params = count_parameters(*model);
         if (args->json) {
@@ -62,7 +72,7 @@ static vcpclip::cli::CommandRegistrar reg(
                        {"heads", c.text.heads},
                        {"context_length", c.text.context_length},
                        {"vocab_size", c.text.vocab_size}};
-          j["activation"] = c.activation;
+          j["activation"] = to_string(c.activation);
           j["parameters"] = params;
           std::printf("%s\n", j.dump(2).c_str());
           return 0;
@@ -77,7 +87,7 @@ static vcpclip::cli::CommandRegistrar reg(
                     (long long)c.text.layers, (long long)c.text.width, (long long)c.text.heads,
                     (long long)c.text.context_length, (long long)c.text.vocab_size);
         std::printf("embed dim     %lld\n", (long long)c.embed_dim);
-        std::printf("activation    %s\n", c.activation.c_str());
+        std::printf("activation    %s\n", to_string(c.activation));
         std::printf("parameters    %s\n", grouped(params).c_str());
         return 0;
       };

@@ -1,7 +1,7 @@
-// `vcpclip predict --config C --checkpoint K --input IMG|DIR [--input ...] --output OUT
-//  [--save-branches] [--skip-bad] [--calibration F [--class NAME]] [--set key=value]...`: anomaly maps,
-//  heatmaps and image scores, with a calibration also OK/NG decisions and masks
-// (DESIGN §6). All logic lives in vcpclip::app::run_predict.
+// `vcpclip predict --config C --checkpoint K --input IMG|DIR [--input ...] --out OUT
+//  [--save-branches] [--skip-bad] [--calibration F [--class NAME]] [--profile] [--set key=value]...`:
+// anomaly maps, heatmaps and image scores (docs/design.md §6), with a calibration also OK/NG decisions,
+// masks and regions. All logic lives in vcpclip::app::run_predict.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -9,13 +9,15 @@
 
 #include "command.h"
 #include "vcpclip/app/predict.h"
+#include "vcpclip/app/run_config.h"
 
 namespace {
 
 struct PredictArgs {
-  std::string config, checkpoint, output, calibration, class_name;
-  std::vector<std::string> inputs, overrides;
-  bool save_branches = false, skip_bad = false, no_progress = false;
+  std::string config;
+  std::vector<std::string> overrides;
+  vcpclip::app::PredictFlags flags;
+  bool no_progress = false;
 };
 
 }  // namespace
@@ -26,27 +28,24 @@ static vcpclip::cli::CommandRegistrar reg(
       auto a = std::make_shared<PredictArgs>();
       sub.add_option("--config,-c", a->config, "run config (sections model, postprocess, predict, runtime)")
           ->required();
-      sub.add_option("--checkpoint,-k", a->checkpoint, "VCP checkpoint in the reference layout (.pth)")->required();
-      sub.add_option("--input,-i", a->inputs, "image file or directory (repeatable)")->required();
-      sub.add_option("--output,-o", a->output, "output directory")->required();
-      sub.add_flag("--save-branches", a->save_branches, "also write <stem>_raw.npy and <stem>_post.npy");
-      sub.add_flag("--skip-bad", a->skip_bad, "warn about unreadable images and go on (default: fail)");
-      sub.add_option("--calibration", a->calibration,
+      sub.add_option("--checkpoint,-k", a->flags.checkpoint, "VCP checkpoint in the reference layout (.pth)")
+          ->required();
+      sub.add_option("--input,-i", a->flags.inputs, "image file or directory (repeatable)")->required();
+      sub.add_option("--out,-o,--output", a->flags.out_dir, "output directory (--output: old name)")->required();
+      sub.add_flag("--save-branches", a->flags.save_branches, "also write <stem>_raw.npy and <stem>_post.npy");
+      sub.add_flag("--skip-bad", a->flags.skip_bad, "warn about unreadable images and go on (default: fail)");
+      sub.add_option("--calibration", a->flags.calibration,
                      "calibration.json (vcpclip calibrate): OK/NG decision, <stem>_mask.png and regions per image");
-      sub.add_option("--class", a->class_name, "the calibration's class (default: its only class)");
+      sub.add_option("--class", a->flags.class_name, "the calibration's class (default: its only class)");
+      sub.add_flag("--profile", a->flags.profile, "print the time per stage (load, decode, towers, maps, writing)");
+      sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. predict.batch_size=4)");
       return [a]() {
-        auto req = vcpclip::app::load_predict_config(a->config, a->overrides);
-        req.checkpoint = a->checkpoint;
-        req.inputs = a->inputs;
-        req.output = a->output;
-        req.save_branches = a->save_branches;
-        req.skip_bad = a->skip_bad;
-        req.calibration = a->calibration;
-        req.class_name = a->class_name;
-        auto summary = vcpclip::app::run_predict(req);
+        a->flags.progress = !a->no_progress;
+        const auto cfg = vcpclip::app::load_run_config(a->config, a->overrides);
+        auto summary = vcpclip::app::run_predict(vcpclip::app::make_predict_request(cfg, a->flags));
         std::printf("%zu images -> %s/scores.json (%zu skipped, %.2f img/s)\n", summary.images.size(),
-                    a->output.c_str(), summary.skipped.size(), summary.images_per_second);
+                    a->flags.out_dir.c_str(), summary.skipped.size(), summary.images_per_second);
         return 0;
       };
     });

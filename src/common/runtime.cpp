@@ -7,6 +7,8 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 #include "vcpclip/common/error.h"
@@ -38,12 +40,80 @@ c10::Device parse_device(const std::string& text) {
   fail("device '", text, "': expected cpu, cuda or cuda:N");
 }
 
+Precision parse_precision(const std::string& text, const std::string& where) {
+  if (text == "fp32") return Precision::kFp32;
+  if (text == "bf16") return Precision::kBf16;
+  if (text == "fp16") return Precision::kFp16;
+  if (text == "autocast") return Precision::kAutocast;
+  fail(where, ": expected fp32, bf16, fp16 or autocast, found '", text, "'");
+}
+
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
+    case Precision::kAutocast:
+      return "autocast";
+    default:
+      return "fp32";
+  }
+}
+
+c10::ScalarType block_dtype(Precision p) {
+  if (p == Precision::kBf16) return c10::kBFloat16;
+  if (p == Precision::kFp16) return c10::kHalf;
+  return c10::kFloat;
+}
+
+void check_precision(Precision p, const c10::Device& device) {
+  if (device.is_cuda()) return;
+  VCP_CHECK(p != Precision::kFp16, "runtime.precision fp16 needs a CUDA device: LibTorch's CPU kernels have no fp16 ",
+            "matrix multiply (\"addmm_impl_cpu_\" not implemented for 'Half'); use bf16 on the CPU");
+  VCP_CHECK(p != Precision::kAutocast, "runtime.precision autocast is CUDA autocast (fp16 over fp32 weights, the ",
+            "reference's GPU setting) and needs a CUDA device; use bf16 or fp32 on the CPU");
+}
+
+int local_world_size() {
+  const char* env = std::getenv("LOCAL_WORLD_SIZE");
+  if (!env || !*env) return 1;
+  try {
+    return std::max(1, std::stoi(env));
+  } catch (const std::exception&) {
+    fail("LOCAL_WORLD_SIZE='", env, "' is not a number (torchrun sets it to the processes per machine)");
+  }
+}
+
+int threads_per_process(int requested) {
+  if (requested < 0) fail("runtime.threads must be >= 0 (0 = cores / local world size), found ", requested);
+  if (requested > 0) return requested;
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return std::max(1, cores / local_world_size());
+}
+
 int setup_threads(int threads) {
-  if (threads < 0) fail("runtime.threads must be >= 0 (0 = all cores), found ", threads);
-  int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
-  if (n <= 0) n = 1;
+  const int n = threads_per_process(threads);
   at::set_num_threads(n);
+  if (threads == 0)
+    spdlog::log(local_world_size() > 1 ? spdlog::level::info : spdlog::level::debug,
+                "runtime: {} intra-op thread(s) = {} core(s) / {} process(es) on this machine (LOCAL_WORLD_SIZE)", n,
+                std::thread::hardware_concurrency(), local_world_size());
   return n;
+}
+
+int loader_workers(int requested) {
+  if (local_world_size() <= 1 || requested <= 1) return requested;
+  const int cap = threads_per_process(0);
+  if (requested <= cap) return requested;
+  spdlog::info("runtime: {} loader worker(s) instead of {}: {} process(es) share {} core(s) (LOCAL_WORLD_SIZE)", cap,
+               requested, local_world_size(), std::thread::hardware_concurrency());
+  return cap;
+}
+
+std::function<void()> device_sync(const c10::Device& device) {
+  if (!device.is_cuda()) return {};
+  return [] { torch::cuda::synchronize(); };
 }
 
 void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
@@ -58,13 +128,15 @@ void set_log_level(const std::string& level) {
 c10::Device apply_runtime(const RuntimeOptions& opts) {
   set_log_level(opts.log_level);
   auto device = parse_device(opts.device);
+  check_precision(opts.precision, device);
   int n = setup_threads(opts.threads);
   seed_everything(opts.seed);
   if (device.is_cuda()) {
     at::globalContext().setAllowTF32CuBLAS(opts.tf32);
     at::globalContext().setAllowTF32CuDNN(opts.tf32);
   }
-  spdlog::debug("runtime: device {}, {} intra-op threads, seed {}", device.str(), n, opts.seed);
+  spdlog::debug("runtime: device {}, {} intra-op threads, precision {}, seed {}", device.str(), n,
+                to_string(opts.precision), opts.seed);
   return device;
 }
 

@@ -183,8 +183,9 @@ const char* kSupportedGlobals =
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, const RecordLoader& load, const std::string& source)
-      : data_(data), size_(size), load_(load), source_(source) {}
+  Unpickler(const uint8_t* data, size_t size, const RecordLoader& load, const std::string& source,
+            const UnpickleOptions& options)
+      : data_(data), size_(size), load_(load), source_(source), opts_(options) {}
 
   ValuePtr run() {
     while (true) {
@@ -321,9 +322,19 @@ class Unpickler {
           push(reduce(*fn, *args));
           break;
         }
+        case 0x81: {  // NEWOBJ: TorchScript module objects only
+          ValuePtr args = pop();
+          ValuePtr cls = pop();
+          push(new_object(*cls, *args));
+          break;
+        }
         case 'b': {  // BUILD
           ValuePtr state = pop();
           ValuePtr obj = top();
+          if (obj->kind == Kind::Object && state->kind == Kind::Dict) {
+            obj->state = std::move(state);
+            break;
+          }
           if (obj->kind != Kind::Dict || !obj->ordered) {
             bad("unsupported BUILD on a ", obj->type_name(), " (only an OrderedDict's attributes are read)");
           }
@@ -451,6 +462,7 @@ class Unpickler {
               full == "torch._utils._rebuild_parameter";
     at::ScalarType dt;
     if (module == "torch" && storage_dtype(name, &dt)) ok = true;
+    if (opts_.torchscript_objects && (module == "__torch__" || module.rfind("__torch__.", 0) == 0)) ok = true;
     if (!ok) bad("unsupported pickle global '", full, "' (supported: ", kSupportedGlobals, ")");
     auto v = std::make_shared<Value>();
     v->kind = Kind::Global;
@@ -467,6 +479,17 @@ class Unpickler {
     std::vector<int64_t> out;
     for (const auto& e : v.items) out.push_back(as_int(*e, what));
     return out;
+  }
+
+  ValuePtr new_object(const Value& cls, const Value& args) {
+    if (!opts_.torchscript_objects || cls.kind != Kind::Global || cls.s.rfind("__torch__", 0) != 0)
+      bad("unsupported NEWOBJ of a ", cls.type_name(), " (only TorchScript module objects are read)");
+    if (args.kind != Kind::Tuple || !args.items.empty())
+      bad("NEWOBJ of ", cls.s, " with arguments (expected an empty tuple)");
+    auto v = std::make_shared<Value>();
+    v->kind = Kind::Object;
+    v->s = cls.s;
+    return v;
   }
 
   ValuePtr persistent_load(const ValuePtr& pid) {
@@ -491,6 +514,14 @@ class Unpickler {
         bad("storage data/", key, " is used with two different types or sizes");
       }
       return cached->second;
+    }
+    if (opts_.lazy_storages) {
+      auto v = std::make_shared<Value>();
+      v->kind = Kind::Storage;
+      v->tensor = at::empty({numel}, at::TensorOptions().dtype(dtype).device(at::kMeta));
+      v->storage_key = key;
+      storages_[key] = v;
+      return v;
     }
     auto record = load_(key);
     size_t itemsize = c10::elementSize(dtype);
@@ -539,13 +570,17 @@ class Unpickler {
             " reaches past its storage of ", storage.numel(), " elements");
       }
       at::Tensor t = empty ? at::empty(size, storage.options()) : storage.as_strided(size, stride, offset);
-      return Value::make_tensor(t, false, a[4]->b);
+      auto v = Value::make_tensor(t, false, a[4]->b);
+      v->storage_key = a[0]->storage_key;
+      return v;
     }
     if (fn.s == "torch._utils._rebuild_parameter") {
       if (a.size() != 3) bad("_rebuild_parameter called with ", a.size(), " arguments (expected 3)");
       if (a[0]->kind != Kind::Tensor) bad("_rebuild_parameter expects a tensor, found ", a[0]->type_name());
       if (a[1]->kind != Kind::Bool) bad("expected a bool requires_grad, found ", a[1]->type_name());
-      return Value::make_tensor(a[0]->tensor, true, a[1]->b);
+      auto v = Value::make_tensor(a[0]->tensor, true, a[1]->b);
+      v->storage_key = a[0]->storage_key;
+      return v;
     }
     bad("unsupported call of ", fn.s);
   }
@@ -557,6 +592,7 @@ class Unpickler {
   uint8_t op_ = 0;
   const RecordLoader& load_;
   const std::string& source_;
+  const UnpickleOptions& opts_;
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint32_t, ValuePtr> memo_;
@@ -564,15 +600,11 @@ class Unpickler {
   std::unordered_map<const Value*, std::pair<ValuePtr, std::unordered_map<std::string, size_t>>> dict_index_;
 };
 
-std::string first_line(const std::string& s) {
-  auto nl = s.find('\n');
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
-
 }  // namespace
 
-ValuePtr unpickle(const uint8_t* data, size_t size, const RecordLoader& load_record, const std::string& source) {
-  Unpickler u(data, size, load_record, source);
+ValuePtr unpickle(const uint8_t* data, size_t size, const RecordLoader& load_record, const std::string& source,
+                  const UnpickleOptions& options) {
+  Unpickler u(data, size, load_record, source, options);
   return u.run();
 }
 

@@ -109,6 +109,8 @@ std::string Value::type_name() const {
       return "global " + s;
     case Kind::Storage:
       return "storage";
+    case Kind::Object:
+      return "object " + s;
   }
   return "?";
 }

@@ -11,6 +11,14 @@
 
 namespace vcpclip::model {
 
+Activation parse_activation(const std::string& name, const std::string& where) {
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "quick_gelu") return Activation::kQuickGelu;
+  fail(where, ": expected gelu or quick_gelu, found '", name, "'");
+}
+
+const char* to_string(Activation act) { return act == Activation::kGelu ? "gelu" : "quick_gelu"; }
+
 ClipConfig ClipConfig::from_json_file(const std::string& path) {
   std::ifstream in(path);
   VCP_CHECK(in, "cannot open CLIP model config '", path,
@@ -25,7 +33,8 @@ ClipConfig ClipConfig::from_json_text(const std::string& text, const std::string
   ClipConfig cfg;
   cfg.name = name;
   cfg.embed_dim = root.require<int64_t>("embed_dim");
-  cfg.activation = root.get<std::string>("activation", cfg.activation);
+  cfg.activation =
+      parse_activation(root.get<std::string>("activation", "gelu"), "CLIP config " + origin + ", key activation");
   {
     auto v = root.section("vision_cfg", /*required=*/true);
     cfg.vision.image_size = v.require<int64_t>("image_size");
@@ -68,8 +77,6 @@ void ClipConfig::validate(const std::string& origin) const {
             " must be a multiple of 64 (vision heads = width / 64)");
   VCP_CHECK(text.width % text.heads == 0, "CLIP config ", origin, ": text_cfg.width ", text.width,
             " is not divisible by text_cfg.heads ", text.heads);
-  VCP_CHECK(activation == "gelu" || activation == "quick_gelu", "CLIP config ", origin,
-            ": activation must be 'gelu' or 'quick_gelu', found '", activation, "'");
 }
 
 std::string ClipConfig::to_json_text() const {
@@ -84,7 +91,7 @@ std::string ClipConfig::to_json_text() const {
                    {"width", text.width},
                    {"heads", text.heads},
                    {"layers", text.layers}};
-  j["activation"] = activation;
+  j["activation"] = to_string(activation);
   return j.dump(4);
 }
 

@@ -11,21 +11,23 @@
 
 namespace vcpclip::model {
 
-ClipModelImpl::ClipModelImpl(const ClipConfig& cfg) : cfg_(cfg) {
+ClipModelImpl::ClipModelImpl(const ClipConfig& cfg, bool random_init) : cfg_(cfg) {
   cfg.validate("model '" + cfg.name + "'");
   const int64_t wt = cfg.text.width;
-  visual = register_module("visual", ClipVision(cfg.vision, cfg.embed_dim, cfg.activation));
+  visual = register_module("visual", ClipVision(cfg.vision, cfg.embed_dim, cfg.activation, random_init));
   auto transformer = register_module("transformer", std::make_shared<torch::nn::Module>());
   resblocks = transformer->register_module("resblocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.text.layers; ++i) resblocks->push_back(ResidualBlock(wt, cfg.text.heads, cfg.activation));
-  init_blocks(resblocks, wt);
-  token_embedding = register_module("token_embedding",
-                                    torch::nn::Embedding(torch::nn::EmbeddingOptions(cfg.text.vocab_size + 1, wt)));
+  for (int64_t i = 0; i < cfg.text.layers; ++i)
+    resblocks->push_back(ResidualBlock(wt, cfg.text.heads, cfg.activation, random_init));
+  if (random_init) init_blocks(resblocks, wt);
+  auto emb = torch::nn::EmbeddingOptions(cfg.text.vocab_size + 1, wt);
+  if (!random_init) emb._weight(torch::empty({cfg.text.vocab_size + 1, wt}));  // loaded next: no init
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(emb));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.text.context_length, wt}));
   ln_final = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({wt}).eps(1e-5)));
   text_projection = register_parameter("text_projection", torch::empty({wt, cfg.embed_dim}));
   logit_scale = register_parameter("logit_scale", torch::full({}, std::log(1.0 / 0.07)));
-  {
+  if (random_init) {
     torch::NoGradGuard ng;
     token_embedding->weight.normal_(0, 0.02);
     token_embedding->weight[cfg.text.vocab_size].zero_();  // <|class|> row
@@ -74,12 +76,25 @@ torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) {
   VCP_CHECK(ids.dim() == 2 && ids.size(1) == cfg_.text.context_length, "encode_text expects token ids [N, ",
             cfg_.text.context_length, "], found ", ids.sizes());
   auto ids64 = ids.to(at::kLong);
-  auto x = embed_tokens(ids64) + positional_embedding;
-  x = ln_final_forward(run_text_transformer(x));
   // EOT = the largest id of the vocabulary (OpenAI's argmax); <|class|> ids are not counted.
   auto eot = ids64.masked_fill(ids64 >= cfg_.text.vocab_size, -1).argmax(-1);
+  // Causal mask: rows after the last EOT cannot change any EOT row, so they are not computed.
+  const int64_t len = eot.max().item<int64_t>() + 1;
+  auto x = embed_tokens(ids64.slice(1, 0, len)) + positional_embedding.slice(0, 0, len);
+  x = ln_final_forward(run_text_transformer(x));
   auto rows = x.gather(1, eot.view({-1, 1, 1}).expand({-1, 1, x.size(2)})).squeeze(1);
   return at::matmul(rows, text_projection.to(rows.scalar_type()));
+}
+
+void ClipModelImpl::set_block_dtype(c10::ScalarType dtype) {
+  // The vision tower's attention and MLP weights only: LayerNorms, the residual stream and the
+  // attention scores stay fp32 (ResidualBlockImpl::forward), and so does the text tower, which runs
+  // on ~12 positions only (its share of the time is small, its effect on every map is not).
+  for (size_t i = 0; i < visual->resblocks->size(); ++i) {
+    auto b = visual->resblocks->ptr<ResidualBlockImpl>(i);
+    b->attn->to(dtype);
+    b->mlp->to(dtype);
+  }
 }
 
 int64_t count_parameters(const torch::nn::Module& m) {

@@ -52,25 +52,28 @@ torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid
   return at::cat({cls, img}, 0);
 }
 
-ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, const std::string& activation)
+ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, Activation activation, bool random_init)
     : cfg_(cfg), embed_dim_(embed_dim) {
   const int64_t w = cfg.width;
   VCP_CHECK(w % 64 == 0, "vision width ", w, " must be a multiple of 64 (heads = width / 64)");
   VCP_CHECK(cfg.image_size % cfg.patch_size == 0, "vision image_size ", cfg.image_size,
             " is not a multiple of patch_size ", cfg.patch_size);
   const int64_t grid = cfg.image_size / cfg.patch_size;
-  const double scale = std::pow(w, -0.5);
+  const double scale = random_init ? std::pow(w, -0.5) : 0.0;
+  auto init = [&](std::vector<int64_t> shape) {
+    return random_init ? torch::randn(shape) * scale : torch::empty(shape);
+  };
   conv1 = register_module(
       "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, w, cfg.patch_size).stride(cfg.patch_size).bias(false)));
-  class_embedding = register_parameter("class_embedding", torch::randn({w}) * scale);
-  positional_embedding = register_parameter("positional_embedding", torch::randn({grid * grid + 1, w}) * scale);
+  class_embedding = register_parameter("class_embedding", init({w}));
+  positional_embedding = register_parameter("positional_embedding", init({grid * grid + 1, w}));
   ln_pre = register_module("ln_pre", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w}).eps(1e-5)));
   auto transformer = register_module("transformer", std::make_shared<torch::nn::Module>());
   resblocks = transformer->register_module("resblocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.layers; ++i) resblocks->push_back(ResidualBlock(w, w / 64, activation));
-  init_blocks(resblocks, w);
+  for (int64_t i = 0; i < cfg.layers; ++i) resblocks->push_back(ResidualBlock(w, cfg.heads(), activation, random_init));
+  if (random_init) init_blocks(resblocks, w);
   ln_post = register_module("ln_post", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w}).eps(1e-5)));
-  proj = register_parameter("proj", torch::randn({w, embed_dim}) * scale);
+  proj = register_parameter("proj", init({w, embed_dim}));
 }
 
 const ClipVisionConfig& ClipVisionImpl::config() const { return cfg_; }

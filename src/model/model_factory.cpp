@@ -4,7 +4,8 @@
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/checkpoint.h"
-#include "vcpclip/io/openai_weights.h"
+#include "vcpclip/io/weights_reader.h"
+#include "vcpclip/model/clip_weights.h"
 #include "vcpclip/model/tokenizer.h"
 #include "vcpclip/model/vcp_clip.h"
 
@@ -14,19 +15,14 @@ VcpClip build_vcp_clip(const ModelOptions& opts, c10::Device device) {
   VCP_CHECK(!opts.backbone.empty(), "model options: 'backbone' (the CLIP config JSON) is not set");
   ClipConfig cfg = ClipConfig::from_json_file(opts.backbone);
   cfg.activation = opts.activation;
-  validate_model_options(opts, cfg, "model options (backbone " + opts.backbone + ")");
 
   torch::manual_seed(opts.init_seed);  // random backbone init (weights empty) is reproducible too
-  ClipModel clip(cfg);
-  if (opts.weights.empty()) {
+  ClipModel clip(cfg, /*random_init=*/opts.weights.empty());
+  if (opts.weights.empty())
     spdlog::warn(
         "model.weights is empty: the CLIP backbone '{}' is RANDOMLY initialised (for tests and tiny "
         "configs only; results are meaningless)",
         cfg.name);
-  } else {
-    auto tensors = io::read_clip_tensors(opts.weights);
-    io::load_clip_weights(clip, tensors, opts.weights);
-  }
 
   auto tokenizer = Tokenizer::load(find_vocab(opts.vocab));
   const int64_t deep_len = resolved_deep_layers(opts, cfg) > 0 ? opts.deep_prompt_len : 0;
@@ -39,7 +35,11 @@ VcpClip build_vcp_clip(const ModelOptions& opts, c10::Device device) {
   VCP_CHECK(cfg.text.vocab_size == Tokenizer::kClass, "backbone ", opts.backbone, ": vocab_size ", cfg.text.vocab_size,
             " does not match the CLIP tokenizer (49408; <|class|> is id 49408)");
 
-  VcpClip model(std::move(clip), opts, std::move(templates));
+  VcpClip model(std::move(clip), opts, std::move(templates));  // validates opts against the backbone
+  if (!opts.weights.empty()) {
+    auto file = io::open_weights(opts.weights);
+    load_clip_weights(model->clip, *file);
+  }
   model->to(device);
   model->eval();
   return model;

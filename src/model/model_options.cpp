@@ -39,8 +39,9 @@ ModelOptions parse_model_options(io::ConfigNode& node) {
   o.backbone = node.get_path("backbone", o.backbone);
   o.weights = node.get_path("weights", o.weights);
   o.vocab = node.get_path("vocab", o.vocab);
-  o.image_size = node.get<int64_t>("image_size", o.image_size);
-  o.activation = node.get<std::string>("activation", o.activation);
+  o.input_size = node.get<int64_t>("image_size", o.input_size);
+  o.activation = parse_activation(node.get<std::string>("activation", to_string(o.activation)),
+                                  "config key " + node.where("activation"));
   o.features_list = node.get<std::vector<int64_t>>("features_list", o.features_list);
   o.prompt_len = node.get<int64_t>("prompt_len", o.prompt_len);
   o.deep_prompt_len = node.get<int64_t>("deep_prompt_len", o.deep_prompt_len);
@@ -56,10 +57,8 @@ ModelOptions parse_model_options(io::ConfigNode& node) {
 
   VCP_CHECK(!o.backbone.empty(), "missing config key ", node.where("backbone"),
             " (the CLIP model config JSON, e.g. configs/models/ViT-L-14-336.json)");
-  VCP_CHECK(o.activation == "gelu" || o.activation == "quick_gelu", "config key ", node.where("activation"),
-            ": expected gelu or quick_gelu, found '", o.activation, "'");
-  VCP_CHECK(o.image_size > 0, "config key ", node.where("image_size"), ": expected a positive size, found ",
-            o.image_size);
+  VCP_CHECK(o.input_size > 0, "config key ", node.where("image_size"), ": expected a positive size, found ",
+            o.input_size);
   VCP_CHECK(!o.features_list.empty(), "config key ", node.where("features_list"), ": expected at least one layer");
   for (std::size_t i = 0; i < o.features_list.size(); ++i) {
     VCP_CHECK(o.features_list[i] >= 1, "config key ", node.where("features_list"), ": layers are 1-based, found ",
@@ -89,7 +88,7 @@ void validate_model_options(const ModelOptions& o, const ClipConfig& clip, const
   for (int64_t l : o.features_list)
     VCP_CHECK(l >= 1 && l <= v.layers, origin, ": features_list entry ", l, " is outside the vision tower of ",
               clip.name, " (layers 1..", v.layers, ")");
-  VCP_CHECK(o.image_size % v.patch_size == 0, origin, ": image_size ", o.image_size,
+  VCP_CHECK(o.input_size % v.patch_size == 0, origin, ": image_size (the input size S) ", o.input_size,
             " must be a multiple of the patch size ", v.patch_size, " of ", clip.name);
   VCP_CHECK(clip.text.width == clip.embed_dim, origin, ": Pre-VCP needs text width == embed_dim, but ", clip.name,
             " has text width ", clip.text.width, " and embed_dim ", clip.embed_dim);
@@ -100,8 +99,6 @@ void validate_model_options(const ModelOptions& o, const ClipConfig& clip, const
             v.width, " of ", clip.name);
   VCP_CHECK(o.prompt_len + o.deep_prompt_len < clip.text.context_length, origin, ": prompt_len + deep_prompt_len (",
             o.prompt_len + o.deep_prompt_len, ") leaves no room in the ", clip.text.context_length, "-token context");
-  VCP_CHECK(o.activation == "gelu" || o.activation == "quick_gelu", origin,
-            ": activation must be gelu or quick_gelu, found '", o.activation, "'");
 }
 
 }  // namespace vcpclip::model

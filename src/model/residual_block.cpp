@@ -12,23 +12,31 @@
 
 namespace vcpclip::model {
 
-Activation parse_activation(const std::string& name) {
-  if (name == "gelu") return Activation::kGelu;
-  if (name == "quick_gelu") return Activation::kQuickGelu;
-  fail("unknown CLIP activation '", name, "' (expected 'gelu' or 'quick_gelu')");
-}
-
 torch::Tensor apply_activation(const torch::Tensor& x, Activation act) {
   if (act == Activation::kGelu) return at::gelu(x);  // exact (erf) form
   return x * at::sigmoid(x * 1.702);
 }
 
 // ------------------------------------------------------------------------------------------
-PackedAttentionImpl::PackedAttentionImpl(int64_t width_, int64_t heads_) : width(width_), heads(heads_) {
+LinearParamsImpl::LinearParamsImpl(int64_t in, int64_t out, bool init) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  bias = register_parameter("bias", torch::empty({out}));
+  if (!init) return;
+  // torch::nn::Linear's reset_parameters(), draw for draw.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  torch::nn::init::uniform_(bias, -bound, bound);
+}
+
+torch::Tensor LinearParamsImpl::forward(const torch::Tensor& x) { return at::linear(x, weight, bias); }
+
+// ------------------------------------------------------------------------------------------
+PackedAttentionImpl::PackedAttentionImpl(int64_t width_, int64_t heads_, bool init) : width(width_), heads(heads_) {
   VCP_CHECK(heads > 0 && width % heads == 0, "attention width ", width, " is not divisible by ", heads, " heads");
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
-  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
-  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+  in_proj_bias = register_parameter("in_proj_bias", init ? torch::zeros({3 * width}) : torch::empty({3 * width}));
+  out_proj = register_module("out_proj", LinearParams(width, width, init));
 }
 
 namespace {
@@ -64,7 +72,10 @@ torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k
 torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t n = x.size(0), len = x.size(1), hd = width / heads;
   // [N, L, 3W] → contiguous [3, N·H, L, hd]: q, k, v rows of the packed projection in that order.
+  // The scores and softmax run in fp32 whatever the weights' dtype (runtime.precision): bf16 scores
+  // (3 significant digits) would shift the attention weights by percents.
   auto qkv = at::linear(x, in_proj_weight, in_proj_bias)
+                 .to(at::kFloat)
                  .view({n, len, 3, heads, hd})
                  .permute({2, 0, 3, 1, 4})
                  .contiguous()
@@ -84,14 +95,14 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
     if (m.defined()) scores.add_(m);
     out = at::bmm(at::softmax(scores, -1), v);
   }
-  out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width});
+  out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width}).to(out_proj->weight.scalar_type());
   return at::linear(out, out_proj->weight, out_proj->bias);
 }
 
 // ------------------------------------------------------------------------------------------
-MlpImpl::MlpImpl(int64_t width, Activation act_) : act(act_) {
-  c_fc = register_module("c_fc", torch::nn::Linear(width, 4 * width));
-  c_proj = register_module("c_proj", torch::nn::Linear(4 * width, width));
+MlpImpl::MlpImpl(int64_t width, Activation act_, bool init) : act(act_) {
+  c_fc = register_module("c_fc", LinearParams(width, 4 * width, init));
+  c_proj = register_module("c_proj", LinearParams(4 * width, width, init));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -100,19 +111,22 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 // ------------------------------------------------------------------------------------------
-ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, std::string activation) {
-  auto act = parse_activation(activation);
+ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, Activation act, bool init) {
   ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));
-  attn = register_module("attn", PackedAttention(width, heads));
+  attn = register_module("attn", PackedAttention(width, heads, init));
   ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));
-  mlp = register_module("mlp", Mlp(width, act));
+  mlp = register_module("mlp", Mlp(width, act, init));
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t w = x.size(-1);
-  auto h = attn->forward(at::layer_norm(x, {w}, ln_1->weight, ln_1->bias, 1e-5), mask);
+  // Mixed precision (runtime.precision bf16/fp16): the attention and MLP run in their weights'
+  // dtype, while the residual stream and the LayerNorms stay in x's (fp32), so that rounding does
+  // not accumulate over the blocks. Both casts are no-ops in fp32.
+  const auto stream = x.scalar_type(), compute = attn->in_proj_weight.scalar_type();
+  auto h = attn->forward(at::layer_norm(x, {w}, ln_1->weight, ln_1->bias, 1e-5).to(compute), mask).to(stream);
   h.add_(x);  // h is a fresh tensor: accumulate the residual in place
-  auto out = mlp->forward(at::layer_norm(h, {w}, ln_2->weight, ln_2->bias, 1e-5));
+  auto out = mlp->forward(at::layer_norm(h, {w}, ln_2->weight, ln_2->bias, 1e-5).to(compute)).to(stream);
   out.add_(h);
   return out;
 }

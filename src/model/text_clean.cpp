@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "unicode_tables.h"
 #include "vcpclip/common/error.h"
@@ -287,85 +288,36 @@ std::u32string nfc(const std::u32string& s) {
   return d;
 }
 
+namespace {
+
+/// What ftfy's fix_text changes in prompt-like text: Latin ligatures split (U+0132..U+01F3,
+/// U+FB00..U+FB06); nullptr for every other character.
+const char32_t* ligature(char32_t c) {
+  static const std::pair<char32_t, const char32_t*> table[] = {
+      {0x0132, U"IJ"},      {0x0133, U"ij"},      {0x0149, U"'n"},  // U+02BC n, apostrophe straightened
+      {0x01C4, U"D\u017D"}, {0x01C5, U"D\u017E"}, {0x01C6, U"d\u017E"}, {0x01C7, U"LJ"}, {0x01C8, U"Lj"},
+      {0x01C9, U"lj"},      {0x01CA, U"NJ"},      {0x01CB, U"Nj"},      {0x01CC, U"nj"}, {0x01F1, U"DZ"},
+      {0x01F2, U"Dz"},      {0x01F3, U"dz"},      {0xFB00, U"ff"},      {0xFB01, U"fi"}, {0xFB02, U"fl"},
+      {0xFB03, U"ffi"},     {0xFB04, U"ffl"},     {0xFB05, U"st"},      {0xFB06, U"st"}};
+  for (const auto& [code, text] : table)
+    if (code == c) return text;
+  return nullptr;
+}
+
+}  // namespace
+
 std::u32string fix_text(const std::u32string& s) {
   std::u32string out;
   out.reserve(s.size());
   for (char32_t c : s) {
-    switch (c) {
-      case 0x0132:
-        out += U"IJ";
-        break;
-      case 0x0133:
-        out += U"ij";
-        break;
-      case 0x0149:
-        out += U"'n";
-        break;  // U+02BC n, then the apostrophe is straightened
-      case 0x01C4:
-        out += U"D\u017D";
-        break;
-      case 0x01C5:
-        out += U"D\u017E";
-        break;
-      case 0x01C6:
-        out += U"d\u017E";
-        break;
-      case 0x01C7:
-        out += U"LJ";
-        break;
-      case 0x01C8:
-        out += U"Lj";
-        break;
-      case 0x01C9:
-        out += U"lj";
-        break;
-      case 0x01CA:
-        out += U"NJ";
-        break;
-      case 0x01CB:
-        out += U"Nj";
-        break;
-      case 0x01CC:
-        out += U"nj";
-        break;
-      case 0x01F1:
-        out += U"DZ";
-        break;
-      case 0x01F2:
-        out += U"Dz";
-        break;
-      case 0x01F3:
-        out += U"dz";
-        break;
-      case 0xFB00:
-        out += U"ff";
-        break;
-      case 0xFB01:
-        out += U"fi";
-        break;
-      case 0xFB02:
-        out += U"fl";
-        break;
-      case 0xFB03:
-        out += U"ffi";
-        break;
-      case 0xFB04:
-        out += U"ffl";
-        break;
-      case 0xFB05:
-        out += U"st";
-        break;
-      case 0xFB06:
-        out += U"st";
-        break;
-      default:
-        if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B))
-          out += U'\'';
-        else if (c >= 0x201C && c <= 0x201F)
-          out += U'"';
-        else
-          out += c;
-    }
+    if (const char32_t* l = ligature(c))
+      out += l;
+    else if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B))
+      out += U'\'';
+    else if (c >= 0x201C && c <= 0x201F)
+      out += U'"';
+    else
+      out += c;
   }
   return nfc(out);
 }

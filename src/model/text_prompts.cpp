@@ -3,6 +3,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
+#include "clip_internal.h"
 #include "vcpclip/common/error.h"
 
 namespace vcpclip::model {
@@ -10,8 +13,6 @@ namespace {
 
 constexpr int64_t kClassId = 49408;
 constexpr int64_t kEotId = 49407;
-
-at::Tensor l2_normalise(const at::Tensor& x) { return x / x.norm(2, {-1}, true); }
 
 }  // namespace
 
@@ -86,7 +87,12 @@ at::Tensor encode_text_with_context(ClipModelImpl& clip, const TokenizedTemplate
                                     const DeepPrompts& dp) {
   const int64_t b = class_tokens.size(0), r = class_tokens.size(1);
   const int64_t t = tpl.size();
-  auto x = splice_class_tokens(clip, tpl, class_tokens);  // [N, L, W], N = B*T
+  auto x = splice_class_tokens(clip, tpl, class_tokens);  // [N, 77, W], N = B*T
+  // Under the causal mask no row depends on later ones: the rows after the last EOT cannot change
+  // any EOT feature, so the tower runs on the first max(e + r - 1) + 1 rows only (77 → ~12 for the
+  // default prompts; exact, the prompt rows inserted below keep their places).
+  const int64_t last_eot = *std::max_element(tpl.eot_pos.begin(), tpl.eot_pos.end()) + r - 1;
+  x = x.slice(1, 0, last_eot + 1);
   const int64_t n_seq = x.size(0), len = x.size(1), w = x.size(2);
   const int64_t n = dp.layers > 0 ? dp.shallow.size(1) : 0;
 
@@ -97,13 +103,16 @@ at::Tensor encode_text_with_context(ClipModelImpl& clip, const TokenizedTemplate
     // Dropout after the expand: an independent mask per sequence, as in the reference.
     return dp.training && dp.dropout > 0 ? at::dropout(p, dp.dropout, true) : p;
   };
+  auto projected_as = [&](const at::Tensor& prompt, const at::Tensor& like) {
+    return projected(prompt).to(like.scalar_type());  // the blocks may run in bf16/fp16
+  };
 
   at::Tensor h;
   if (dp.layers > 0) {
-    x = at::cat({x.slice(1, 0, 1), projected(dp.shallow[0]), x.slice(1, 1, len - n)}, 1);
+    x = at::cat({x.slice(1, 0, 1), projected_as(dp.shallow[0], x), x.slice(1, 1, len)}, 1);
     h = clip.run_text_transformer(x, [&](int64_t i, at::Tensor cur) -> at::Tensor {
       if (i < 1 || i > dp.layers) return cur;
-      return at::cat({cur.slice(1, 0, 1), projected(dp.deep[i - 1]), cur.slice(1, 1 + n)}, 1);
+      return at::cat({cur.slice(1, 0, 1), projected_as(dp.deep[i - 1], cur), cur.slice(1, 1 + n)}, 1);
     });
     h = at::cat({h.slice(1, 0, 1), h.slice(1, 1 + n)}, 1);  // drop the prompt rows
     h = norm->forward(h);

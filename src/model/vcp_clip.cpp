@@ -2,27 +2,52 @@
 #include "vcpclip/model/vcp_clip.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
 #include <cmath>
-#include <set>
 
+#include "clip_internal.h"
 #include "vcpclip/common/error.h"
+#include "vcpclip/model/strict_load.h"
 
 namespace vcpclip::model {
 namespace {
 
-at::Tensor l2_normalise(const at::Tensor& x) { return x / x.norm(2, {-1}, true); }
+/// CUDA autocast (fp16, the reference's torch.cuda.amp.autocast()) for the scope's lifetime.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool on) : on_(on) {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    previous_ = at::autocast::is_enabled();
+    at::autocast::set_enabled(true);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
+#else
+    at::autocast::set_enabled(previous_);
+#endif
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
 
-std::string shape_str(at::IntArrayRef s) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
+ private:
+  bool on_;
+  bool previous_ = false;
+};
 
 }  // namespace
-
 // ------------------------------------------------------------------------------------------------
 VcpHeadConfig VcpHeadConfig::from(const ModelOptions& opts, const ClipConfig& clip) {
   VcpHeadConfig c;
@@ -107,36 +132,10 @@ const std::vector<std::string>& VcpHeadImpl::checkpoint_modules() {
 void VcpHeadImpl::load_checkpoint(const io::ReferenceCheckpoint& ckpt, const std::string& path) {
   const auto flat = ckpt.flatten();
   auto params = named_parameters(true);
-  std::vector<std::string> problems;
-  std::set<std::string> known;
-  for (const auto& kv : params) {
-    known.insert(kv.key());
-    auto it = flat.find(kv.key());
-    if (it == flat.end()) {
-      problems.push_back("missing tensor '" + kv.key() + "' (expected shape " + shape_str(kv.value().sizes()) + ")");
-    } else if (it->second.sizes() != kv.value().sizes()) {
-      problems.push_back("tensor '" + kv.key() + "' has shape " + shape_str(it->second.sizes()) +
-                         " but the model expects " + shape_str(kv.value().sizes()));
-    }
-  }
-  for (const auto& kv : flat)
-    if (!known.count(kv.first)) problems.push_back("unexpected tensor '" + kv.first + "'");
-  if (!problems.empty()) {
-    std::string text;
-    for (std::size_t i = 0; i < problems.size() && i < 12; ++i) text += "\n  " + problems[i];
-    if (problems.size() > 12) text += "\n  ... and " + std::to_string(problems.size() - 12) + " more";
-    fail("checkpoint ", path, " does not match the VCP-CLIP model (prompt_len ", cfg_.prompt_len, ", deep_prompt_len ",
-         cfg_.deep_prompt_len, ", deep layers ", cfg_.deep_layers, ", ", cfg_.num_feature_layers,
-         " feature layers, vision width ", cfg_.vision_width, ", embed_dim ", cfg_.embed_dim, "):", text);
-  }
-  at::NoGradGuard no_grad;
-  for (auto& kv : params) {
-    auto& dst = kv.value();
-    const auto& src = flat.at(kv.key());
-    VCP_CHECK(src.is_floating_point(), "checkpoint ", path, ": tensor '", kv.key(), "' is not floating point (",
-              src.scalar_type(), ")");
-    dst.copy_(src.to(dst.device(), dst.scalar_type()));
-  }
+  load_strict(params, TensorSource::from_map(flat), "the tensors of checkpoint '" + path + "'",
+              msg("the VCP-CLIP head (prompt_len ", cfg_.prompt_len, ", deep_prompt_len ", cfg_.deep_prompt_len,
+                  ", deep layers ", cfg_.deep_layers, ", ", cfg_.num_feature_layers, " feature layers, vision width ",
+                  cfg_.vision_width, ", embed_dim ", cfg_.embed_dim, ")"));
 }
 
 io::ReferenceCheckpoint VcpHeadImpl::to_checkpoint() const {
@@ -166,7 +165,7 @@ io::ReferenceCheckpoint VcpHeadImpl::to_checkpoint() const {
 // ------------------------------------------------------------------------------------------------
 VcpClipImpl::VcpClipImpl(ClipModel clip_model, const ModelOptions& opts, TokenizedTemplates templates)
     : opts_(opts), templates_(std::move(templates)) {
-  validate_model_options(opts_, clip_model->config());
+  validate_model_options(opts_, clip_model->config(), "model options (backbone " + opts_.backbone + ")");
   clip = register_module("clip", std::move(clip_model));
   for (auto& p : clip->parameters()) p.set_requires_grad(false);
   head = register_module("head",
@@ -180,10 +179,10 @@ void VcpClipImpl::train(bool on) {
 }
 
 VisionOutput VcpClipImpl::encode_image(const torch::Tensor& images) {
-  VCP_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == opts_.image_size &&
-                images.size(3) == opts_.image_size,
-            "VCP-CLIP: expected images [B, 3, ", opts_.image_size, ", ", opts_.image_size, "], found ",
-            shape_str(images.sizes()));
+  VCP_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == opts_.input_size &&
+                images.size(3) == opts_.input_size,
+            "VCP-CLIP: expected images [B, 3, ", opts_.input_size, ", ", opts_.input_size, "], found ",
+            shape_text(images.sizes()));
   at::NoGradGuard no_grad;
   return clip->visual->forward(images, opts_.features_list, true);
 }
@@ -206,11 +205,18 @@ torch::Tensor VcpClipImpl::logits_to_probs(const torch::Tensor& logits) const {
   const auto g = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(n))));
   VCP_CHECK(g * g == n, "VCP-CLIP: ", n, " patch tokens do not form a square grid");
   auto grid = logits.permute({0, 2, 1}).reshape({b, c, g, g});
-  auto up = at::upsample_bilinear2d(grid, {opts_.image_size, opts_.image_size}, /*align_corners=*/true);
+  auto up = at::upsample_bilinear2d(grid, {opts_.input_size, opts_.input_size}, /*align_corners=*/true);
   return up.softmax(1);
 }
 
+void VcpClipImpl::set_precision(Precision p) {
+  check_precision(p, head->prompt_embeddings.device());
+  clip->set_block_dtype(block_dtype(p));
+  precision_ = p;
+}
+
 VcpOutput VcpClipImpl::forward(const torch::Tensor& images) {
+  AutocastScope autocast(precision_ == Precision::kAutocast);
   VcpOutput out;
   auto vis = encode_image(images);
   out.global = vis.global;
@@ -224,12 +230,25 @@ VcpOutput VcpClipImpl::forward(const torch::Tensor& images) {
   return out;
 }
 
-VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images) {
+VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer) {
   at::NoGradGuard no_grad;
-  auto vis = encode_image(images);
-  auto cls = head->New_Lan_Embed->forward(vis.global, opts_.use_global);
-  auto text = encode_text(cls);
-  const int64_t s = opts_.image_size;
+  AutocastScope autocast(precision_ == Precision::kAutocast);
+  VisionOutput vis;
+  at::Tensor cls, text;
+  {
+    auto t = StageTimer::scope(timer, "vision tower");
+    vis = encode_image(images);
+  }
+  {
+    auto t = StageTimer::scope(timer, "Pre-VCP");
+    cls = head->New_Lan_Embed->forward(vis.global, opts_.use_global);
+  }
+  {
+    auto t = StageTimer::scope(timer, "text tower");
+    text = encode_text(cls);
+  }
+  auto t = StageTimer::scope(timer, "Post-VCP + maps");
+  const int64_t s = opts_.input_size;
   // softmax over 2 channels = sigmoid of the channel difference, and bilinear upsampling is
   // linear: upsample (l1 - l0) once instead of both channels.
   auto anomaly_prob = [&](const at::Tensor& logits) {
@@ -249,8 +268,8 @@ VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images) {
       maps.post = maps.post.defined() ? maps.post.add_(p) : p;
     }
   }
-  maps.raw.div_(layers);
-  if (maps.post.defined()) maps.post.div_(layers);
+  maps.raw = maps.raw.div_(layers).to(at::kFloat);  // fp32 whatever the precision (autocast: fp16)
+  if (maps.post.defined()) maps.post = maps.post.div_(layers).to(at::kFloat);
   return maps;
 }
 

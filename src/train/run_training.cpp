@@ -83,6 +83,7 @@ TrainSummary run_training(const TrainRequest& req_in) {
   const auto device = apply_runtime(req.runtime);
   if (req.train.deterministic) req.model.prompt_dropout = 0.0;
   auto model = model::build_vcp_clip(req.model, device);
+  model->set_precision(req.runtime.precision);  // towers in bf16/fp16, or CUDA autocast (runtime.h)
   return run_training(req, model);
 }
 
@@ -139,7 +140,7 @@ TrainSummary run_training(const TrainRequest& req_in, model::VcpClip model) {
   }
 
   const int64_t local_batch = to.batch_size / world;
-  auto lo = data::make_loader_options(req.data, model->image_size(), local_batch, to.shuffle, req.runtime.seed);
+  auto lo = data::make_loader_options(req.data, model->input_size(), local_batch, to.shuffle, req.runtime.seed);
   lo.workers = to.workers;
   lo.rank = dist.rank();
   lo.world_size = world;

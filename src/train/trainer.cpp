@@ -95,7 +95,7 @@ ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<
     for (const auto& s : samples)
       if (s.cls_name == cls) subset.push_back(s);
     data::LoaderOptions lo;
-    lo.image_size = model.image_size();
+    lo.image_size = model.input_size();
     lo.batch_size = batch_size;
     lo.workers = workers;
     data::DataLoader loader(subset, lo);

@@ -434,7 +434,7 @@ TEST(AblateConfigs, ShippedConfigsLoad) {
   const auto base = app::load_run_config(comp.base, comp.run_overrides("baseline", 333));
   EXPECT_FALSE(base.model->use_global);
   EXPECT_FALSE(base.model->post_vcp);
-  EXPECT_EQ(base.model->image_size, 518);
+  EXPECT_EQ(base.model->input_size, 518);
 }
 
 TEST(AblateCli, DryRunAndConfigError) {

@@ -66,7 +66,7 @@ app::PredictRequest predict_request(const std::vector<std::string>& inputs, cons
   r.model = fx::options();
   r.checkpoint = fx::path("tiny_vcp.pth");
   r.inputs = inputs;
-  r.output = out.string();
+  r.out_dir = out.string();
   r.predict.batch_size = 2;  // other batches than eval's 3
   r.predict.heatmap = false;
   r.calibration = calibration;
@@ -225,7 +225,7 @@ TEST(Calibrate, PredictRefusesAnotherCheckpointOrConfig) {
   // Another config.
   req = predict_request({image}, out, cal, c.cal.classes[0].name);
   req.postprocess.sigma = 4;
-  req.model.image_size = 32;
+  req.model.input_size = 32;
   EXPECT_EQ(error_of([&] { app::run_predict(req); }),
             "calibration " + cal +
                 " was made for another config: model.image_size: 64 in the calibration, 32 in this run; "

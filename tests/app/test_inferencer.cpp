@@ -125,7 +125,7 @@ TEST(Inferencer, DecisionsEqualPredictWithCalibration) {
   req.model = fx::options();
   req.checkpoint = fx::path("tiny_vcp.pth");
   for (int i = 0; i < 3; ++i) req.inputs.push_back(fx::path("image_" + std::to_string(i) + ".png"));
-  req.output = out.string();
+  req.out_dir = out.string();
   req.calibration = calibration();
   const auto summary = app::run_predict(req);
   ASSERT_EQ(summary.images.size(), 3u);
@@ -191,7 +191,7 @@ TEST(Inferencer, ErrorsCarryTheCliMessages) {
   req.postprocess.topk = 100;
   req.checkpoint = fx::path("tiny_vcp.pth");
   req.inputs = {fx::path("image_0.png")};
-  req.output = (fs::temp_directory_path() / "vcpclip_inferencer_refused").string();
+  req.out_dir = (fs::temp_directory_path() / "vcpclip_inferencer_refused").string();
   req.calibration = calibration();
   const std::string cli = error_of([&] { app::run_predict(req); });
   EXPECT_NE(cli.find("postprocess.topk: 2000 in the calibration, 100 in this run"), std::string::npos) << cli;

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +12,7 @@
 
 #include "../model/vcp_fixture.h"
 #include "vcpclip/app/predict.h"
+#include "vcpclip/app/run_config.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/npy.h"
 
@@ -31,7 +34,7 @@ app::PredictRequest request(const fs::path& out) {
   r.model = fx::options();
   r.checkpoint = fx::path("tiny_vcp.pth");
   for (const auto& im : fx::manifest().at("images")) r.inputs.push_back(fx::path(im.get<std::string>()));
-  r.output = out.string();
+  r.out_dir = out.string();
   r.predict.batch_size = 2;  // 3 images: a full and a partial batch
   r.runtime.threads = 1;
   return r;
@@ -112,12 +115,18 @@ TEST(Predict, CliEndToEnd) {
   const std::string bin = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
   const std::string cmd = "cd " + std::string(VCPCLIP_SOURCE_DIR) + " && VCPCLIP_VOCAB=" + fx::vocab_path() + " " +
                           bin + " predict -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth -i " +
-                          fx::path("image_1.png") + " -o " + out.string() + " --set runtime.threads=1 > " +
+                          fx::path("image_1.png") + " --out " + out.string() + " --profile --set runtime.threads=1 > " +
                           (out / "log.txt").string() + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   auto scores = read_json(out / "scores.json");
   ASSERT_EQ(scores.at("images").size(), 1u);
   EXPECT_NEAR(scores.at("images").at(0).at("score").get<double>(), fx::load("score")[1].item<double>(), 1e-4);
+  {
+    std::ifstream log(out / "log.txt");
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("predict profile (cpu, fp32)"), std::string::npos) << text;
+    EXPECT_NE(text.find("vision tower"), std::string::npos) << text;
+  }
   // a missing checkpoint: non-zero exit, the file named
   const std::string bad = "cd " + std::string(VCPCLIP_SOURCE_DIR) + " && " + bin +
                           " predict -c configs/predict_tiny.yaml -k /nonexistent.pth -i " + fx::path("image_1.png") +
@@ -127,4 +136,71 @@ TEST(Predict, CliEndToEnd) {
   std::string text((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("/nonexistent.pth"), std::string::npos) << text;
   fs::remove_all(out);
+}
+
+TEST(Predict, ProfileNamesEveryStage) {
+  auto out = fresh_dir("profile");
+  auto req = request(out);
+  req.profile = true;
+  auto summary = app::run_predict(req);
+  std::vector<std::string> stages;
+  for (const auto& s : summary.profile.at("stages")) stages.push_back(s.at("stage").get<std::string>());
+  for (const char* want : {"load (weights, tokenizer, checkpoint)", "decode/preprocess (loader threads)",
+                           "vision tower", "Pre-VCP", "text tower", "Post-VCP + maps", "post-processing", "writing"})
+    EXPECT_NE(std::find(stages.begin(), stages.end(), want), stages.end()) << want;
+  double sum = 0;
+  for (const auto& s : summary.profile.at("stages")) {
+    if (s.at("stage") == "decode/preprocess (loader threads)") {
+      EXPECT_EQ(s.at("calls").get<int>(), 3);  // one per image
+      continue;                                // overlapped with compute: not part of the wall-clock sum
+    }
+    sum += s.at("seconds").get<double>();
+  }
+  EXPECT_LE(sum, summary.profile.at("total_seconds").get<double>() * 1.01 + 1e-3);
+  fs::remove_all(out);
+}
+
+TEST(Predict, Bf16MapsStayWithinTolerance) {
+  auto out32 = fresh_dir("fp32"), out16 = fresh_dir("bf16");
+  auto req = request(out32);
+  app::run_predict(req);
+  req = request(out16);
+  req.runtime.precision = Precision::kBf16;
+  app::run_predict(req);
+  double worst = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::string f = "image_" + std::to_string(i) + "_map.npy";
+    worst = std::max(worst, fx::max_abs_diff(io::read_npy((out32 / f).string()), io::read_npy((out16 / f).string())));
+  }
+  std::printf("predict bf16 vs fp32, golden fixture: max |final map diff| %.3g\n", worst);
+  EXPECT_LE(worst, 1e-2);
+  EXPECT_EQ(read_json(out16 / "scores.json").at("precision"), "bf16");
+  fs::remove_all(out32);
+  fs::remove_all(out16);
+}
+
+TEST(Predict, RequestFromRunConfigAndFlags) {
+  auto cfg = app::parse_run_config(
+      "model:\n  backbone: b.json\n  image_size: 32\nruntime:\n  precision: bf16\n"
+      "predict:\n  batch_size: 3\n",
+      "p.yaml");
+  app::PredictFlags flags;
+  flags.checkpoint = "k.pth";
+  flags.inputs = {"a.png"};
+  flags.out_dir = "out";
+  flags.profile = true;
+  auto req = app::make_predict_request(cfg, flags);
+  EXPECT_EQ(req.model.input_size, 32);
+  EXPECT_EQ(req.runtime.precision, Precision::kBf16);
+  EXPECT_EQ(req.predict.batch_size, 3);
+  EXPECT_EQ(req.checkpoint, "k.pth");
+  EXPECT_EQ(req.out_dir, "out");
+  EXPECT_TRUE(req.profile);
+  auto no_model = app::parse_run_config("predict:\n  batch_size: 3\n", "q.yaml");
+  try {
+    app::make_predict_request(no_model, flags);
+    FAIL();
+  } catch (const vcpclip::Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("predict needs a `model` section in q.yaml", 0), 0u) << e.what();
+  }
 }

@@ -80,7 +80,7 @@ TEST(RunConfig, ParsesEverySection) {
   EXPECT_EQ(cfg.runtime.seed, 7u);
   EXPECT_EQ(cfg.runtime.log_level, "warn");
   ASSERT_TRUE(cfg.model.has_value());
-  EXPECT_EQ(cfg.model->image_size, 64);
+  EXPECT_EQ(cfg.model->input_size, 64);
   EXPECT_EQ(cfg.model->features_list, (std::vector<int64_t>{2, 4}));
   EXPECT_DOUBLE_EQ(cfg.postprocess.alpha, 0.3);
   EXPECT_DOUBLE_EQ(cfg.postprocess.sigma, 4.0);
@@ -211,7 +211,7 @@ TEST(RunConfig, ShippedConfigsLoad) {
   }
   EXPECT_GE(n, 3);
   auto cfg = app::load_run_config(std::string(VCPCLIP_SOURCE_DIR) + "/configs/eval_mvtec.yaml");
-  EXPECT_EQ(cfg.require_model("eval").image_size, 518);
+  EXPECT_EQ(cfg.require_model("eval").input_size, 518);
   EXPECT_EQ(cfg.require_model("eval").features_list, (std::vector<int64_t>{6, 12, 18, 24}));
   EXPECT_EQ(cfg.require_eval_data("eval").layout, "mvtec");
   auto visa = app::load_run_config(std::string(VCPCLIP_SOURCE_DIR) + "/configs/eval_visa.yaml");

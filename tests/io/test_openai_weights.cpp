@@ -2,6 +2,7 @@
 // trip, F16/BF16, corrupt files), and config inference from tensor shapes.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/script.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,7 +12,9 @@
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/openai_weights.h"
+#include "vcpclip/io/pickle.h"
 #include "vcpclip/io/safetensors.h"
+#include "vcpclip/io/weights_reader.h"
 
 using vcpclip::testing::error_of;
 
@@ -142,36 +145,58 @@ TEST(OpenAIWeights, NotAWeightsFile) {
             "CLIP weights path '" + fs::temp_directory_path().string() + "' is not a file");
 }
 
-TEST(OpenAIWeights, InfersOpenAIConfigsFromShapes) {
-  // Shapes of OpenAI's ViT-L-14-336 without allocating them (expanded zero-size storage).
-  auto z = [](std::vector<int64_t> s) { return at::zeros({1}).expand(s); };
-  std::map<std::string, at::Tensor> t = {{"visual.conv1.weight", z({1024, 3, 14, 14})},
-                                         {"visual.positional_embedding", z({577, 1024})},
-                                         {"visual.proj", z({1024, 768})},
-                                         {"text_projection", z({768, 768})},
-                                         {"positional_embedding", z({77, 768})},
-                                         {"token_embedding.weight", z({49408, 768})},
-                                         {"ln_final.weight", z({768})}};
-  for (int i = 0; i < 24; ++i) t["visual.transformer.resblocks." + std::to_string(i) + ".attn.in_proj_weight"] = z({1});
-  for (int i = 0; i < 12; ++i) t["transformer.resblocks." + std::to_string(i) + ".ln_1.weight"] = z({1});
-  auto c = io::infer_clip_config(t, "x.pt");
-  EXPECT_EQ(c.name, "ViT-L-14-336");
-  EXPECT_EQ(c.embed_dim, 768);
-  EXPECT_EQ(c.vision.image_size, 336);
-  EXPECT_EQ(c.vision.layers, 24);
-  EXPECT_EQ(c.vision.width, 1024);
-  EXPECT_EQ(c.vision.patch_size, 14);
-  EXPECT_EQ(c.text.context_length, 77);
-  EXPECT_EQ(c.text.vocab_size, 49408);
-  EXPECT_EQ(c.text.width, 768);
-  EXPECT_EQ(c.text.heads, 12);
-  EXPECT_EQ(c.text.layers, 12);
-  EXPECT_EQ(c.activation, "gelu");
+TEST(OpenAIWeights, StreamingReaderListsFirstAndReadsIntoAnyDtype) {
+  auto file = io::open_weights(archive());
+  EXPECT_EQ(file->entries().size(), 4u * 12 + 3 * 12 + 8 + 6);
+  const io::WeightEntry* e = file->find("visual.transformer.resblocks.2.attn.in_proj_weight");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->dtype, at::kHalf);  // as stored: OpenAI ships fp16
+  EXPECT_EQ(e->shape, (std::vector<int64_t>{192, 64}));
+  EXPECT_EQ(file->find("input_resolution"), nullptr);  // not a weight
+  // fp16 records straight into tensors of other dtypes, and into a strided view.
+  auto f32 = at::empty({192, 64});
+  file->read_into(e->name, f32);
+  auto bf16 = at::empty({192, 64}, at::kBFloat16);
+  file->read_into(e->name, bf16);
+  EXPECT_TRUE(at::equal(bf16, f32.to(at::kBFloat16)));
+  auto big = at::zeros({200, 64});
+  file->read_into(e->name, big.slice(0, 0, 192));
+  EXPECT_TRUE(at::equal(big.slice(0, 0, 192), f32));
+  EXPECT_EQ(big.slice(0, 192).abs().sum().item<float>(), 0.f);
+  EXPECT_EQ(error_of([&] {
+              file->read_into(e->name, at::empty({64, 192}));
+            }),
+            "weights file '" + archive() + "', tensor '" + e->name +
+                "': stored shape [192, 64] cannot be read into a tensor of shape [64, 192]");
+  EXPECT_EQ(error_of([&] { file->read_into("visual.nothing", f32); }),
+            "weights file '" + archive() + "' has no tensor 'visual.nothing'");
+}
 
-  t["visual.positional_embedding"] = z({197, 1024});
-  EXPECT_EQ(io::infer_clip_config(t, "x.pt").name, "ViT-W1024-P14-196");
-  t.erase("visual.proj");
-  EXPECT_EQ(error_of([&] { io::infer_clip_config(t, "x.pt"); }),
-            "cannot infer the CLIP config of 'x.pt': tensor 'visual.proj' is missing (only OpenAI ViT CLIP "
-            "checkpoints are supported)");
+TEST(OpenAIWeights, EqualsTheTorchScriptInterpreter) {
+  // The archive read without the interpreter gives exactly what torch::jit::load's module holds.
+  auto t = io::read_clip_tensors(archive());
+  auto m = torch::jit::load(archive(), c10::Device(c10::kCPU));
+  size_t n = 0;
+  auto check = [&](const std::string& name, const at::Tensor& v) {
+    if (name == "input_resolution" || name == "context_length" || name == "vocab_size") return;
+    ++n;
+    ASSERT_TRUE(t.count(name)) << name;
+    EXPECT_TRUE(at::equal(t.at(name), v.to(at::kFloat))) << name;
+  };
+  for (const auto& p : m.named_parameters(true)) check(p.name, p.value);
+  for (const auto& b : m.named_buffers(true)) check(b.name, b.value);
+  EXPECT_EQ(n, t.size());
+}
+
+TEST(OpenAIWeights, ReadsATorchSaveStateDictZip) {
+  auto root = io::pickle::Value::dict(true);
+  auto w = at::randn({3, 4}).to(at::kHalf);
+  root->set_item(io::pickle::Value::string("visual.proj"), io::pickle::Value::make_tensor(w));
+  root->set_item(io::pickle::Value::string("ln_final.bias"), io::pickle::Value::make_tensor(at::randn({4})));
+  const auto p = tmp("state_dict.pt");
+  io::pickle::save_torch_file(p, root);
+  auto file = io::open_weights(p);
+  ASSERT_EQ(file->entries().size(), 2u);
+  EXPECT_TRUE(at::equal(file->read("visual.proj", at::kFloat), w.to(at::kFloat)));
+  EXPECT_EQ(file->find("ln_final.bias")->dtype, at::kFloat);
 }

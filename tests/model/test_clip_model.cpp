@@ -95,7 +95,7 @@ TEST(ClipModel, ShippedConfigsParse) {
   EXPECT_EQ(l336.vision.image_size, 336);
   EXPECT_EQ(l336.vision.width, 1024);
   EXPECT_EQ(l336.vision_heads(), 16);
-  EXPECT_EQ(l336.activation, "gelu");
+  EXPECT_EQ(l336.activation, model::Activation::kGelu);
   auto t = tiny();
   EXPECT_EQ(t.text.width, t.embed_dim);  // Pre-VCP needs text width == embed_dim
   EXPECT_GE(t.vision.layers, 4);
@@ -109,9 +109,9 @@ TEST(ClipModel, ConfigErrorsNameKeyAndOrigin) {
                            R"("text_cfg":{"context_length":77,"vocab_size":49408,"width":32,"heads":2,"layers":1})";
   EXPECT_NO_THROW(ClipConfig::from_json_text(base + "}", "m.json", "m"));
   EXPECT_EQ(ClipConfig::from_json_text(base + R"(,"activation":"quick_gelu"})", "m.json", "m").activation,
-            "quick_gelu");
+            model::Activation::kQuickGelu);
   EXPECT_EQ(error_of([&] { ClipConfig::from_json_text(base + R"(,"activation":"relu"})", "m.json", "m"); }),
-            "CLIP config m.json: activation must be 'gelu' or 'quick_gelu', found 'relu'");
+            "CLIP config m.json, key activation: expected gelu or quick_gelu, found 'relu'");
   EXPECT_NE(
       error_of([&] { ClipConfig::from_json_text(base + R"(,"embed_dimm":3})", "m.json", "m"); }).find("embed_dimm"),
       std::string::npos);
@@ -127,7 +127,7 @@ TEST(ClipModel, ResidualBlockMatchesLibTorchMultiheadAttention) {
   torch::manual_seed(3);
   torch::NoGradGuard ng;
   for (bool quick : {false, true}) {
-    model::ResidualBlock b(64, 4, quick ? "quick_gelu" : "gelu");
+    model::ResidualBlock b(64, 4, quick ? model::Activation::kQuickGelu : model::Activation::kGelu);
     randomize(*b);
     auto x = torch::randn({2, 7, 64});
     auto mask = torch::full({7, 7}, -std::numeric_limits<float>::infinity()).triu(1);
@@ -156,7 +156,7 @@ TEST(ClipModel, QuickGeluAndGeluDiffer) {
   auto cfg = tiny();
   torch::manual_seed(5);
   model::ClipModel a(cfg);
-  cfg.activation = "quick_gelu";
+  cfg.activation = model::Activation::kQuickGelu;
   model::ClipModel b(cfg);
   {
     torch::NoGradGuard ng;
@@ -168,8 +168,10 @@ TEST(ClipModel, QuickGeluAndGeluDiffer) {
   auto fa = a->visual->forward(img, {4}).global;
   auto fb = b->visual->forward(img, {4}).global;
   EXPECT_GT((fa - fb).abs().max().item<float>(), 1e-4f);
-  EXPECT_EQ(error_of([] { model::parse_activation("swish"); }),
-            "unknown CLIP activation 'swish' (expected 'gelu' or 'quick_gelu')");
+  EXPECT_EQ(error_of([] { model::parse_activation("swish", "--activation"); }),
+            "--activation: expected gelu or quick_gelu, found 'swish'");
+  EXPECT_EQ(model::parse_activation(model::to_string(model::Activation::kQuickGelu), "x"),
+            model::Activation::kQuickGelu);
 }
 
 TEST(ClipModel, VisionInputChecksAndTextHelpers) {
@@ -218,7 +220,7 @@ TEST(ClipModel, AttentionPathsAgreeAndGradientsFlow) {
   // Without autograd the CPU runs long sequences (L >= 256) in (head, row-chunk) tasks; with
   // autograd it uses the batched differentiable form. Both must give the same block output.
   torch::manual_seed(9);
-  model::ResidualBlock b(64, 4, "gelu");
+  model::ResidualBlock b(64, 4, model::Activation::kGelu);
   randomize(*b);
   for (auto& p : b->parameters()) p.set_requires_grad(false);
   auto mask = torch::full({300, 300}, -std::numeric_limits<float>::infinity()).triu(1);

@@ -11,6 +11,7 @@
 
 #include "model/clip_fixture.h"
 #include "vcpclip/model/clip_model.h"
+#include "vcpclip/model/clip_weights.h"
 
 using namespace vcpclip;
 namespace fx = clip_fixture;

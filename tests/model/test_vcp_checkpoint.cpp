@@ -89,7 +89,8 @@ TEST(VcpCheckpoint, StrictLoadingNamesKeyAndFile) {
     c.parameters.erase(c.parameters.begin() + 2);  // deep_prompt_embeddings
     model::VcpHead head(tiny_head_config(), 1);
     auto e = error_of([&] { head->load_checkpoint(c, "x/missing.pth"); });
-    EXPECT_NE(e.find("checkpoint x/missing.pth does not match"), std::string::npos) << e;
+    EXPECT_EQ(e.rfind("the tensors of checkpoint 'x/missing.pth' do not fit the VCP-CLIP head (prompt_len 2, ", 0), 0u)
+        << e;
     EXPECT_NE(e.find("missing tensor 'deep_prompt_embeddings' (expected shape [2, 1, 8])"), std::string::npos) << e;
   }
   {  // unexpected
@@ -105,8 +106,7 @@ TEST(VcpCheckpoint, StrictLoadingNamesKeyAndFile) {
     model::VcpHead head(cfg, 1);
     auto e = error_of([&] { head->load_checkpoint(ref, ckpt_path()); });
     EXPECT_NE(e.find(ckpt_path()), std::string::npos) << e;
-    EXPECT_NE(e.find("tensor 'New_Lan_Embed.prompt_query' has shape [1, 2, 8] but the model expects [1, 3, 8]"),
-              std::string::npos)
+    EXPECT_NE(e.find("tensor 'New_Lan_Embed.prompt_query' has shape [1, 2, 8], expected [1, 3, 8]"), std::string::npos)
         << e;
   }
   {  // shallow model (D = 0) has no deep_prompt_embeddings
@@ -140,7 +140,7 @@ TEST(VcpOptions, ParseAndValidate) {
   EXPECT_EQ(o.features_list, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(o.prompt_len, 3);
   EXPECT_FALSE(o.use_global);
-  EXPECT_EQ(o.image_size, 518);
+  EXPECT_EQ(o.input_size, 518);
   EXPECT_EQ(o.deep_prompt_layers, -1);
 
   auto parse = [](const std::string& body) {
@@ -164,7 +164,7 @@ TEST(VcpOptions, ParseAndValidate) {
             }).find("cfg.yaml: features_list entry 5 is outside the vision tower"),
             std::string::npos);
   opts = fx::options();
-  opts.image_size = 60;
+  opts.input_size = 60;
   EXPECT_NE(
       error_of([&] { model::validate_model_options(opts, clip, "cfg.yaml"); }).find("multiple of the patch size 8"),
       std::string::npos);

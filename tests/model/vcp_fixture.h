@@ -47,7 +47,7 @@ inline vcpclip::model::ModelOptions options() {
   o.backbone = path(m.at("config").get<std::string>());
   o.weights = path(m.at("weights").get<std::string>());
   o.vocab = vocab_path();
-  o.image_size = m.at("image_size").get<int64_t>();
+  o.input_size = m.at("image_size").get<int64_t>();
   o.features_list = m.at("features_list").get<std::vector<int64_t>>();
   o.prompt_len = m.at("prompt_len").get<int64_t>();
   o.deep_prompt_len = m.at("deep_prompt_len").get<int64_t>();

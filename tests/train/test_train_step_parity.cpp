@@ -42,7 +42,7 @@ model::VcpClip build_fixture_model(const nlohmann::json& vcp) {
   o.backbone = kVcp + vcp.at("config").get<std::string>();
   o.weights = kVcp + vcp.at("weights").get<std::string>();
   o.vocab = vocab();
-  o.image_size = vcp.at("image_size").get<int64_t>();
+  o.input_size = vcp.at("image_size").get<int64_t>();
   o.features_list = vcp.at("features_list").get<std::vector<int64_t>>();
   o.prompt_len = vcp.at("prompt_len").get<int64_t>();
   o.deep_prompt_len = vcp.at("deep_prompt_len").get<int64_t>();

@@ -62,7 +62,7 @@ inline vcpclip::train::TrainRequest request(const std::string& data_root, const 
   m.backbone = kVcp + "tiny_vcp_clip.json";
   m.weights = kVcp + "tiny_vcp_clip.pt";
   m.vocab = vocab();
-  m.image_size = 64;
+  m.input_size = 64;
   m.features_list = {2, 3, 4};
   m.post_heads = 8;
   m.init_seed = 5;

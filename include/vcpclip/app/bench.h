@@ -4,6 +4,11 @@
 //            (matmul FLOPs counted analytically, see vision_gflop_per_image)
 //   predict  VcpClip::predict_maps images/s (tiny S=64, mid S=224) vs the reference Python
 //            pipeline (scripts/bench_predict_reference.py, on the same weights)
+//   real     the `vcpclip predict` command (processes: start-up, loading, decoding, writing
+//            included) at the real sizes ViT-B-16@224 and ViT-L-14-336@518 in fp32 and bf16, vs the
+//            reference pipeline on the same OpenAI-format fp16 archives (random weights, made once
+//            in --weights-dir); s/image = (t(N) - t(1)) / (N - 1), median and range over
+//            --repeats; peak RSS; max |map difference| bf16 vs fp32; weight loading (`vcpclip info`)
 //   metrics  all metrics of one class vs sklearn + the reference cal_pro_score
 //            (scripts/bench_metrics_reference.py, same maps)
 //   train    training step time (train::train_step, tiny and mid)
@@ -63,6 +68,10 @@ struct BenchOptions {
   std::string ref_dir = "/tmp/ref";  ///< reference code for the Python scripts
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
+  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train); empty = all
+  std::string weights_dir = "/work/bigweights";  ///< real-size weight files (made there once, reused)
+  std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
+  int repeats = 3;                                                   ///< repetitions of each real-size row
 };
 
 /// Runs every section, prints the side-by-side tables to `out`, returns the results as JSON

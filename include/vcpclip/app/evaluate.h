@@ -39,6 +39,7 @@ struct EvalRequest {
   bool progress = true;     ///< progress bar on stderr
   /// --calibration-out: also write the f1 calibration of the run here (app/calibrate.h); "" = none
   std::string calibration_out;
+  bool profile = false;  ///< time per stage on stderr and in EvalResult::profile
 };
 
 /// Builds a request from a loaded run config ("eval needs a `model` / `eval.data` section in F"
@@ -51,13 +52,15 @@ struct EvalResult {
   int64_t images = 0;                         ///< images evaluated
   int64_t skipped = 0;                        ///< unreadable samples skipped (eval.data.skip_bad)
   double seconds = 0, images_per_second = 0;  ///< model + post-processing throughput
+  nlohmann::json profile;                     ///< with EvalRequest::profile: StageTimer::to_json
 };
 
 /// Runs the whole evaluation; builds the model from req.model and loads req.checkpoint.
 /// Errors: unreadable image without skip_bad (vcpclip::Error naming the file), empty test set.
 EvalResult run_eval(const EvalRequest& req);
-/// Same with an already built model (tests); req.checkpoint is loaded into it when non-empty.
-EvalResult run_eval(const EvalRequest& req, model::VcpClip model);
+/// Same with an already built model (tests); req.checkpoint is loaded into it when non-empty and
+/// req.runtime.precision applied. `load_seconds`: the model's build time, for the profile.
+EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_seconds = 0);
 
 /// The terminal table of a result (eval::report_table) followed by the run's warnings.
 std::string format_eval_table(const EvalResult& result);

@@ -16,7 +16,12 @@
 // and per image "decision": "ok"|"ng", "normalized_score" (threshold at 0.5), "class_score",
 // "mask", "mask_area", "regions": [{"x", "y", "width", "height", "area"}].
 // scores.json is written (atomically) only after every image has been processed.
+// Images are decoded and preprocessed on loader threads while the model computes; with `profile`
+// the time per stage (load, decoding, vision tower, Pre-VCP, text tower, Post-VCP + maps,
+// post-processing, writing) is printed to stderr and returned in PredictSummary::profile.
+// runtime.precision applies to the CLIP towers (common/runtime.h).
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,7 +49,20 @@ struct PredictOptions {
 };
 PredictOptions parse_predict_options(io::ConfigNode& node);
 
-/// Everything a predict run needs (the CLI fills it from the config and flags).
+/// What the command line adds to a run config.
+struct PredictFlags {
+  std::string checkpoint;           ///< reference-layout .pth (required)
+  std::vector<std::string> inputs;  ///< image files and/or directories
+  std::string out_dir;              ///< output directory (created)
+  bool save_branches = false;
+  bool skip_bad = false;
+  bool progress = true;
+  bool profile = false;     ///< print the time per stage
+  std::string calibration;  ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
+  std::string class_name;   ///< --class: the calibration's class ("" = its only class)
+};
+
+/// Everything a predict run needs.
 struct PredictRequest {
   RuntimeOptions runtime;
   model::ModelOptions model;
@@ -52,18 +70,19 @@ struct PredictRequest {
   PredictOptions predict;
   std::string checkpoint;           ///< reference-layout .pth (required)
   std::vector<std::string> inputs;  ///< image files and/or directories (directories: images inside, sorted)
-  std::string output;               ///< output directory (created)
+  std::string out_dir;              ///< output directory (created)
   bool save_branches = false;
   bool skip_bad = false;  ///< unreadable images: warn and continue instead of failing
   bool progress = true;
   std::string calibration;  ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
   std::string class_name;   ///< --class: the calibration's class ("" = its only class)
+  bool profile = false;     ///< time per stage (stderr table + PredictSummary::profile)
 };
 
-/// Reads runtime/model/postprocess/predict sections of a config with app::load_run_config
-/// (`overrides` "a.b=v" applied first; every section of the file is checked, unknown keys are
-/// errors; "predict needs a `model` section in F" without one). The request's paths are left empty.
-PredictRequest load_predict_config(const std::string& config_path, const std::vector<std::string>& overrides);
+struct RunConfig;
+/// The request of a loaded run config (runtime, model, postprocess, predict sections; "predict
+/// needs a `model` section in F" without one) and the command-line flags.
+PredictRequest make_predict_request(const RunConfig& cfg, const PredictFlags& flags);
 
 struct PredictedImage {
   std::string path, stem;
@@ -75,8 +94,9 @@ struct PredictedImage {
 struct PredictSummary {
   std::vector<PredictedImage> images;
   std::vector<std::pair<std::string, std::string>> skipped;  ///< (path, error)
-  double seconds = 0;
+  double seconds = 0;  ///< from the first decoded image to the last written one (no loading)
   double images_per_second = 0;
+  nlohmann::json profile;  ///< with PredictRequest::profile: StageTimer::to_json of the run
 };
 
 /// Lists the image files of `inputs` (files kept as given, directories scanned for

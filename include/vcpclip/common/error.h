@@ -29,6 +29,23 @@ std::string msg(const Parts&... parts) {
   return os.str();
 }
 
+/// "[2, 3, 4]" for a tensor shape (any container of integers), for messages.
+template <typename Dims>
+std::string shape_text(const Dims& dims) {
+  std::ostringstream os;
+  os << "[";
+  bool first = true;
+  for (const auto d : dims) {
+    os << (first ? "" : ", ") << d;
+    first = false;
+  }
+  os << "]";
+  return os.str();
+}
+
+/// The first line of a (possibly multi-line, e.g. LibTorch) message.
+inline std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 /// Throws vcpclip::Error with the streamed parts as message.
 template <typename... Parts>
 [[noreturn]] void fail(const Parts&... parts) {

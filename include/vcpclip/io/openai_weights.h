@@ -1,33 +1,23 @@
 #pragma once
-// Loading the frozen CLIP backbone's weights.
-//  - OpenAI's released TorchScript archives (ViT-L-14-336px.pt, ViT-B-16.pt, ViT-L-14.pt): read with
-//    torch::jit::load, fp16 → fp32. The archive's extra entries input_resolution, context_length,
-//    vocab_size are ignored; token_embedding gets the extra zero row for <|class|>.
-//  - safetensors files with the same names.
-// Strict: a missing, unexpected or mis-shaped tensor is a vcpclip::Error naming it and the file;
-// a wrong or truncated file is a vcpclip::Error, never a crash.
-#include <ATen/core/Tensor.h>
-
-#include <map>
+// OpenAI's released CLIP weights (ViT-L-14-336px.pt, ViT-B-16.pt, ViT-L-14.pt, docs/design.md §2):
+// TorchScript archives whose tensors are stored in fp16. They are read without the TorchScript
+// interpreter: the zip records with LibTorch's caffe2::serialize::PyTorchStreamReader, data.pkl
+// (the module tree: TorchScript objects whose attributes are tensors and submodules) with
+// io::pickle's reader, storages left unread until a tensor is asked for. Which attributes are
+// weights comes from the archive's class definitions (code/…: __parameters__ and __buffers__, i.e.
+// what Module.state_dict() holds). The archive entries input_resolution, context_length and
+// vocab_size are not weights and are left out (OpenAI's build_model deletes them too).
+// A torch.save'd state dict ({name: tensor}) in a zip is read the same way.
+#include <memory>
 #include <string>
 
-#include "vcpclip/model/clip_config.h"
-#include "vcpclip/model/clip_model.h"
+#include "vcpclip/io/weights_reader.h"
 
 namespace vcpclip::io {
 
-/// Reads all tensors of an OpenAI TorchScript CLIP archive or a .safetensors file (by content,
-/// not extension), as float32 CPU tensors keyed by OpenAI's names.
-std::map<std::string, at::Tensor> read_clip_tensors(const std::string& path);
-
-/// Infers the backbone config from OpenAI tensor shapes (as OpenAI's build_model does).
-model::ClipConfig infer_clip_config(const std::map<std::string, at::Tensor>& tensors, const std::string& path);
-
-/// Copies `tensors` into `model` strictly (names and shapes), then moves nothing (caller moves to device).
-void load_clip_weights(model::ClipModel& model, const std::map<std::string, at::Tensor>& tensors,
-                       const std::string& path);
-
-/// Writes tensors as a .safetensors file (F32), e.g. to convert an OpenAI archive once.
-void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
+/// Opens an OpenAI TorchScript archive for streaming reads. Unreadable or truncated zips, a
+/// data.pkl that is neither a module nor a state dict, non-float weights → vcpclip::Error
+/// "cannot read '<path>' as an OpenAI CLIP TorchScript archive: ...".
+std::unique_ptr<WeightsReader> open_torchscript_weights(const std::string& path);
 
 }  // namespace vcpclip::io

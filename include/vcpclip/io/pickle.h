@@ -11,6 +11,8 @@
 // globals collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter
 // and torch.{Float,Half,BFloat16,Double,Long,Int,Short,Char,Byte,Bool}Storage.
 // The writer emits protocol 2 exactly as Python's pickler does for the same objects (memo included).
+// With UnpickleOptions the reader also takes what torch.jit.save writes (TorchScript module
+// objects: GLOBAL '__torch__.*' + NEWOBJ + BUILD) and can leave storages unread (streaming loads).
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -29,21 +31,23 @@ using ValuePtr = std::shared_ptr<Value>;
 /// One unpickled object. Containers hold shared pointers: an object referenced twice in the pickle
 /// (memo) is the same Value, as in Python; the writer memoizes by pointer identity the same way.
 struct Value {
-  enum class Kind { None, Bool, Int, Float, String, Tuple, List, Dict, Tensor, Global, Storage };
+  enum class Kind { None, Bool, Int, Float, String, Tuple, List, Dict, Tensor, Global, Storage, Object };
   Kind kind = Kind::None;
 
   bool b = false;
   int64_t i = 0;
   double f = 0.0;
-  std::string s;                                       // String; Global: "module.name"
+  std::string s;                                       // String; Global: "module.name"; Object: its class
   std::vector<ValuePtr> items;                         // Tuple, List
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // Dict, in insertion order
   bool ordered = false;                                // Dict: a collections.OrderedDict
-  ValuePtr state;  // Dict: what BUILD set (an OrderedDict's {"_metadata": ...}), else null
+  ValuePtr state;  // Dict: what BUILD set (an OrderedDict's {"_metadata": ...}), else null;
+                   // Object: its attribute dict
 
   at::Tensor tensor;           // Tensor (CPU, dtype of its storage); Storage: 1-D, whole storage
   bool is_parameter = false;   // Tensor: an nn.Parameter (torch._utils._rebuild_parameter)
   bool requires_grad = false;  // Tensor
+  std::string storage_key;     // Tensor, Storage: the record "data/<key>" (set when storages are lazy)
 
   Value() = default;
   Value(const Value&) = default;
@@ -78,8 +82,20 @@ struct Value {
 /// Bytes of the storage record "data/<key>" of the archive; throws vcpclip::Error when missing.
 using RecordLoader = std::function<std::pair<std::shared_ptr<const uint8_t>, size_t>(const std::string& key)>;
 
+/// What the reader accepts beyond torch.save's format.
+struct UnpickleOptions {
+  /// TorchScript archives (torch.jit.save): GLOBAL '__torch__.<class>' + EMPTY_TUPLE + NEWOBJ makes
+  /// a Kind::Object (s = the class), BUILD sets its attribute dict as `state`.
+  bool torchscript_objects = false;
+  /// Storages are not read (load_record is never called): a tensor is a CPU-free "meta" tensor
+  /// with the stored dtype, size, stride and offset, and `storage_key` names its record, for a
+  /// caller that reads the records one at a time.
+  bool lazy_storages = false;
+};
+
 /// Interprets a pickle (torch.save's data.pkl). `source` names the file in error messages.
-ValuePtr unpickle(const uint8_t* data, size_t size, const RecordLoader& load_record, const std::string& source);
+ValuePtr unpickle(const uint8_t* data, size_t size, const RecordLoader& load_record, const std::string& source,
+                  const UnpickleOptions& options = {});
 
 /// Reads a torch.save zip file (any top folder name; "<x>/data.pkl" + "<x>/data/<key>").
 /// Tensors come back on CPU in their stored dtype, views of shared storages kept.

@@ -6,16 +6,26 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+
+#include "vcpclip/io/weights_reader.h"
 
 namespace vcpclip::io {
 
 /// True if the first bytes of the file look like a safetensors header (length + '{').
 bool is_safetensors_file(const std::string& path);
 
-/// Reads every tensor (F32, F16, BF16 → float32 CPU). Bad header, offsets outside the file,
-/// size/shape mismatch, unsupported dtype or a truncated file → vcpclip::Error naming the file
-/// (and the tensor where one is at fault). "__metadata__" is skipped.
+/// Opens a safetensors file for streaming reads (F32, F16, BF16). The header is checked when the
+/// file is opened: bad JSON, offsets outside the file, size/shape mismatch, unsupported dtype or
+/// a truncated file → vcpclip::Error naming the file (and the tensor at fault). "__metadata__"
+/// is skipped.
+std::unique_ptr<WeightsReader> open_safetensors(const std::string& path);
+
+/// Reads every tensor as float32 CPU tensors (errors as open_safetensors).
 std::map<std::string, at::Tensor> read_safetensors(const std::string& path);
+
+/// Writes tensors as a .safetensors file (F32), e.g. to convert an OpenAI archive once.
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
 
 }  // namespace vcpclip::io

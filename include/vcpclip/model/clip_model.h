@@ -24,22 +24,29 @@
 
 namespace vcpclip::model {
 
-/// MLP activation of the residual blocks.
-enum class Activation { kGelu, kQuickGelu };
-/// "gelu" | "quick_gelu" → Activation (anything else is a vcpclip::Error).
-Activation parse_activation(const std::string& name);
 /// Applies the activation (gelu: exact erf form; quick_gelu: x·sigmoid(1.702x)).
 torch::Tensor apply_activation(const torch::Tensor& x, Activation act);
+
+/// A linear layer's parameters, weight [out, in] and bias [out], named as torch::nn::Linear's.
+/// `init` true: LibTorch's Linear initialisation (same random draws); false: allocated only,
+/// because weights are loaded next (initialising ViT-L's 300M linear weights costs seconds).
+class LinearParamsImpl : public torch::nn::Module {
+ public:
+  LinearParamsImpl(int64_t in, int64_t out, bool init = true);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(LinearParams);
 
 /// MultiheadAttention parameters with OpenAI's names: in_proj_weight [3W,W] (q,k,v rows),
 /// in_proj_bias [3W], out_proj (Linear W→W).
 class PackedAttentionImpl : public torch::nn::Module {
  public:
-  PackedAttentionImpl(int64_t width, int64_t heads);
+  PackedAttentionImpl(int64_t width, int64_t heads, bool init = true);
   /// Self-attention on x [N, L, W]; `mask` additive [L, L] or undefined. Scores scaled by 1/sqrt(head_dim).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
   torch::Tensor in_proj_weight, in_proj_bias;
-  torch::nn::Linear out_proj{nullptr};
+  LinearParams out_proj{nullptr};
   int64_t width, heads;
 };
 TORCH_MODULE(PackedAttention);
@@ -47,9 +54,9 @@ TORCH_MODULE(PackedAttention);
 /// mlp.c_fc (W→4W) and mlp.c_proj (4W→W).
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t width, Activation act);
+  MlpImpl(int64_t width, Activation act, bool init = true);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+  LinearParams c_fc{nullptr}, c_proj{nullptr};
   Activation act;
 };
 TORCH_MODULE(Mlp);
@@ -58,7 +65,8 @@ TORCH_MODULE(Mlp);
 /// Parameters: ln_1, attn.in_proj_weight [3W,W], attn.in_proj_bias, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj.
 class ResidualBlockImpl : public torch::nn::Module {
  public:
-  ResidualBlockImpl(int64_t width, int64_t heads, std::string activation);
+  /// init false: parameters allocated, not initialised (weights are loaded next).
+  ResidualBlockImpl(int64_t width, int64_t heads, Activation activation, bool init = true);
   /// x [N, L, W]; `mask` an additive [L, L] mask or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
 
@@ -77,7 +85,8 @@ struct VisionOutput {
 /// Vision tower (module name "visual" inside ClipModel).
 class ClipVisionImpl : public torch::nn::Module {
  public:
-  ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, const std::string& activation);
+  /// random_init false: parameters are allocated but not initialised (weights are loaded next).
+  ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, Activation activation, bool random_init = true);
   /// images [B, 3, S, S] normalised; S any multiple of patch_size (positional embedding resized
   /// bicubic/antialias as DESIGN §2, cached per grid size). features_list is 1-based block indices.
   /// Blocks after the last requested one still run only if `need_global` (the global feature needs the last).
@@ -109,7 +118,9 @@ TORCH_MODULE(ClipVision);
 /// The whole CLIP backbone: `visual` + the text tower registered at the top level (OpenAI names).
 class ClipModelImpl : public torch::nn::Module {
  public:
-  explicit ClipModelImpl(const ClipConfig& cfg);
+  /// random_init false: parameters are allocated but not initialised (weights are loaded next;
+  /// initialising ViT-L's 428M parameters costs seconds).
+  explicit ClipModelImpl(const ClipConfig& cfg, bool random_init = true);
 
   ClipVision visual{nullptr};
 
@@ -131,6 +142,12 @@ class ClipModelImpl : public torch::nn::Module {
   torch::Tensor encode_text(const torch::Tensor& ids);
 
   const ClipConfig& config() const;
+
+  /// Stores the vision tower's attention and MLP weights in `dtype` (runtime.precision bf16/fp16):
+  /// those matmuls then run in it, while the residual stream, LayerNorms, attention scores and
+  /// softmax, embeddings, projections and the whole text tower (~12 positions) stay fp32 (mixed
+  /// precision, see ResidualBlockImpl::forward). fp32 afterwards keeps the rounding already done.
+  void set_block_dtype(c10::ScalarType dtype);
 
   torch::nn::ModuleList resblocks{nullptr};  ///< text blocks, registered as transformer.resblocks
   torch::nn::Embedding token_embedding{nullptr};
@@ -155,12 +172,5 @@ int64_t count_parameters(const torch::nn::Module& m);
 /// resize_pos_embed: class row kept, grid rows as [1, W, g0, g0] → bicubic, align_corners=false,
 /// antialias=true → [grid²+1, W]. Returns the input itself when the grid is unchanged.
 torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid);
-
-/// Builds a ClipModel from a weights file (OpenAI TorchScript archive or .safetensors) and loads
-/// it strictly. `config`: the model config to use (shapes must match the file); without it the
-/// config is inferred from the tensor shapes (io::infer_clip_config) and `activation` applies.
-/// The model is returned in eval mode on the CPU, its parameters not requiring gradients.
-ClipModel load_clip_model(const std::string& weights_path, const std::optional<ClipConfig>& config = std::nullopt,
-                          const std::string& activation = "gelu");
 
 }  // namespace vcpclip::model

@@ -5,7 +5,7 @@
 //     backbone: configs/models/ViT-L-14-336.json   # CLIP config JSON (reference format)
 //     weights: weights/ViT-L-14-336px.pt             # OpenAI TorchScript archive or .safetensors
 //     vocab: ""                                      # BPE vocab; "" = Tokenizer::find_vocab default
-//     image_size: 518
+//     image_size: 518                                # S, the input size (ModelOptions::input_size)
 //     activation: gelu                               # gelu (reference/VCP) | quick_gelu (plain CLIP)
 //     features_list: [6, 12, 18, 24]                 # 1-based vision blocks
 //     prompt_len: 2                                  # r, learned class tokens
@@ -34,11 +34,13 @@ namespace vcpclip::model {
 inline constexpr const char* kClassPlaceholder = "<|class|>";
 
 struct ModelOptions {
-  std::string backbone;             ///< CLIP model config JSON path (required)
-  std::string weights;              ///< OpenAI .pt or .safetensors; "" = random init (tests / tiny only; warns)
-  std::string vocab;                ///< BPE vocab file; "" = Tokenizer::find_vocab("") search
-  int64_t image_size = 518;         ///< S (multiple of the patch size)
-  std::string activation = "gelu";  ///< overrides the backbone JSON's activation
+  std::string backbone;  ///< CLIP model config JSON path (required)
+  std::string weights;   ///< OpenAI .pt or .safetensors; "" = random init (tests / tiny only; warns)
+  std::string vocab;     ///< BPE vocab file; "" = Tokenizer::find_vocab("") search
+  /// S, the size the model works at (config key `image_size`; a multiple of the patch size). Not
+  /// the backbone's native resolution (ClipVisionConfig::image_size): position embeddings are resized.
+  int64_t input_size = 518;
+  Activation activation = Activation::kGelu;          ///< overrides the backbone JSON's activation
   std::vector<int64_t> features_list{6, 12, 18, 24};  ///< 1-based vision block indices
   int64_t prompt_len = 2;                             ///< r
   int64_t deep_prompt_len = 1;                        ///< n
@@ -57,7 +59,7 @@ struct ModelOptions {
 ModelOptions parse_model_options(io::ConfigNode& node);
 
 /// Checks the options against the backbone (features_list entries in 1..vision layers and
-/// strictly increasing, image_size a multiple of patch_size, prompt_len ≥ 1, deep_prompt_layers in
+/// strictly increasing, input_size a multiple of patch_size, prompt_len ≥ 1, deep_prompt_layers in
 /// {-1, 0, text layers - 1}, text width == embed_dim (Pre-VCP needs it), vision width divisible by
 /// post_heads, ...). Throws vcpclip::Error naming the key. `origin` names the config in messages.
 void validate_model_options(const ModelOptions& opts, const ClipConfig& clip,

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/common/runtime.h"
+#include "vcpclip/common/stage_timer.h"
 #include "vcpclip/io/checkpoint.h"
 #include "vcpclip/model/clip_model.h"
 #include "vcpclip/model/model_options.h"
@@ -125,7 +127,8 @@ struct VcpMaps {
 
 class VcpClipImpl : public torch::nn::Module {
  public:
-  /// Takes a built (weights loaded) backbone; creates the head from opts (seeded by opts.init_seed).
+  /// Takes a built backbone; validates opts against its config (validate_model_options, the one
+  /// place that runs it) and creates the head from opts (seeded by opts.init_seed).
   VcpClipImpl(ClipModel clip, const ModelOptions& opts, TokenizedTemplates templates);
 
   ClipModel clip{nullptr};  ///< frozen (requires_grad false, always eval)
@@ -133,8 +136,16 @@ class VcpClipImpl : public torch::nn::Module {
 
   /// Full forward for images [B, 3, S, S] (CLIP-normalised, on the model's device).
   VcpOutput forward(const torch::Tensor& images);
-  /// M_raw, M_post [B, S, S] (no autograd: use under eval for inference).
-  VcpMaps predict_maps(const torch::Tensor& images);
+  /// M_raw, M_post [B, S, S] float32 (no autograd: use under eval for inference). With a timer,
+  /// the stages "vision tower", "Pre-VCP", "text tower", "Post-VCP + maps" are charged to it.
+  VcpMaps predict_maps(const torch::Tensor& images, StageTimer* timer = nullptr);
+
+  /// runtime.precision: bf16/fp16 run the vision tower's matmuls in that dtype (ClipModelImpl::
+  /// set_block_dtype; the head stays fp32); autocast runs forward() and predict_maps() under CUDA
+  /// autocast (fp16). Call after moving the model to its device; fp16 and autocast need CUDA
+  /// (vcpclip::Error otherwise).
+  void set_precision(Precision p);
+  Precision precision() const { return precision_; }
 
   // --- stages (used by forward; public for parity tests and diagnostics) ---
   /// Vision tower without autograd: patch features per layer + global feature.
@@ -153,11 +164,13 @@ class VcpClipImpl : public torch::nn::Module {
 
   const ModelOptions& options() const { return opts_; }
   const TokenizedTemplates& templates() const { return templates_; }
-  int64_t image_size() const { return opts_.image_size; }
+  /// S: the input size images must have ([B, 3, S, S]) and the maps come out at (model.image_size).
+  int64_t input_size() const { return opts_.input_size; }
 
  private:
   ModelOptions opts_;
   TokenizedTemplates templates_;
+  Precision precision_ = Precision::kFp32;
 };
 TORCH_MODULE(VcpClip);
 
