@@ -1,6 +1,6 @@
-// `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--set k=v]...`:
-// zero-shot evaluation of a VCP-CLIP checkpoint on the test set of `eval.data` (DESIGN §6, §8).
-// All logic lives in vcpclip::app::run_eval.
+// `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--skip-bad]
+// [--allow-partial] [--set k=v]...`: zero-shot evaluation of a VCP-CLIP checkpoint on the test set
+// of `eval.data` (DESIGN §6, §8). All logic lives in vcpclip::app::run_eval.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -15,7 +15,7 @@ namespace {
 struct EvalArgs {
   std::string config, checkpoint, out;
   std::vector<std::string> overrides;
-  bool save_maps = false, export_png = false, no_progress = false;
+  bool save_maps = false, export_png = false, no_progress = false, skip_bad = false, allow_partial = false;
 };
 
 }  // namespace
@@ -32,6 +32,9 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_flag("--save-maps", a->save_maps, "write maps/<class>/<defect>/<stem>.npy and maps/scores.json");
       sub.add_flag("--export-png", a->export_png,
                    "write imgs/<class>/<defect>/<stem>.png strips, heatmaps, ROC/PRO plots");
+      sub.add_flag("--skip-bad", a->skip_bad, "leave unreadable test images out (as eval.data.skip_bad: true)");
+      sub.add_flag("--allow-partial", a->allow_partial,
+                   "report even when a class cannot be scored (the mean row says what it covers)");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
       return [a]() {
@@ -42,8 +45,12 @@ static vcpclip::cli::CommandRegistrar reg(
         req.eval.save_maps = req.eval.save_maps || a->save_maps;
         req.eval.export_png = req.eval.export_png || a->export_png;
         req.progress = !a->no_progress;
+        req.allow_partial = a->allow_partial;
+        if (a->skip_bad) req.eval.data->skip_bad = true;
         auto result = vcpclip::app::run_eval(req);
         std::printf("%s", vcpclip::app::format_eval_table(result).c_str());
+        const std::string missing = vcpclip::eval::incomplete_summary(result.report);
+        if (!missing.empty()) std::printf("PARTIAL RESULT: %s\n", missing.c_str());
         std::printf("%lld images, %.2f img/s -> %s/metrics.json\n", static_cast<long long>(result.images),
                     result.images_per_second, req.out_dir.c_str());
         return 0;

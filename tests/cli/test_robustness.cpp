@@ -117,7 +117,7 @@ fs::path config() {
   static const fs::path p = [] {
     const auto f = work() / "run.yaml";
     std::ofstream(f) << "runtime:\n  threads: 1\n"
-                     << model_section() << "train:\n  epochs: 2\n  batch_size: 4\n  workers: 1\n  out_dir: "
+                     << model_section() << "train:\n  epochs: 2\n  batch_size: 4\n  out_dir: "
                      << (work() / "train_default").string()
                      << "\n  data:\n    layout: visa\n    root: " << aux_set().string() << "\n    workers: 1\n"
                      << "eval:\n  batch_size: 4\n  out_dir: " << (work() / "eval_default").string()

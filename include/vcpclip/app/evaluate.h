@@ -9,6 +9,11 @@
 // float32, masks as bytes); then per class: min-max normalisation of the maps and of the scores
 // (reference test.py) and the metrics of DESIGN §8; the mean over the classes that have them.
 //
+// Partial results are failures (eval/report.h): a class without test images stops the run before
+// the model runs, an unreadable image stops it where it is met, unless the request allows them
+// (allow_partial for classes, eval.data.skip_bad for images); the reports then say what the mean
+// covers ("mean over 1 of 2 classes").
+//
 // Output directory:
 //   metrics.json, metrics.csv, metrics.md   per-class and mean metrics (+ run information)
 //   maps/<class>/<defect>/<stem>.npy        (save_maps) float32 [S,S] pixel maps, unnormalised
@@ -32,11 +37,12 @@ struct EvalRequest {
   RuntimeOptions runtime;
   model::ModelOptions model;
   PostprocessOptions postprocess;
-  EvalSection eval;         ///< eval.data must be set
-  std::string checkpoint;   ///< reference-layout .pth; "" = untrained head (seeded), with a warning
-  std::string out_dir;      ///< output directory (created)
-  std::string config_path;  ///< recorded in metrics.json
-  bool progress = true;     ///< progress bar on stderr
+  EvalSection eval;            ///< eval.data must be set
+  std::string checkpoint;      ///< reference-layout .pth; "" = untrained head (seeded), with a warning
+  std::string out_dir;         ///< output directory (created)
+  std::string config_path;     ///< recorded in metrics.json
+  bool progress = true;        ///< progress bar on stderr
+  bool allow_partial = false;  ///< --allow-partial: report even when classes have no metrics
 };
 
 /// Builds a request from a loaded run config ("eval needs a `model` / `eval.data` section in F"
@@ -52,7 +58,8 @@ struct EvalResult {
 };
 
 /// Runs the whole evaluation; builds the model from req.model and loads req.checkpoint.
-/// Errors: unreadable image without skip_bad (vcpclip::Error naming the file), empty test set.
+/// Errors: unreadable image without skip_bad (vcpclip::Error naming the file), empty test set,
+/// a class without metrics unless allow_partial (eval::require_complete: no metrics written then).
 EvalResult run_eval(const EvalRequest& req);
 /// Same with an already built model (tests); req.checkpoint is loaded into it when non-empty.
 EvalResult run_eval(const EvalRequest& req, model::VcpClip model);
