@@ -52,8 +52,8 @@ void expect_clean(F&& read) {
 }  // namespace vcpclip::fuzz
 
 /// Every target: quiet logs (the readers warn about what they skip).
-#define VCPCLIP_FUZZ_INIT()                                        \
-  extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {   \
-    spdlog::set_level(spdlog::level::off);                         \
-    return 0;                                                      \
+#define VCPCLIP_FUZZ_INIT()                                      \
+  extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) { \
+    spdlog::set_level(spdlog::level::off);                       \
+    return 0;                                                    \
   }

@@ -23,8 +23,10 @@ import zipfile
 
 import numpy as np
 import torch
-import torch.nn as nn
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_golden_clip import make_container  # noqa: E402  (OpenAI's tensor names as a TorchScript module)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OUT = os.path.join(ROOT, "fuzz", "corpus")
@@ -43,26 +45,6 @@ def copy_matching(src_dir, dst, keep, max_bytes=70000):
         p = os.path.join(src_dir, name)
         if keep(name) and os.path.getsize(p) <= max_bytes:
             shutil.copy(p, os.path.join(dst, name))
-
-
-class Holder(nn.Module):
-    """A parameter container whose state_dict has exactly the given (dotted) names."""
-
-
-def container(state):
-    root = Holder()
-    for name, t in state.items():
-        parts = name.split(".")
-        mod = root
-        for p in parts[:-1]:
-            if not hasattr(mod, p):
-                mod.add_module(p, Holder())
-            mod = getattr(mod, p)
-        if name in ("input_resolution", "context_length", "vocab_size"):
-            mod.register_buffer(parts[-1], t)
-        else:
-            mod.register_parameter(parts[-1], nn.Parameter(t, requires_grad=False))
-    return root
 
 
 def mini_clip_state():
@@ -105,7 +87,7 @@ def weights_seeds(state):
     d = out_dir("torchscript")
     for dtype, tag in ((torch.float16, "fp16"), (torch.float32, "fp32")):
         typed = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-        torch.jit.script(container(typed).eval()).save(os.path.join(d, "mini_clip_%s.pt" % tag))
+        torch.jit.script(make_container(typed).eval()).save(os.path.join(d, "mini_clip_%s.pt" % tag))
     torch.save({"visual.proj": torch.zeros(2, 2)}, os.path.join(d, "state_dict_not_torchscript.pt"))
     d = out_dir("safetensors")
     floats = {k: v for k, v in state.items() if v.is_floating_point()}

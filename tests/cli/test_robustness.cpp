@@ -117,8 +117,8 @@ fs::path config() {
   static const fs::path p = [] {
     const auto f = work() / "run.yaml";
     std::ofstream(f) << "runtime:\n  threads: 1\n"
-                     << model_section() << "train:\n  epochs: 2\n  batch_size: 4\n  out_dir: "
-                     << (work() / "train_default").string()
+                     << model_section()
+                     << "train:\n  epochs: 2\n  batch_size: 4\n  out_dir: " << (work() / "train_default").string()
                      << "\n  data:\n    layout: visa\n    root: " << aux_set().string() << "\n    workers: 1\n"
                      << "eval:\n  batch_size: 4\n  out_dir: " << (work() / "eval_default").string()
                      << "\n  data:\n    layout: mvtec\n    root: " << target_set().string() << "\n    workers: 1\n";

@@ -77,7 +77,7 @@ void kill_when(const std::vector<std::string>& args, const std::string& log, con
     if (when()) break;
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "the run ended before the kill point:\n"
-                                                    << vcpclip::testing::slurp(log);
+                                                   << vcpclip::testing::slurp(log);
     ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::minutes(5)) << vcpclip::testing::slurp(log);
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
@@ -94,19 +94,25 @@ std::vector<nlohmann::json> jsonl(const fs::path& p) {
   return out;
 }
 
+/// A run config for the tiny fixture backbone on `data` (batch 2, one loader thread, the given
+/// train.* lines), written to dir/train.yaml.
+fs::path write_config(const fs::path& dir, const std::string& data, const std::string& train_lines) {
+  const auto cfg = dir / "train.yaml";
+  std::ofstream(cfg) << "runtime: {device: cpu, threads: 1, seed: 333, log_level: info}\n"
+                     << "model:\n  backbone: " << kVcp << "tiny_vcp_clip.json\n  weights: " << kVcp
+                     << "tiny_vcp_clip.pt\n  vocab: " << vocab()
+                     << "\n  image_size: 64\n  features_list: [2, 3, 4]\n  post_heads: 8\n"
+                     << "train:\n  batch_size: 2\n  lr: 1.0e-3\n"
+                     << train_lines << "  data: {layout: visa, workers: 1, root: " << data << "}\n";
+  return cfg;
+}
+
 }  // namespace
 
 TEST(TrainFaults, SigkillAnywhereThenResumeEqualsAnUninterruptedRun) {
   TempDir tmp("train_kill");
   const auto data = make_dataset(tmp.path / "data", 8);  // 16 images, batch 2: 8 steps per epoch
-  const auto cfg = tmp.path / "train.yaml";
-  std::ofstream(cfg) << "runtime: {device: cpu, threads: 1, seed: 333, log_level: info}\n"
-                     << "model:\n  backbone: " << kVcp << "tiny_vcp_clip.json\n  weights: " << kVcp
-                     << "tiny_vcp_clip.pt\n  vocab: " << vocab()
-                     << "\n  image_size: 64\n  features_list: [2, 3, 4]\n  post_heads: 8\n"
-                     << "train:\n  epochs: 2\n  batch_size: 2\n  lr: 1.0e-3\n"
-                     << "  resume_every_steps: 3\n  resume_every_seconds: 0\n"
-                     << "  data: {layout: visa, workers: 1, root: " << data << "}\n";
+  const auto cfg = write_config(tmp.path, data, "  epochs: 2\n  resume_every_steps: 3\n  resume_every_seconds: 0\n");
   // Augmentation, shuffling and prompt dropout are on: the resumed run must restore all of them.
   const auto ref = tmp.path / "ref", out = tmp.path / "killed";
   auto args = [&](const fs::path& dir, bool resume) {
@@ -162,16 +168,11 @@ TEST(TrainFaults, SigkillAnywhereThenResumeEqualsAnUninterruptedRun) {
 TEST(TrainFaults, ResumeStateEveryFewSecondsInsideAnEpoch) {
   TempDir tmp("train_every");
   const auto data = make_dataset(tmp.path / "data", 8);  // 16 images, batch 2: 8 steps per epoch
-  const auto cfg = tmp.path / "train.yaml";
   const auto out = tmp.path / "out";
   // No step interval, a time interval shorter than a step: a state after every step.
-  std::ofstream(cfg) << "runtime: {device: cpu, threads: 1, seed: 333, log_level: info}\n"
-                     << "model:\n  backbone: " << kVcp << "tiny_vcp_clip.json\n  weights: " << kVcp
-                     << "tiny_vcp_clip.pt\n  vocab: " << vocab()
-                     << "\n  image_size: 64\n  features_list: [2, 3, 4]\n  post_heads: 8\n"
-                     << "train:\n  epochs: 1\n  batch_size: 2\n  lr: 1.0e-3\n  out_dir: " << out.string()
-                     << "\n  resume_every_steps: 0\n  resume_every_seconds: 1.0e-6\n"
-                     << "  data: {layout: visa, workers: 1, root: " << data << "}\n";
+  const auto cfg = write_config(
+      tmp.path, data,
+      "  epochs: 1\n  out_dir: " + out.string() + "\n  resume_every_steps: 0\n  resume_every_seconds: 1.0e-6\n");
   const std::string log = (tmp.path / "log").string();
   kill_when({"train", "-c", cfg.string(), "--no-progress"}, log, [&] { return steps_logged(out) >= 5; });
   const auto state = vcpclip::train::peek_resume_state((out / "resume.pt").string());
@@ -187,14 +188,8 @@ TEST(TrainFaults, ResumeStateEveryFewSecondsInsideAnEpoch) {
 TEST(TrainFaults, FullDiskNamesTheFileAndKeepsThePreviousState) {
   TempDir tmp("train_full");
   const auto data = make_dataset(tmp.path / "data", 4);  // 8 images, batch 2: 4 steps per epoch
-  const auto cfg = tmp.path / "train.yaml";
-  std::ofstream(cfg) << "runtime: {device: cpu, threads: 1, seed: 333, log_level: info}\n"
-                     << "model:\n  backbone: " << kVcp << "tiny_vcp_clip.json\n  weights: " << kVcp
-                     << "tiny_vcp_clip.pt\n  vocab: " << vocab()
-                     << "\n  image_size: 64\n  features_list: [2, 3, 4]\n  post_heads: 8\n"
-                     << "train:\n  epochs: 3\n  batch_size: 2\n  lr: 1.0e-3\n  save_every: 3\n"
-                     << "  resume_every_steps: 0\n  resume_every_seconds: 0\n"
-                     << "  data: {layout: visa, workers: 1, root: " << data << "}\n";
+  const auto cfg = write_config(tmp.path, data,
+                                "  epochs: 3\n  save_every: 3\n  resume_every_steps: 0\n  resume_every_seconds: 0\n");
   const auto ref = tmp.path / "ref", out = tmp.path / "out";
   auto args = [&](const fs::path& dir, std::vector<std::string> extra) {
     std::vector<std::string> a{"train", "-c", cfg.string(), "--no-progress", "--set", "train.out_dir=" + dir.string()};

@@ -1,9 +1,9 @@
 // Report writers: null (never NaN) for undefined values, means over defined classes, exact text.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <map>
 #include <sstream>
 
