@@ -109,7 +109,7 @@ void add_batch(const EvalRequest& req, const data::Batch& batch, const model::Vc
       VCP_CHECK(!c.saved_scores.count(key), "eval --save-maps: two test images share the key '", key,
                 "' (same class, defect and file stem), the second is ", info.image_path);
       const std::string file = eval::saved_map_path(maps_dir.string(), item);
-      fs::create_directories(fs::path(file).parent_path());
+      io::make_directories(fs::path(file).parent_path().string());
       io::write_npy(file, pixel[j].contiguous());
       c.saved_scores[key] = sc;
     }
@@ -209,7 +209,7 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model) {
   model->eval();
   const TestSet ts = read_test_set(*req.eval.data);
   check_empty_classes(ts, req.allow_partial);
-  fs::create_directories(req.out_dir);
+  io::make_directories(req.out_dir);
 
   Collected collected;
   predict_test_set(req, model, ts, collected, result);

@@ -24,7 +24,8 @@ using ScoreMap = std::map<std::string, double>;
 void add_image(eval::ClassAccumulator& acc, const eval::GroundTruthItem& it, const std::string& maps_dir,
                const ScoreMap& scores) {
   const std::string path = eval::saved_map_path(maps_dir, it);
-  VCP_CHECK(std::filesystem::exists(path), "missing anomaly map ", path, " for image '", it.key(), "'");
+  std::error_code ec;
+  VCP_CHECK(std::filesystem::exists(path, ec), "missing anomaly map ", path, " for image '", it.key(), "'");
   at::Tensor map = io::read_npy(path);
   while (map.dim() > 2 && map.size(0) == 1) map = map.squeeze(0);
   VCP_CHECK(map.dim() == 2 && map.is_floating_point(), "anomaly map ", path, " must be a float32 [S,S] array, found ",
@@ -88,7 +89,8 @@ ScoreResult run_score(const ScoreRequest& req) {
   const auto& dopts = cfg.require_eval_data("score");
   eval::MetricsOptions opts = cfg.eval.metrics;
   if (req.aupro) opts.aupro = *req.aupro;
-  VCP_CHECK(std::filesystem::is_directory(req.maps_dir), "maps directory '", req.maps_dir, "' does not exist");
+  std::error_code ec;
+  VCP_CHECK(std::filesystem::is_directory(req.maps_dir, ec), "maps directory '", req.maps_dir, "' does not exist");
   const auto scores = eval::read_scores_json(req.maps_dir + "/scores.json");
   const data::DatasetIndex index = data::read_index(dopts);
 

@@ -265,9 +265,7 @@ std::string report_markdown(const EvaluationReport& r) {
 }
 
 void write_reports(const EvaluationReport& r, const std::string& dir, const nlohmann::json& run) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  VCP_CHECK(!ec, "cannot create the report directory '", dir, "': ", ec.message());
+  io::make_directories(dir);
   nlohmann::json j = report_json(r);
   if (!run.is_null()) j["run"] = run;
   io::AtomicFileWriter json(dir + "/metrics.json"), csv(dir + "/metrics.csv"), md(dir + "/metrics.md");

@@ -81,6 +81,12 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   w.commit();
 }
 
+void make_directories(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  VCP_CHECK(!ec, "cannot create the directory ", dir, ": ", ec.message());
+}
+
 std::vector<std::string> remove_stale_temp_files(const std::string& dir) {
   static const std::regex temp_name(R"(.+\.tmp\.([0-9]{1,9})\.[0-9]+)");
   std::vector<std::filesystem::path> stale;

@@ -37,7 +37,8 @@ double read_f64(torch::serialize::InputArchive& ar, const std::string& key, cons
 }
 
 torch::serialize::InputArchive open_archive(const std::string& path) {
-  VCP_CHECK(std::filesystem::exists(path), "resume state not found: ", path,
+  std::error_code ec;
+  VCP_CHECK(std::filesystem::exists(path, ec), "resume state not found: ", path,
             " (nothing to resume: run without --resume, or point train.out_dir at the earlier run)");
   torch::serialize::InputArchive ar;
   try {

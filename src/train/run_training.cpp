@@ -77,7 +77,8 @@ void append_line(const std::string& path, const nlohmann::json& j) {
 /// Drops lines whose `key` exceeds `max` (a resumed run re-logs what came after its state) and
 /// torn lines of a killed run; rewritten atomically.
 void truncate_jsonl(const std::string& path, const char* key, int64_t max) {
-  if (!fs::exists(path)) return;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
   std::ifstream in(path);
   std::stringstream kept;
   std::string line;
@@ -179,9 +180,7 @@ void Run::open_files() {
             " must be divisible by WORLD_SIZE=", dist_.world_size(),
             " (each rank trains on batch_size / WORLD_SIZE images)");
   if (dist_.is_main()) {
-    std::error_code ec;
-    fs::create_directories(files_.dir, ec);
-    VCP_CHECK(!ec, "cannot create the training output directory ", files_.dir.string(), ": ", ec.message());
+    io::make_directories(files_.dir.string());
     for (const auto& p : io::remove_stale_temp_files(files_.dir.string()))
       spdlog::info("removed {}, left by a killed run", p);
   }
@@ -218,6 +217,9 @@ void Run::restore_resume_state() {
             " rank(s); resuming it needs the same train.batch_size and "
             "WORLD_SIZE (found ",
             to_.batch_size, " on ", dist_.world_size(), ")");
+  VCP_CHECK(saved.batch_in_epoch <= loader_->batches_per_epoch(), "resume state ", files_.resume, " stopped at batch ",
+            saved.batch_in_epoch, " of epoch ", saved.epoch + 1, " but the training set now has ",
+            loader_->batches_per_epoch(), " batches per epoch (was the dataset changed?)");
   if (saved.seed != req_.runtime.seed)
     spdlog::warn("resume: the state was written with seed {}, this run has seed {} (data order differs)", saved.seed,
                  req_.runtime.seed);
@@ -393,9 +395,10 @@ TrainSummary Run::train() {
     }
   } catch (const std::exception& e) {
     spdlog::error("training stopped: {}", e.what());
-    if (dist_.is_main() && fs::exists(files_.resume))
+    std::error_code ec;
+    if (dist_.is_main() && fs::exists(files_.resume, ec))
       spdlog::error("the last saved state is {} (continue with --resume); the last checkpoint {}", files_.resume,
-                    fs::exists(files_.last) ? files_.last : std::string("was not written yet"));
+                    fs::exists(files_.last, ec) ? files_.last : std::string("was not written yet"));
     throw;
   }
   summary_.steps = counters_.step;

@@ -108,3 +108,12 @@ TEST_F(DiskFull, StaleTemporariesOfKilledWritersAreRemoved) {
   EXPECT_EQ(io::remove_stale_temp_files(dir.string()), std::vector<std::string>{dead});
   EXPECT_EQ(files(), (std::vector<std::string>{fs::path(alive).filename().string(), "notes.tmp.txt", "resume.pt"}));
 }
+
+TEST_F(DiskFull, UncreatableDirectoryIsAnErrorNamingIt) {
+  io::write_file_atomically((dir / "taken").string(), "a file where a directory should go");
+  const std::string target = (dir / "taken" / "maps").string();
+  EXPECT_EQ(error_of([&] { io::make_directories(target); }),
+            "cannot create the directory " + target + ": Not a directory");
+  EXPECT_NO_THROW(io::make_directories((dir / "a" / "b").string()));
+  EXPECT_TRUE(fs::is_directory(dir / "a" / "b"));
+}

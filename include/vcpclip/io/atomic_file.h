@@ -38,6 +38,10 @@ class AtomicFileWriter {
 /// One-shot: replaces `path` with `bytes` atomically.
 void write_file_atomically(const std::string& path, std::string_view bytes);
 
+/// std::filesystem::create_directories with a failure (no permission, a file in the way, a full
+/// disk) as a vcpclip::Error naming the directory.
+void make_directories(const std::string& dir);
+
 /// Removes the temporary files "<name>.tmp.<pid>.<n>" in `dir` that a killed process left behind
 /// (its pid no longer runs; SIGKILL gives no chance to clean up). Files of live processes stay.
 /// Returns the paths removed.
