@@ -1,16 +1,13 @@
 // A pickle VM for torch.save's data.pkl (the opcodes and globals listed in pickle.h), and the zip
 // reading around it. Every read is bounds-checked; bad input is a vcpclip::Error naming the file.
-#include <c10/util/Exception.h>
-#include <caffe2/serialize/inline_container.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <unordered_map>
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/pickle.h"
+#include "vcpclip/io/zip_reader.h"
 
 namespace vcpclip::io::pickle {
 namespace {
@@ -69,6 +66,20 @@ class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size, const RecordLoader& load, const std::string& source)
       : data_(data), size_(size), load_(load), source_(source) {}
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
+
+  /// Without a result (an error, or a cycle), the lists and dicts made so far are emptied: a
+  /// pickle can make one contain itself (through the memo), and shared pointers in a cycle would
+  /// never be freed.
+  ~Unpickler() {
+    if (done_) return;
+    for (auto& c : containers_) {
+      c->items.clear();
+      c->entries.clear();
+      c->state.reset();
+    }
+  }
 
   ValuePtr run() {
     while (true) {
@@ -77,6 +88,9 @@ class Unpickler {
       if (op_ == '.') {  // STOP
         if (stack_.size() != 1 || !marks_.empty())
           bad("malformed pickle: ", stack_.size(), " values on the stack at STOP");
+        if (has_cycle(stack_.back()))
+          bad("unsupported cyclic pickle (a list or dict that contains itself; torch.save never writes one)");
+        done_ = true;
         return stack_.back();
       }
       if (!scalar_op() && !memo_op() && !container_op() && !object_op())
@@ -85,6 +99,43 @@ class Unpickler {
   }
 
  private:
+  /// Remembers a list or dict (see the destructor).
+  ValuePtr container(ValuePtr v) {
+    containers_.push_back(v);
+    return v;
+  }
+
+  /// Whether a list, dict or tuple reachable from `root` contains itself (iterative depth-first
+  /// search: hostile pickles nest hundreds of thousands deep).
+  static bool has_cycle(const ValuePtr& root) {
+    enum : uint8_t { kOpen = 1, kDone = 2 };
+    std::unordered_map<const Value*, uint8_t> mark;
+    std::vector<std::pair<const Value*, size_t>> path{{root.get(), 0}};  // node, next child
+    mark[root.get()] = kOpen;
+    while (!path.empty()) {
+      auto& [v, next] = path.back();
+      const size_t n = v->items.size() + 2 * v->entries.size() + (v->state ? 1 : 0);
+      if (next == n) {
+        mark[v] = kDone;
+        path.pop_back();
+        continue;
+      }
+      const size_t k = next++;
+      const Value* c = k < v->items.size() ? v->items[k].get()
+                       : k - v->items.size() < 2 * v->entries.size()
+                           ? ((k - v->items.size()) % 2 ? v->entries[(k - v->items.size()) / 2].second.get()
+                                                        : v->entries[(k - v->items.size()) / 2].first.get())
+                           : v->state.get();
+      if (!c || (c->items.empty() && c->entries.empty() && !c->state)) continue;
+      uint8_t& m = mark[c];
+      if (m == kOpen) return true;
+      if (m == kDone) continue;
+      m = kOpen;
+      path.emplace_back(c, 0);
+    }
+    return false;
+  }
+
   /// PROTO and the opcodes that push one constant; false when op_ is none of them.
   bool scalar_op() {
     switch (op_) {
@@ -155,10 +206,10 @@ class Unpickler {
         marks_.push_back(stack_.size());
         return true;
       case '}':
-        push(Value::dict(false));
+        push(container(Value::dict(false)));
         return true;
       case ']':
-        push(Value::list());
+        push(container(Value::list()));
         return true;
       case ')':
         push(Value::tuple());
@@ -420,7 +471,7 @@ class Unpickler {
     const auto& a = args.items;
     if (fn.s == "collections.OrderedDict") {
       if (!a.empty()) bad("collections.OrderedDict called with ", a.size(), " arguments (expected none)");
-      return Value::dict(true);
+      return container(Value::dict(true));
     }
     if (fn.s == "torch._utils._rebuild_tensor_v2") {
       if (a.size() != 6 && a.size() != 7)
@@ -469,12 +520,9 @@ class Unpickler {
   std::unordered_map<uint32_t, ValuePtr> memo_;
   std::unordered_map<std::string, ValuePtr> storages_;
   std::unordered_map<const Value*, std::pair<ValuePtr, std::unordered_map<std::string, size_t>>> dict_index_;
+  std::vector<ValuePtr> containers_;
+  bool done_ = false;
 };
-
-std::string first_line(const std::string& s) {
-  auto nl = s.find('\n');
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
 
 }  // namespace
 
@@ -492,31 +540,6 @@ void check_zip_magic(const char* head, size_t size, const std::string& source) {
          ": not a zip file (torch.save writes a zip; legacy non-zip .pth files are not supported)");
 }
 
-/// data.pkl of the archive `open_reader` opens, unpickled with its storages; every failure is a
-/// vcpclip::Error naming `source`.
-ValuePtr read_archive(const std::function<std::unique_ptr<caffe2::serialize::PyTorchStreamReader>()>& open_reader,
-                      const std::string& source) {
-  try {
-    const auto reader = open_reader();
-    if (!reader->hasRecord("data.pkl")) fail("cannot read ", source, ": the zip has no <folder>/data.pkl record");
-    auto [pkl_ptr, pkl_size] = reader->getRecord("data.pkl");
-    RecordLoader loader = [&](const std::string& key) -> std::pair<std::shared_ptr<const uint8_t>, size_t> {
-      std::string name = "data/" + key;
-      if (!reader->hasRecord(name)) fail("cannot read ", source, ": storage record ", name, " is missing from the zip");
-      auto [ptr, n] = reader->getRecord(name);
-      auto holder = std::make_shared<at::DataPtr>(std::move(ptr));
-      return {std::shared_ptr<const uint8_t>(holder, static_cast<const uint8_t*>(holder->get())), n};
-    };
-    return unpickle(static_cast<const uint8_t*>(pkl_ptr.get()), pkl_size, loader, source);
-  } catch (const Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    fail("cannot read ", source, ": not a readable torch.save zip (", first_line(e.what_without_backtrace()), ")");
-  } catch (const std::exception& e) {
-    fail("cannot read ", source, ": ", e.what());
-  }
-}
-
 }  // namespace
 
 ValuePtr load_torch_file(const std::string& path) {
@@ -528,7 +551,16 @@ ValuePtr load_torch_file(const std::string& path) {
   char magic[4] = {0, 0, 0, 0};
   std::ifstream(path, std::ios::binary).read(magic, 4);
   check_zip_magic(magic, file_size, path);
-  return read_archive([&] { return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path); }, path);
+  const ZipReader zip(path);
+  if (!zip.has("data.pkl")) fail("cannot read ", path, ": the zip has no <folder>/data.pkl record");
+  const auto pkl = zip.read("data.pkl");
+  RecordLoader loader = [&](const std::string& key) -> std::pair<std::shared_ptr<const uint8_t>, size_t> {
+    const std::string name = "data/" + key;
+    if (!zip.has(name)) fail("cannot read ", path, ": storage record ", name, " is missing from the zip");
+    auto bytes = zip.read(name);
+    return {std::shared_ptr<const uint8_t>(bytes, bytes->data()), bytes->size()};
+  };
+  return unpickle(pkl->data(), pkl->size(), loader, path);
 }
 
 }  // namespace vcpclip::io::pickle
