@@ -45,12 +45,13 @@ for r in "${READERS[@]}"; do
       >"$log" 2>&1; then
     status=1
     echo "fuzz: $r FAILED:"
-    grep -E "ERROR|SUMMARY|fuzz: |Test unit written" "$log" | head -n 20 || tail -n 30 "$log"
+    grep -aE "ERROR|SUMMARY|fuzz: |Test unit written" "$log" | head -n 20 || tail -n 30 "$log"
   fi
-  done_line=$(grep -E "^#[0-9]+ +DONE" "$log" | tail -n 1 || true)
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
+  # The last status line ("#N DONE", or the last progress line when a finding stopped the run).
+  done_line=$(grep -aE "^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse)" "$log" | tail -n 1 || true)
+  execs=$(sed -n 's/^stat::number_of_executed_units:[[:space:]]*//p' "$log" | tail -n 1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec:[[:space:]]*//p' "$log" | tail -n 1)
+  rss=$(sed -n 's/^stat::peak_rss_mb:[[:space:]]*//p' "$log" | tail -n 1)
   cov=$(echo "$done_line" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$done_line" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
   corp=$(echo "$done_line" | sed -n 's/.*corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p')
