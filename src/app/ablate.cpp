@@ -344,11 +344,9 @@ nlohmann::json run_one(const AblationConfig& c, const AblationVariant& v, uint64
       res["train_steps"] = d.value("steps", 0);
       res["train_seconds"] = d.value("seconds", 0.0);
     } else {
-      TrainCommand cmd;
-      cmd.config = c.base;
-      cmd.overrides = overrides;
-      cmd.progress = progress;
-      auto req = make_train_request(cmd);
+      TrainFlags flags;
+      flags.progress = progress;
+      auto req = make_train_request(cfg, flags);
       req.resume = fs::exists(tdir / "resume.pt");
       if (req.resume)
         spdlog::info("ablate: {} seed {}: resuming training from {}", v.name, seed, (tdir / "resume.pt").string());

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "vcpclip/app/run_util.h"
+#include "vcpclip/app/train.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/report.h"
 #include "vcpclip/io/atomic_file.h"
@@ -226,14 +227,10 @@ DemoResult run_demo(const DemoConfig& cfg_in, std::ostream& out, const DemoOptio
 
   // 4. training on the auxiliary set
   t0 = Clock::now();
-  train::TrainRequest treq;
-  treq.runtime = run.runtime;
+  TrainFlags tflags;
+  tflags.progress = opts.progress;
+  train::TrainRequest treq = make_train_request(run, tflags);
   treq.model = mo;
-  treq.data = *run.train.data;
-  treq.train = run.train.options;
-  treq.train.val_data = run.train.val_data;
-  treq.progress = opts.progress;
-  treq.config_text = run.text;
   spdlog::info("demo: training on {} -> {}", treq.data.root, treq.train.out_dir);
   result.train = train::run_training(treq);
   stages["train_seconds"] = seconds_since(t0);

@@ -55,12 +55,12 @@ train:
   lr_temp: 0.01
   save_every: 1
   out_dir: ${out_dir}/train
-  workers: 2
   log_every: 1
   data:
     layout: visa
     root: ${out_dir}/data/aux
     split: test
+    workers: 2
 eval:
   batch_size: 8
   out_dir: ${out_dir}/eval

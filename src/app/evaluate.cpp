@@ -11,9 +11,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 
 #include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/score.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
 #include "vcpclip/common/stage_timer.h"
@@ -32,39 +32,164 @@ void export_eval_pngs(const EvalRequest& req, const std::vector<eval::ClassAccum
 
 namespace {
 
-/// The key `vcpclip score` uses for an image: <class>/<defect>/<stem> (eval/ground_truth.h).
-eval::GroundTruthItem ground_truth_item(const data::SampleInfo& s) {
-  eval::GroundTruthItem it;
-  it.cls = s.cls_name;
-  it.defect = s.specie_name.empty() ? (s.anomaly ? "anomaly" : "good") : s.specie_name;
-  it.stem = fs::path(s.image_path).stem().string();
-  it.mask_path = s.mask_path;
-  it.label = s.anomaly;
-  return it;
+/// The test set in dataset class order, with the number of test images of each class.
+struct TestSet {
+  data::DatasetIndex index;
+  std::vector<std::string> classes;
+  std::map<std::string, int64_t> images_of;
+};
+
+/// What the model run collects: per-class accumulators (in TestSet::classes order), the saved
+/// scores (save_maps) and the samples by key (export_png).
+struct Collected {
+  std::vector<eval::ClassAccumulator> accs;
+  std::map<std::string, size_t> acc_of;
+  std::map<std::string, double> saved_scores;
+  std::map<std::string, data::SampleInfo> infos;
+};
+
+void warn(EvalResult& result, const std::string& w) {
+  spdlog::warn("eval: {}", w);
+  result.report.warnings.push_back(w);
+}
+
+TestSet read_test_set(const data::DataOptions& opts) {
+  TestSet ts;
+  ts.index = data::read_index(opts);
+  VCP_CHECK(!ts.index.samples.empty(), "eval: the test set is empty (", ts.index.source, ")");
+  for (const auto& si : ts.index.samples) ++ts.images_of[si.cls_name];
+  ts.classes = ts.index.classes;
+  for (const auto& [c, n] : ts.images_of)
+    if (std::find(ts.classes.begin(), ts.classes.end(), c) == ts.classes.end()) ts.classes.push_back(c);
+  return ts;
+}
+
+/// A class without test images cannot be scored: refused before the model runs unless allowed.
+void check_empty_classes(const TestSet& ts, bool allow_partial) {
+  std::string empty;
+  int n = 0;
+  for (const auto& c : ts.classes)
+    if (!ts.images_of.count(c)) empty += (n++ ? ", '" : "'") + c + "'";
+  VCP_CHECK(n == 0 || allow_partial, "eval: ", n == 1 ? "class " : "classes ", empty, n == 1 ? " has" : " have",
+            " no test images in ", ts.index.source,
+            ", so the result would be partial (--allow-partial evaluates the other classes and labels the mean "
+            "as partial)");
 }
 
 void write_reports(const EvalRequest& req, const EvalResult& result) {
-  nlohmann::json j = eval::report_json(result.report);
-  j["run"] = {{"config", req.config_path},
-              {"checkpoint", req.checkpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(req.checkpoint)},
-              {"untrained_head", req.checkpoint.empty()},
-              {"dataset", req.eval.data->root},
-              {"layout", req.eval.data->layout},
-              {"image_size", req.model.input_size},
-              {"alpha", req.postprocess.alpha},
-              {"sigma", req.postprocess.sigma},
-              {"topk", req.postprocess.topk},
-              {"post_vcp", req.model.post_vcp},
-              {"device", req.runtime.device},
-              {"images", result.images},
-              {"skipped", result.skipped},
-              {"seconds", result.seconds},
-              {"images_per_second", result.images_per_second}};
-  const fs::path dir(req.out_dir);
-  fs::create_directories(dir);
-  io::write_file_atomically((dir / "metrics.json").string(), j.dump(2) + "\n");
-  io::write_file_atomically((dir / "metrics.csv").string(), eval::report_csv(result.report));
-  io::write_file_atomically((dir / "metrics.md").string(), eval::report_markdown(result.report));
+  const nlohmann::json run = {
+      {"config", req.config_path},
+      {"checkpoint", req.checkpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(req.checkpoint)},
+      {"untrained_head", req.checkpoint.empty()},
+      {"dataset", req.eval.data->root},
+      {"layout", req.eval.data->layout},
+      {"image_size", req.model.input_size},
+      {"alpha", req.postprocess.alpha},
+      {"sigma", req.postprocess.sigma},
+      {"topk", req.postprocess.topk},
+      {"post_vcp", req.model.post_vcp},
+      {"device", req.runtime.device},
+      {"images", result.images},
+      {"skipped", result.skipped},
+      {"seconds", result.seconds},
+      {"images_per_second", result.images_per_second}};
+  eval::write_reports(result.report, req.out_dir, run);
+}
+
+/// One batch's post-processed maps and scores (DESIGN §6) into the accumulators (+ saved maps).
+void add_batch(const EvalRequest& req, const data::Batch& batch, const model::VcpMaps& maps, Collected& c) {
+  const auto& pp = req.postprocess;
+  const at::Tensor pixel =
+      eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma).to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor score = eval::image_score(maps.raw, maps.post, pp.topk).to(at::kCPU, at::kDouble).contiguous();
+  const fs::path maps_dir = fs::path(req.out_dir) / "maps";
+  for (int64_t j = 0; j < batch.size(); ++j) {
+    const auto& info = batch.infos[j];
+    const auto item = ground_truth_item(info);
+    const std::string key = item.key();
+    const double sc = score[j].item<double>();
+    c.accs[c.acc_of.at(info.cls_name)].add(key, pixel[j], batch.masks[j], sc, info.anomaly);
+    if (req.eval.save_maps) {
+      VCP_CHECK(!c.saved_scores.count(key), "eval --save-maps: two test images share the key '", key,
+                "' (same class, defect and file stem), the second is ", info.image_path);
+      const std::string file = eval::saved_map_path(maps_dir.string(), item);
+      io::make_directories(fs::path(file).parent_path().string());
+      io::write_npy(file, pixel[j].contiguous());
+      c.saved_scores[key] = sc;
+    }
+    if (req.eval.export_png) c.infos.emplace(key, info);
+  }
+}
+
+/// Runs the model over the whole test set (loader workers, batches of eval.batch_size).
+void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestSet& ts, Collected& c,
+                      EvalResult& result, StageTimer& timer) {
+  const int64_t s = model->input_size();
+  for (const auto& cls : ts.classes) {
+    c.acc_of[cls] = c.accs.size();
+    c.accs.emplace_back(cls);
+    c.accs.back().reserve(size_t(ts.images_of.count(cls) ? ts.images_of.at(cls) : 0), s, s);
+  }
+  const auto device = model->head->prompt_embeddings.device();
+  auto lopts = data::make_loader_options(*req.eval.data, s, req.eval.batch_size, /*shuffle=*/false, req.runtime.seed);
+  data::DataLoader loader(ts.index.samples, lopts);
+  loader.start_epoch(0);
+  std::optional<Progress> bar;
+  if (req.progress) bar.emplace("eval", static_cast<int64_t>(ts.index.samples.size()), "img");
+  const auto start = std::chrono::steady_clock::now();
+  while (true) {
+    auto wait = timer.scope("waiting for decoded images");
+    auto batch = loader.next();
+    { auto done = std::move(wait); }
+    if (!batch) break;
+    const auto maps = model->predict_maps(batch->images.to(device), &timer);
+    auto post = timer.scope("post-processing + accumulating");
+    add_batch(req, *batch, maps, c);
+    result.images += batch->size();
+    if (bar) bar->update(batch->size());
+  }
+  if (bar) bar->finish();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.images_per_second = result.seconds > 0 ? result.images / result.seconds : 0.0;
+  result.skipped = loader.skipped();
+  if (result.skipped) warn(result, msg(result.skipped, " unreadable test sample(s) skipped (eval.data.skip_bad)"));
+  if (req.eval.save_maps)
+    eval::write_scores_json((fs::path(req.out_dir) / "maps" / "scores.json").string(), c.saved_scores);
+}
+
+/// Per-class min-max normalisation (reference test.py) and metrics; a class that cannot be
+/// scored keeps its error (and null metrics) for eval::require_complete.
+void compute_metrics(const EvalRequest& req, const TestSet& ts, Collected& c, EvalResult& result) {
+  eval::MetricsOptions mopts = req.eval.metrics;
+  if (req.eval.export_png) mopts.curves = true;
+  for (auto& acc : c.accs) {
+    const int64_t expected = ts.images_of.count(acc.name()) ? ts.images_of.at(acc.name()) : 0;
+    eval::ClassMetrics m;
+    m.name = acc.name();
+    try {
+      VCP_CHECK(expected > 0, "no test images");
+      VCP_CHECK(acc.size() > 0, "all ", expected, " test images were unreadable (skipped)");
+      acc.normalize();
+      m = acc.compute(mopts);
+    } catch (const Error& e) {
+      m.error = e.what();
+      warn(result, msg("class '", acc.name(), "' not evaluated: ", e.what()));
+    }
+    m.num_skipped = expected - int64_t(acc.size());
+    for (const auto& w : m.warnings) spdlog::warn("eval: {}", w);
+    result.report.classes.push_back(std::move(m));
+  }
+  result.mean = eval::mean_metrics(result.report.classes);
+}
+
+/// --profile: the stage table on stderr and in EvalResult::profile.
+void print_profile(const EvalRequest& req, const c10::Device& device, const StageTimer& timer, double load_seconds,
+                   std::chrono::steady_clock::time_point run_start, EvalResult& result) {
+  const double total =
+      load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  result.profile = timer.to_json(total);
+  std::fprintf(stderr, "eval profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),
+               timer.table(total).c_str());
 }
 
 }  // namespace
@@ -96,135 +221,40 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_se
   const auto run_start = std::chrono::steady_clock::now();
   VCP_CHECK(req.eval.data.has_value(), "eval: no test set (an `eval.data` section) given");
   VCP_CHECK(!req.out_dir.empty(), "eval: no output directory given (--out or eval.out_dir)");
-  const auto& data_opts = *req.eval.data;
-  const int64_t s = model->input_size();
-  const auto& pp = req.postprocess;
   const auto device = model->head->prompt_embeddings.device();
   StageTimer timer(req.profile, device_sync(device));
   if (load_seconds > 0) timer.add("load (weights, tokenizer)", load_seconds);
   model->set_precision(req.runtime.precision);
   EvalResult result;
   result.report.aupro_mode = eval::to_string(req.eval.metrics.aupro);
-  auto warn = [&](const std::string& w) {
-    spdlog::warn("eval: {}", w);
-    result.report.warnings.push_back(w);
-  };
-
   if (!req.checkpoint.empty()) {
     model::load_vcp_checkpoint(*model, req.checkpoint);
   } else {
-    warn(msg("no checkpoint given: evaluating an UNTRAINED VCP head (initialised with seed ", req.model.init_seed,
-             "), a baseline, not VCP-CLIP's numbers"));
+    warn(result, msg("no checkpoint given: evaluating an UNTRAINED VCP head (initialised with seed ",
+                     req.model.init_seed, "), a baseline, not VCP-CLIP's numbers"));
   }
   model->eval();
+  const TestSet ts = read_test_set(*req.eval.data);
+  check_empty_classes(ts, req.allow_partial);
+  io::make_directories(req.out_dir);
 
-  // Test set and per-class accumulators, in dataset class order.
-  const auto index = data::read_index(data_opts);
-  VCP_CHECK(!index.samples.empty(), "eval: the test set is empty (", index.source, ")");
-  std::map<std::string, size_t> per_class;
-  for (const auto& si : index.samples) ++per_class[si.cls_name];
-  std::vector<std::string> classes = index.classes;
-  for (const auto& [c, n] : per_class)
-    if (std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
-  std::vector<eval::ClassAccumulator> accs;
-  std::map<std::string, size_t> acc_of;
-  for (const auto& c : classes) {
-    acc_of[c] = accs.size();
-    accs.emplace_back(c);
-    accs.back().reserve(per_class[c], s, s);
-  }
-
-  fs::create_directories(req.out_dir);
-  const fs::path maps_dir = fs::path(req.out_dir) / "maps";
-  std::map<std::string, double> saved_scores;
-  std::map<std::string, data::SampleInfo> infos;  // by key, for the PNG export
-
-  auto lopts = data::make_loader_options(data_opts, s, req.eval.batch_size, /*shuffle=*/false, req.runtime.seed);
-  data::DataLoader loader(index.samples, lopts);
-  loader.start_epoch(0);
-  std::optional<Progress> bar;
-  if (req.progress) bar.emplace("eval", static_cast<int64_t>(index.samples.size()), "img");
-  const auto start = std::chrono::steady_clock::now();
-  while (true) {
-    auto wait = timer.scope("waiting for decoded images");
-    auto batch = loader.next();
-    { auto done = std::move(wait); }
-    if (!batch) break;
-    auto maps = model->predict_maps(batch->images.to(device), &timer);
-    auto post = timer.scope("post-processing + accumulating");
-    // DESIGN §6 (shared with `predict`): without Post-VCP the map and score use M_raw alone.
-    at::Tensor pixel, score;
-    if (maps.post.defined()) {
-      pixel = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);
-      score = eval::image_score(maps.raw, maps.post, pp.topk);
-    } else {
-      pixel = eval::gaussian_filter(maps.raw.to(at::kFloat), pp.sigma);
-      score = eval::topk_mean(maps.raw, pp.topk);
-    }
-    pixel = pixel.to(at::kCPU).to(at::kFloat).contiguous();
-    score = score.to(at::kCPU).to(at::kDouble).contiguous();
-    for (int64_t j = 0; j < batch->size(); ++j) {
-      const auto& info = batch->infos[j];
-      const auto item = ground_truth_item(info);
-      const std::string key = item.key();
-      const double sc = score[j].item<double>();
-      accs[acc_of.at(info.cls_name)].add(key, pixel[j], batch->masks[j], sc, info.anomaly);
-      if (req.eval.save_maps) {
-        VCP_CHECK(!saved_scores.count(key), "eval --save-maps: two test images share the key '", key,
-                  "' (same class, defect and file stem), the second is ", info.image_path);
-        const std::string file = eval::saved_map_path(maps_dir.string(), item);
-        fs::create_directories(fs::path(file).parent_path());
-        io::write_npy(file, pixel[j].contiguous());
-        saved_scores[key] = sc;
-      }
-      if (req.eval.export_png) infos.emplace(key, info);
-    }
-    result.images += batch->size();
-    if (bar) bar->update(batch->size());
-  }
-  if (bar) bar->finish();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  result.images_per_second = result.seconds > 0 ? result.images / result.seconds : 0.0;
-  result.skipped = loader.skipped();
-  if (result.skipped) warn(msg(result.skipped, " unreadable test sample(s) skipped (eval.data.skip_bad)"));
-  if (req.eval.save_maps) eval::write_scores_json((maps_dir / "scores.json").string(), saved_scores);
-
+  Collected collected;
+  predict_test_set(req, model, ts, collected, result, timer);
   // --calibration-out (app/calibrate.h): the class ranges before the per-class normalisation.
   std::vector<eval::ClassRange> ranges;
-  if (!req.calibration_out.empty()) ranges = eval::class_ranges(accs);
-
-  // Per-class min-max normalisation (reference test.py) and metrics.
-  auto metrics_scope = timer.scope("metrics");
-  eval::MetricsOptions mopts = req.eval.metrics;
-  if (req.eval.export_png) mopts.curves = true;
-  for (auto& acc : accs) {
-    eval::ClassMetrics m;
-    if (acc.size() == 0) {
-      m.name = acc.name();
-      m.error = "no test images";
-      warn(msg("class '", acc.name(), "' has no test images; it is reported without metrics"));
-    } else {
-      acc.normalize();
-      m = acc.compute(mopts);
-      for (const auto& w : m.warnings) spdlog::warn("eval: {}", w);
-    }
-    result.report.classes.push_back(std::move(m));
+  if (!req.calibration_out.empty()) ranges = eval::class_ranges(collected.accs);
+  {
+    auto metrics = timer.scope("metrics");
+    compute_metrics(req, ts, collected, result);
   }
-  result.mean = eval::mean_metrics(result.report.classes);
+  eval::require_complete(result.report, req.allow_partial, req.eval.data->skip_bad);
 
-  { auto done = std::move(metrics_scope); }
   auto writing = timer.scope("writing");
-  if (req.eval.export_png) export_eval_pngs(req, accs, infos, result);
-  if (!req.calibration_out.empty()) write_eval_calibration(req, ranges, accs, result);
+  if (req.eval.export_png) export_eval_pngs(req, collected.accs, collected.infos, result);
+  if (!req.calibration_out.empty()) write_eval_calibration(req, ranges, collected.accs, result);
   write_reports(req, result);
   { auto done = std::move(writing); }
-  if (req.profile) {
-    const double total =
-        load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-    result.profile = timer.to_json(total);
-    std::fprintf(stderr, "eval profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),
-                 timer.table(total).c_str());
-  }
+  if (req.profile) print_profile(req, device, timer, load_seconds, run_start, result);
   spdlog::info("eval: {} images in {} classes ({} skipped) in {:.2f} s ({:.2f} img/s) -> {}", result.images,
                result.report.classes.size(), result.skipped, result.seconds, result.images_per_second, req.out_dir);
   return result;

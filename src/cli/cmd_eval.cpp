@@ -1,7 +1,7 @@
-// `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--calibration-out F]
-//  [--set k=v]...`:
-// zero-shot evaluation of a VCP-CLIP checkpoint on the test set of `eval.data` (DESIGN §6, §8).
-// All logic lives in vcpclip::app::run_eval.
+// `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--skip-bad]
+// [--allow-partial] [--calibration-out F] [--profile] [--set k=v]...`: zero-shot evaluation of a
+// VCP-CLIP checkpoint on the test set of `eval.data` (DESIGN §6, §8). All logic lives in
+// vcpclip::app::run_eval.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -16,7 +16,8 @@ namespace {
 struct EvalArgs {
   std::string config, checkpoint, out, calibration_out;
   std::vector<std::string> overrides;
-  bool save_maps = false, export_png = false, no_progress = false, profile = false;
+  bool save_maps = false, export_png = false, no_progress = false, profile = false, skip_bad = false,
+       allow_partial = false;
 };
 
 }  // namespace
@@ -36,6 +37,9 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--calibration-out", a->calibration_out,
                      "also write the F1-optimal calibration of this set to this file (see vcpclip calibrate)")
           ->needs("--checkpoint");
+      sub.add_flag("--skip-bad", a->skip_bad, "leave unreadable test images out (as eval.data.skip_bad: true)");
+      sub.add_flag("--allow-partial", a->allow_partial,
+                   "report even when a class cannot be scored (the mean row says what it covers)");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_flag("--profile", a->profile, "print the time per stage (load, decode, towers, maps, metrics, writing)");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
@@ -49,8 +53,12 @@ static vcpclip::cli::CommandRegistrar reg(
         req.progress = !a->no_progress;
         req.calibration_out = a->calibration_out;
         req.profile = a->profile;
+        req.allow_partial = a->allow_partial;
+        if (a->skip_bad) req.eval.data->skip_bad = true;
         auto result = vcpclip::app::run_eval(req);
         std::printf("%s", vcpclip::app::format_eval_table(result).c_str());
+        const std::string missing = vcpclip::eval::incomplete_summary(result.report);
+        if (!missing.empty()) std::printf("PARTIAL RESULT: %s\n", missing.c_str());
         std::printf("%lld images, %.2f img/s -> %s/metrics.json\n", static_cast<long long>(result.images),
                     result.images_per_second, req.out_dir.c_str());
         return 0;

@@ -14,12 +14,13 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--config,-c", c->config, "run config (sections runtime, model, train with train.data)")
           ->required();
       sub.add_option("--set", c->overrides, "config override key=value (e.g. train.epochs=2)");
-      sub.add_flag("--resume", c->resume, "continue the run in train.out_dir from its resume.pt");
-      sub.add_option("--init-from", c->init_from, "start from this checkpoint's trainable tensors (fresh optimizer)");
-      sub.add_option("--max-steps", c->max_steps, "stop after this many optimizer steps in total");
+      sub.add_flag("--resume", c->flags.resume, "continue the run in train.out_dir from its resume.pt");
+      sub.add_option("--init-from", c->flags.init_from,
+                     "start from this checkpoint's trainable tensors (fresh optimizer)");
+      sub.add_option("--max-steps", c->flags.max_steps, "stop after this many optimizer steps in total");
       sub.add_flag("--no-progress", *no_progress, "no progress bar");
       return [c, no_progress]() {
-        c->progress = !*no_progress;
+        c->flags.progress = !*no_progress;
         auto s = vcpclip::app::run_train(*c);
         if (!s.last_checkpoint.empty())
           std::printf("%lld epoch(s), %lld step(s)%s -> %s\n", static_cast<long long>(s.epochs_done),

@@ -120,12 +120,14 @@ void DataLoader::stop_workers() {
   threads_.clear();
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop_workers();
   epoch_ = epoch;
   order_ = epoch_order(epoch);
   n_batches_ = batches_per_epoch();
-  next_to_build_ = next_to_return_ = 0;
+  VCP_CHECK(first_batch >= 0 && first_batch <= n_batches_, "loader: cannot start epoch ", epoch, " at batch ",
+            first_batch, " of ", n_batches_);
+  next_to_build_ = next_to_return_ = first_batch;
   ready_.clear();
   stop_ = false;
   for (int i = 0; i < opts_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
@@ -228,6 +230,11 @@ std::optional<Batch> DataLoader::next() {
     if (r.error) std::rethrow_exception(r.error);
     if (r.batch) return r.batch;  // else every sample of this batch was skipped: go on
   }
+}
+
+int64_t DataLoader::position() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_to_return_;
 }
 
 int64_t DataLoader::skipped() const {

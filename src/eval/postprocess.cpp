@@ -74,11 +74,11 @@ at::Tensor topk_mean(const at::Tensor& maps, int64_t k) {
 }
 
 at::Tensor pixel_map(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma) {
-  return gaussian_filter(blend_maps(raw, post, alpha), sigma);
+  return gaussian_filter(post.defined() ? blend_maps(raw, post, alpha) : raw.to(at::kFloat), sigma);
 }
 
 at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k) {
-  return topk_mean(raw, k) + topk_mean(post, k);
+  return post.defined() ? topk_mean(raw, k) + topk_mean(post, k) : topk_mean(raw, k);
 }
 
 PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma,

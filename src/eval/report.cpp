@@ -60,14 +60,14 @@ std::vector<std::vector<std::string>> table_rows(const EvaluationReport& r, Clas
   std::vector<std::string> head = {"objects"};
   for (const auto& c : metric_columns()) head.push_back(c.header);
   rows.push_back(head);
-  const ClassMetrics mean = mean_metrics(r.classes);
-  auto add = [&](const ClassMetrics& m) {
-    std::vector<std::string> row = {m.name};
+  ClassMetrics mean = mean_metrics(r.classes);
+  auto add = [&](const ClassMetrics& m, const std::string& name) {
+    std::vector<std::string> row = {name};
     for (const auto& c : metric_columns()) row.push_back(cell(c.get(m), c.percent));
     rows.push_back(row);
   };
-  for (const auto& m : r.classes) add(m);
-  add(mean);
+  for (const auto& m : r.classes) add(m, m.name);
+  add(mean, coverage(r).mean_label());
   if (mean_out) *mean_out = mean;
   return rows;
 }
@@ -116,12 +116,62 @@ std::string csv_value(const Metric& m) {
 
 }  // namespace
 
+std::string Coverage::mean_label() const {
+  std::vector<std::string> parts;
+  if (classes != classes_total) parts.push_back(msg(classes, " of ", classes_total, " classes"));
+  if (images != images_total) parts.push_back(msg(images, " of ", images_total, " images"));
+  if (parts.empty()) return "mean";
+  return "mean over " + parts[0] + (parts.size() > 1 ? ", " + parts[1] : "");
+}
+
+Coverage coverage(const EvaluationReport& r) {
+  Coverage c;
+  c.classes_total = int64_t(r.classes.size());
+  for (const auto& m : r.classes) {
+    c.images_total += m.num_images + m.num_skipped;
+    if (!m.error.empty()) continue;
+    ++c.classes;
+    c.images += m.num_images;
+  }
+  return c;
+}
+
+std::string incomplete_summary(const EvaluationReport& r) {
+  const Coverage c = coverage(r);
+  std::vector<std::string> parts;
+  if (c.classes != c.classes_total) {
+    std::string failed;
+    for (const auto& m : r.classes)
+      if (!m.error.empty()) failed += (failed.empty() ? "" : "; ") + msg("class '", m.name, "': ", m.error);
+    parts.push_back(
+        msg(c.classes_total - c.classes, " of ", c.classes_total, " classes could not be scored (", failed, ")"));
+  }
+  int64_t skipped = 0;
+  for (const auto& m : r.classes) skipped += m.num_skipped;
+  if (skipped > 0) parts.push_back(msg(skipped, " of ", c.images_total, " images skipped (unreadable)"));
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+void require_complete(const EvaluationReport& r, bool allow_partial, bool skip_bad) {
+  const Coverage c = coverage(r);
+  VCP_CHECK(c.classes > 0 || c.classes_total == 0,
+            "no class could be scored, no metrics written: ", incomplete_summary(r));
+  if (c.complete() || allow_partial) return;
+  if (c.classes == c.classes_total && skip_bad) return;  // only skipped images, as asked
+  fail("incomplete result, no metrics written: ", incomplete_summary(r),
+       " (--allow-partial reports what could be scored, labelled as partial)");
+}
+
 ClassMetrics mean_metrics(const std::vector<ClassMetrics>& classes) {
   ClassMetrics mean;
   mean.name = "mean";
   for (const auto& c : classes) {
+    if (!c.error.empty()) continue;
     mean.num_images += c.num_images;
     mean.num_anomalous += c.num_anomalous;
+    mean.num_skipped += c.num_skipped;
   }
   for (const auto& col : metric_columns()) {
     double sum = 0;
@@ -146,13 +196,16 @@ ClassMetrics mean_metrics(const std::vector<ClassMetrics>& classes) {
 
 nlohmann::json report_json(const EvaluationReport& r) {
   nlohmann::json j;
+  const Coverage cov = coverage(r);
   j["aupro_mode"] = r.aupro_mode;
+  j["complete"] = cov.complete();
   j["classes"] = nlohmann::json::array();
   for (const auto& c : r.classes) {
     nlohmann::json o;
     o["name"] = c.name;
     o["num_images"] = c.num_images;
     o["num_anomalous"] = c.num_anomalous;
+    o["num_skipped"] = c.num_skipped;
     for (const auto& col : metric_columns()) o[col.key] = value(col.get(c));
     o["warnings"] = c.warnings;
     if (!c.error.empty()) o["error"] = c.error;
@@ -160,11 +213,14 @@ nlohmann::json report_json(const EvaluationReport& r) {
   }
   const ClassMetrics mean = mean_metrics(r.classes);
   nlohmann::json m;
-  int evaluated = 0;
-  for (const auto& c : r.classes) evaluated += c.error.empty() ? 1 : 0;
-  m["classes"] = evaluated;
+  m["label"] = cov.mean_label();
+  m["classes"] = cov.classes;
+  m["classes_total"] = cov.classes_total;
+  m["images"] = cov.images;
+  m["images_total"] = cov.images_total;
   for (const auto& col : metric_columns()) m[col.key] = value(col.get(mean));
   j["mean"] = m;
+  if (!cov.complete()) j["incomplete"] = incomplete_summary(r);
   j["warnings"] = all_warnings(r, mean);
   return j;
 }
@@ -174,8 +230,7 @@ std::string report_csv(const EvaluationReport& r) {
   os << "class,num_images,num_anomalous";
   for (const auto& col : metric_columns()) os << "," << col.key;
   os << "\n";
-  auto row = [&](const ClassMetrics& m) {
-    std::string name = m.name;
+  auto row = [&](const ClassMetrics& m, std::string name) {
     if (name.find_first_of(",\"\n") != std::string::npos) {
       std::string q = "\"";
       for (char ch : name) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
@@ -185,8 +240,8 @@ std::string report_csv(const EvaluationReport& r) {
     for (const auto& col : metric_columns()) os << "," << csv_value(col.get(m));
     os << "\n";
   };
-  for (const auto& c : r.classes) row(c);
-  row(mean_metrics(r.classes));
+  for (const auto& c : r.classes) row(c, c.name);
+  row(mean_metrics(r.classes), coverage(r).mean_label());
   return os.str();
 }
 
@@ -196,7 +251,10 @@ std::string report_markdown(const EvaluationReport& r) {
   ClassMetrics mean;
   auto rows = table_rows(r, &mean);
   std::ostringstream os;
-  os << "# Evaluation metrics\n\nAUPRO: " << r.aupro_mode << ". Values in %, threshold = pixel F1-max threshold.\n\n";
+  os << "# Evaluation metrics\n\n";
+  const std::string missing = incomplete_summary(r);
+  if (!missing.empty()) os << "**Partial result:** " << missing << ".\n\n";
+  os << "AUPRO: " << r.aupro_mode << ". Values in %, threshold = pixel F1-max threshold.\n\n";
   os << pipe_table(rows);
   const auto warns = all_warnings(r, mean);
   if (!warns.empty()) {
@@ -206,13 +264,17 @@ std::string report_markdown(const EvaluationReport& r) {
   return os.str();
 }
 
-void write_reports(const EvaluationReport& r, const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  VCP_CHECK(!ec, "cannot create the report directory '", dir, "': ", ec.message());
-  io::write_file_atomically(dir + "/metrics.json", report_json(r).dump(2) + "\n");
-  io::write_file_atomically(dir + "/metrics.csv", report_csv(r));
-  io::write_file_atomically(dir + "/metrics.md", report_markdown(r));
+void write_reports(const EvaluationReport& r, const std::string& dir, const nlohmann::json& run) {
+  io::make_directories(dir);
+  nlohmann::json j = report_json(r);
+  if (!run.is_null()) j["run"] = run;
+  io::AtomicFileWriter json(dir + "/metrics.json"), csv(dir + "/metrics.csv"), md(dir + "/metrics.md");
+  json.write(j.dump(2) + "\n");
+  csv.write(report_csv(r));
+  md.write(report_markdown(r));
+  json.commit();
+  csv.commit();
+  md.commit();
 }
 
 }  // namespace vcpclip::eval

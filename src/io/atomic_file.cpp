@@ -2,6 +2,7 @@
 #include "vcpclip/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 
 #include "vcpclip/common/error.h"
 
@@ -77,6 +79,30 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   AtomicFileWriter w(path);
   w.write(bytes);
   w.commit();
+}
+
+void make_directories(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  VCP_CHECK(!ec, "cannot create the directory ", dir, ": ", ec.message());
+}
+
+std::vector<std::string> remove_stale_temp_files(const std::string& dir) {
+  static const std::regex temp_name(R"(.+\.tmp\.([0-9]{1,9})\.[0-9]+)");
+  std::vector<std::filesystem::path> stale;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (!std::regex_match(name, m, temp_name)) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(m[1].str()));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+    stale.push_back(entry.path());
+  }
+  std::vector<std::string> removed;
+  for (const auto& p : stale)
+    if (std::filesystem::remove(p, ec)) removed.push_back(p.string());
+  return removed;
 }
 
 }  // namespace vcpclip::io

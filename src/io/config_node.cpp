@@ -130,9 +130,11 @@ std::string ConfigNode::resolve_path(const std::string& value) const {
   fs::path p(value);
   if (p.is_absolute()) return value;
   // Relative paths are relative to the working directory when they exist there, else to the file.
-  if (fs::exists(p) || base_dir().empty()) return value;
+  // (A path the system cannot even look up, e.g. too long, counts as absent: its user names it.)
+  std::error_code ec;
+  if (fs::exists(p, ec) || base_dir().empty()) return value;
   fs::path alt = fs::path(base_dir()) / p;
-  return fs::exists(alt) ? alt.string() : value;
+  return fs::exists(alt, ec) ? alt.string() : value;
 }
 
 std::string ConfigNode::get_path(const std::string& key, const std::string& fallback) {

@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
-#include <caffe2/serialize/inline_container.h>
 
 #include <algorithm>
 #include <optional>
@@ -13,6 +12,7 @@
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/pickle.h"
+#include "vcpclip/io/zip_reader.h"
 
 namespace vcpclip::io {
 
@@ -52,14 +52,14 @@ class TorchScriptReader final : public WeightsReader {
  public:
   explicit TorchScriptReader(const std::string& path) : WeightsReader(path) {
     try {
-      zip_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-      VCP_CHECK(zip_->hasRecord("data.pkl"), "cannot read '", path,
+      zip_ = std::make_unique<ZipReader>(path);
+      VCP_CHECK(zip_->has("data.pkl"), "cannot read '", path,
                 "' as an OpenAI CLIP TorchScript archive: ", "the zip has no data.pkl record");
-      auto [pkl, size] = zip_->getRecord("data.pkl");
+      const auto pkl = zip_->read("data.pkl");
       pickle::UnpickleOptions opts;
       opts.torchscript_objects = true;
       opts.lazy_storages = true;
-      ValuePtr root = pickle::unpickle(static_cast<const uint8_t*>(pkl.get()), size, nullptr, path, opts);
+      ValuePtr root = pickle::unpickle(pkl->data(), pkl->size(), nullptr, path, opts);
       if (root->kind == Value::Kind::Object) {
         collect_object(*root, "");
       } else if (root->is_dict()) {
@@ -68,6 +68,8 @@ class TorchScriptReader final : public WeightsReader {
       } else {
         unreadable(path, "data.pkl holds a " + root->type_name() + ", not a module or a state dict");
       }
+    } catch (const ZipError& e) {
+      unreadable(path, e.reason());
     } catch (const Error&) {
       throw;
     } catch (const c10::Error& e) {
@@ -84,17 +86,21 @@ class TorchScriptReader final : public WeightsReader {
     const StoredTensor& st = it->second;
     VCP_CHECK(dst.sizes() == st.view.sizes(), "weights file '", path_, "', tensor '", name, "': stored shape ",
               shape_text(st.view.sizes()), " cannot be read into a tensor of shape ", shape_text(dst.sizes()));
-    at::DataPtr data;
-    size_t bytes = 0;
+    const std::string record = "data/" + st.key;
+    VCP_CHECK(zip_->has(record), "cannot read tensor '", name, "' of '", path_, "': record ", record,
+              " is missing from the zip");
+    std::shared_ptr<const std::vector<uint8_t>> data;
     try {
-      std::tie(data, bytes) = zip_->getRecord("data/" + st.key);
-    } catch (const c10::Error& e) {
-      fail("cannot read tensor '", name, "' of '", path_, "': ", first_line(e.what_without_backtrace()));
+      data = zip_->read(record);
+    } catch (const ZipError& e) {
+      fail("cannot read tensor '", name, "' of '", path_, "': ", e.reason());
     }
+    const size_t bytes = data->size();
     VCP_CHECK(static_cast<int64_t>(bytes) == st.storage_bytes, "cannot read tensor '", name, "' of '", path_,
               "': record data/", st.key, " has ", bytes, " bytes, expected ", st.storage_bytes);
     const int64_t numel = st.storage_bytes / static_cast<int64_t>(c10::elementSize(st.view.scalar_type()));
-    auto storage = at::from_blob(data.get(), {numel}, at::TensorOptions().dtype(st.view.scalar_type()));
+    auto storage =
+        at::from_blob(const_cast<uint8_t*>(data->data()), {numel}, at::TensorOptions().dtype(st.view.scalar_type()));
     dst.copy_(storage.as_strided(st.view.sizes(), st.view.strides(), st.view.storage_offset()));
   }
 
@@ -114,9 +120,9 @@ class TorchScriptReader final : public WeightsReader {
     std::string file = cls.substr(0, dot), short_name = cls.substr(dot + 1);
     std::replace(file.begin(), file.end(), '.', '/');
     file = "code/" + file + ".py";
-    if (!zip_->hasRecord(file)) return std::nullopt;
-    auto [code, size] = zip_->getRecord(file);
-    std::istringstream in(std::string(static_cast<const char*>(code.get()), size));
+    if (!zip_->has(file)) return std::nullopt;
+    const auto code = zip_->read(file);
+    std::istringstream in(std::string(code->begin(), code->end()));
     std::optional<std::set<std::string>> names;
     bool inside = false;
     for (std::string line; std::getline(in, line);) {
@@ -153,7 +159,7 @@ class TorchScriptReader final : public WeightsReader {
     entries_.push_back(WeightEntry{name, t.scalar_type(), t.sizes().vec()});
   }
 
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip_;
+  std::unique_ptr<ZipReader> zip_;
   std::map<std::string, StoredTensor> stored_;
   std::map<std::string, std::optional<std::set<std::string>>> classes_;
 };

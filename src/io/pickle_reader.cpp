@@ -1,8 +1,5 @@
 // A pickle VM for torch.save's data.pkl (the opcodes and globals listed in pickle.h), and the zip
 // reading around it. Every read is bounds-checked; bad input is a vcpclip::Error naming the file.
-#include <c10/util/Exception.h>
-#include <caffe2/serialize/inline_container.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +7,7 @@
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/pickle.h"
+#include "vcpclip/io/zip_reader.h"
 
 namespace vcpclip::io::pickle {
 namespace {
@@ -17,146 +15,29 @@ namespace {
 using Kind = Value::Kind;
 
 const char* opcode_name(uint8_t op) {
-  switch (op) {
-    case '(':
-      return "MARK";
-    case '.':
-      return "STOP";
-    case '0':
-      return "POP";
-    case '1':
-      return "POP_MARK";
-    case '2':
-      return "DUP";
-    case 'F':
-      return "FLOAT";
-    case 'I':
-      return "INT";
-    case 'J':
-      return "BININT";
-    case 'K':
-      return "BININT1";
-    case 'L':
-      return "LONG";
-    case 'M':
-      return "BININT2";
-    case 'N':
-      return "NONE";
-    case 'P':
-      return "PERSID";
-    case 'Q':
-      return "BINPERSID";
-    case 'R':
-      return "REDUCE";
-    case 'S':
-      return "STRING";
-    case 'T':
-      return "BINSTRING";
-    case 'U':
-      return "SHORT_BINSTRING";
-    case 'V':
-      return "UNICODE";
-    case 'X':
-      return "BINUNICODE";
-    case 'a':
-      return "APPEND";
-    case 'b':
-      return "BUILD";
-    case 'c':
-      return "GLOBAL";
-    case 'd':
-      return "DICT";
-    case '}':
-      return "EMPTY_DICT";
-    case 'e':
-      return "APPENDS";
-    case 'g':
-      return "GET";
-    case 'h':
-      return "BINGET";
-    case 'i':
-      return "INST";
-    case 'j':
-      return "LONG_BINGET";
-    case 'l':
-      return "LIST";
-    case ']':
-      return "EMPTY_LIST";
-    case 'o':
-      return "OBJ";
-    case 'p':
-      return "PUT";
-    case 'q':
-      return "BINPUT";
-    case 'r':
-      return "LONG_BINPUT";
-    case 's':
-      return "SETITEM";
-    case 't':
-      return "TUPLE";
-    case ')':
-      return "EMPTY_TUPLE";
-    case 'u':
-      return "SETITEMS";
-    case 'G':
-      return "BINFLOAT";
-    case 0x80:
-      return "PROTO";
-    case 0x81:
-      return "NEWOBJ";
-    case 0x82:
-      return "EXT1";
-    case 0x83:
-      return "EXT2";
-    case 0x84:
-      return "EXT4";
-    case 0x85:
-      return "TUPLE1";
-    case 0x86:
-      return "TUPLE2";
-    case 0x87:
-      return "TUPLE3";
-    case 0x88:
-      return "NEWTRUE";
-    case 0x89:
-      return "NEWFALSE";
-    case 0x8a:
-      return "LONG1";
-    case 0x8b:
-      return "LONG4";
-    case 'B':
-      return "BINBYTES";
-    case 'C':
-      return "SHORT_BINBYTES";
-    case 0x8c:
-      return "SHORT_BINUNICODE";
-    case 0x8d:
-      return "BINUNICODE8";
-    case 0x8e:
-      return "BINBYTES8";
-    case 0x8f:
-      return "EMPTY_SET";
-    case 0x90:
-      return "ADDITEMS";
-    case 0x91:
-      return "FROZENSET";
-    case 0x92:
-      return "NEWOBJ_EX";
-    case 0x93:
-      return "STACK_GLOBAL";
-    case 0x94:
-      return "MEMOIZE";
-    case 0x95:
-      return "FRAME";
-    case 0x96:
-      return "BYTEARRAY8";
-    case 0x97:
-      return "NEXT_BUFFER";
-    case 0x98:
-      return "READONLY_BUFFER";
-    default:
-      return "unknown";
-  }
+  struct Name {
+    uint8_t op;
+    const char* name;
+  };
+  // clang-format off
+  static const Name names[] = {
+      {'(', "MARK"}, {'.', "STOP"}, {'0', "POP"}, {'1', "POP_MARK"}, {'2', "DUP"}, {'F', "FLOAT"}, {'I', "INT"},
+      {'J', "BININT"}, {'K', "BININT1"}, {'L', "LONG"}, {'M', "BININT2"}, {'N', "NONE"}, {'P', "PERSID"},
+      {'Q', "BINPERSID"}, {'R', "REDUCE"}, {'S', "STRING"}, {'T', "BINSTRING"}, {'U', "SHORT_BINSTRING"},
+      {'V', "UNICODE"}, {'X', "BINUNICODE"}, {'a', "APPEND"}, {'b', "BUILD"}, {'c', "GLOBAL"}, {'d', "DICT"},
+      {'}', "EMPTY_DICT"}, {'e', "APPENDS"}, {'g', "GET"}, {'h', "BINGET"}, {'i', "INST"}, {'j', "LONG_BINGET"},
+      {'l', "LIST"}, {']', "EMPTY_LIST"}, {'o', "OBJ"}, {'p', "PUT"}, {'q', "BINPUT"}, {'r', "LONG_BINPUT"},
+      {'s', "SETITEM"}, {'t', "TUPLE"}, {')', "EMPTY_TUPLE"}, {'u', "SETITEMS"}, {'G', "BINFLOAT"}, {0x80, "PROTO"},
+      {0x81, "NEWOBJ"}, {0x82, "EXT1"}, {0x83, "EXT2"}, {0x84, "EXT4"}, {0x85, "TUPLE1"}, {0x86, "TUPLE2"},
+      {0x87, "TUPLE3"}, {0x88, "NEWTRUE"}, {0x89, "NEWFALSE"}, {0x8a, "LONG1"}, {0x8b, "LONG4"}, {'B', "BINBYTES"},
+      {'C', "SHORT_BINBYTES"}, {0x8c, "SHORT_BINUNICODE"}, {0x8d, "BINUNICODE8"}, {0x8e, "BINBYTES8"},
+      {0x8f, "EMPTY_SET"}, {0x90, "ADDITEMS"}, {0x91, "FROZENSET"}, {0x92, "NEWOBJ_EX"}, {0x93, "STACK_GLOBAL"},
+      {0x94, "MEMOIZE"}, {0x95, "FRAME"}, {0x96, "BYTEARRAY8"}, {0x97, "NEXT_BUFFER"}, {0x98, "READONLY_BUFFER"},
+  };
+  // clang-format on
+  for (const auto& n : names)
+    if (n.op == op) return n.name;
+  return "unknown";
 }
 
 std::string hex_byte(uint8_t b) {
@@ -186,168 +67,245 @@ class Unpickler {
   Unpickler(const uint8_t* data, size_t size, const RecordLoader& load, const std::string& source,
             const UnpickleOptions& options)
       : data_(data), size_(size), load_(load), source_(source), opts_(options) {}
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
+
+  /// Without a result (an error, or a cycle), the lists and dicts made so far are emptied: a
+  /// pickle can make one contain itself (through the memo), and shared pointers in a cycle would
+  /// never be freed.
+  ~Unpickler() {
+    if (done_) return;
+    for (auto& c : containers_) {
+      c->items.clear();
+      c->entries.clear();
+      c->state.reset();
+    }
+  }
 
   ValuePtr run() {
     while (true) {
       op_pos_ = pos_;
       op_ = read_u8();
-      switch (op_) {
-        case 0x80: {  // PROTO
-          uint8_t proto = read_u8();
-          if (proto > 5) bad("unsupported pickle protocol ", int(proto));
-          break;
-        }
-        case '.': {  // STOP
-          if (stack_.size() != 1 || !marks_.empty())
-            bad("malformed pickle: ", stack_.size(), " values on the stack at STOP");
-          return stack_.back();
-        }
-        case '(':
-          marks_.push_back(stack_.size());
-          break;
-        case '}':
-          push(Value::dict(false));
-          break;
-        case ']':
-          push(Value::list());
-          break;
-        case ')':
-          push(Value::tuple());
-          break;
-        case 'N':
-          push(Value::none());
-          break;
-        case 0x88:
-          push(Value::boolean(true));
-          break;
-        case 0x89:
-          push(Value::boolean(false));
-          break;
-        case 'K':
-          push(Value::integer(read_u8()));
-          break;
-        case 'M':
-          push(Value::integer(read_le(2)));
-          break;
-        case 'J':
-          push(Value::integer(static_cast<int32_t>(static_cast<uint32_t>(read_le(4)))));
-          break;
-        case 0x8a:
-          push(Value::integer(read_long1()));
-          break;
-        case 'G': {  // BINFLOAT: big-endian IEEE double
-          const uint8_t* p = take(8);
-          uint64_t bits = 0;
-          for (int k = 0; k < 8; ++k) bits = (bits << 8) | p[k];
-          double d;
-          std::memcpy(&d, &bits, 8);
-          push(Value::real(d));
-          break;
-        }
-        case 'X': {  // BINUNICODE
-          size_t n = static_cast<size_t>(read_le(4));
-          const uint8_t* p = take(n);
-          push(Value::string(std::string(reinterpret_cast<const char*>(p), n)));
-          break;
-        }
-        case 0x8c: {  // SHORT_BINUNICODE
-          size_t n = read_u8();
-          const uint8_t* p = take(n);
-          push(Value::string(std::string(reinterpret_cast<const char*>(p), n)));
-          break;
-        }
-        case 'q':
-          memo_[read_u8()] = top();
-          break;
-        case 'r':
-          memo_[static_cast<uint32_t>(read_le(4))] = top();
-          break;
-        case 'h':
-          push(memo_get(read_u8()));
-          break;
-        case 'j':
-          push(memo_get(static_cast<uint32_t>(read_le(4))));
-          break;
-        case 0x85:
-          push(Value::tuple(pop_n(1)));
-          break;
-        case 0x86:
-          push(Value::tuple(pop_n(2)));
-          break;
-        case 0x87:
-          push(Value::tuple(pop_n(3)));
-          break;
-        case 't':
-          push(Value::tuple(pop_mark()));
-          break;
-        case 'a': {  // APPEND
-          ValuePtr v = pop();
-          ValuePtr l = top();
-          expect_list(*l);
-          l->items.push_back(std::move(v));
-          break;
-        }
-        case 'e': {  // APPENDS
-          auto vs = pop_mark();
-          ValuePtr l = top();
-          expect_list(*l);
-          for (auto& v : vs) l->items.push_back(std::move(v));
-          break;
-        }
-        case 's': {  // SETITEM
-          ValuePtr v = pop();
-          ValuePtr k = pop();
-          ValuePtr d = top();
-          expect_dict(*d);
-          set_item(d, std::move(k), std::move(v));
-          break;
-        }
-        case 'u': {  // SETITEMS
-          auto kvs = pop_mark();
-          if (kvs.size() % 2 != 0) bad("malformed pickle: odd number of values for SETITEMS");
-          ValuePtr d = top();
-          expect_dict(*d);
-          for (size_t k = 0; k < kvs.size(); k += 2) set_item(d, kvs[k], kvs[k + 1]);
-          break;
-        }
-        case 'c':
-          push(read_global());
-          break;
-        case 'Q':
-          push(persistent_load(pop()));
-          break;
-        case 'R': {  // REDUCE
-          ValuePtr args = pop();
-          ValuePtr fn = pop();
-          push(reduce(*fn, *args));
-          break;
-        }
-        case 0x81: {  // NEWOBJ: TorchScript module objects only
-          ValuePtr args = pop();
-          ValuePtr cls = pop();
-          push(new_object(*cls, *args));
-          break;
-        }
-        case 'b': {  // BUILD
-          ValuePtr state = pop();
-          ValuePtr obj = top();
-          if (obj->kind == Kind::Object && state->kind == Kind::Dict) {
-            obj->state = std::move(state);
-            break;
-          }
-          if (obj->kind != Kind::Dict || !obj->ordered) {
-            bad("unsupported BUILD on a ", obj->type_name(), " (only an OrderedDict's attributes are read)");
-          }
-          obj->state = std::move(state);
-          break;
-        }
-        default:
-          bad("unsupported pickle opcode ", opcode_name(op_), " (", hex_byte(op_), ")");
+      if (op_ == '.') {  // STOP
+        if (stack_.size() != 1 || !marks_.empty())
+          bad("malformed pickle: ", stack_.size(), " values on the stack at STOP");
+        if (has_cycle(stack_.back()))
+          bad("unsupported cyclic pickle (a list or dict that contains itself; torch.save never writes one)");
+        done_ = true;
+        return stack_.back();
       }
+      if (!scalar_op() && !memo_op() && !container_op() && !object_op())
+        bad("unsupported pickle opcode ", opcode_name(op_), " (", hex_byte(op_), ")");
     }
   }
 
  private:
+  /// Remembers a list or dict (see the destructor).
+  ValuePtr container(ValuePtr v) {
+    containers_.push_back(v);
+    return v;
+  }
+
+  /// Whether a list, dict or tuple reachable from `root` contains itself (iterative depth-first
+  /// search: hostile pickles nest hundreds of thousands deep).
+  static bool has_cycle(const ValuePtr& root) {
+    enum : uint8_t { kOpen = 1, kDone = 2 };
+    std::unordered_map<const Value*, uint8_t> mark;
+    std::vector<std::pair<const Value*, size_t>> path{{root.get(), 0}};  // node, next child
+    mark[root.get()] = kOpen;
+    while (!path.empty()) {
+      auto& [v, next] = path.back();
+      const size_t n = v->items.size() + 2 * v->entries.size() + (v->state ? 1 : 0);
+      if (next == n) {
+        mark[v] = kDone;
+        path.pop_back();
+        continue;
+      }
+      const size_t k = next++;
+      const Value* c = k < v->items.size() ? v->items[k].get()
+                       : k - v->items.size() < 2 * v->entries.size()
+                           ? ((k - v->items.size()) % 2 ? v->entries[(k - v->items.size()) / 2].second.get()
+                                                        : v->entries[(k - v->items.size()) / 2].first.get())
+                           : v->state.get();
+      if (!c || (c->items.empty() && c->entries.empty() && !c->state)) continue;
+      uint8_t& m = mark[c];
+      if (m == kOpen) return true;
+      if (m == kDone) continue;
+      m = kOpen;
+      path.emplace_back(c, 0);
+    }
+    return false;
+  }
+
+  /// PROTO and the opcodes that push one constant; false when op_ is none of them.
+  bool scalar_op() {
+    switch (op_) {
+      case 0x80: {  // PROTO
+        const uint8_t proto = read_u8();
+        if (proto > 5) bad("unsupported pickle protocol ", int(proto));
+        return true;
+      }
+      case 'N':
+        push(Value::none());
+        return true;
+      case 0x88:
+        push(Value::boolean(true));
+        return true;
+      case 0x89:
+        push(Value::boolean(false));
+        return true;
+      case 'K':
+        push(Value::integer(read_u8()));
+        return true;
+      case 'M':
+        push(Value::integer(read_le(2)));
+        return true;
+      case 'J':
+        push(Value::integer(static_cast<int32_t>(static_cast<uint32_t>(read_le(4)))));
+        return true;
+      case 0x8a:
+        push(Value::integer(read_long1()));
+        return true;
+      case 'G':
+        push(Value::real(read_binfloat()));
+        return true;
+      case 'X':  // BINUNICODE
+        push(read_string(static_cast<size_t>(read_le(4))));
+        return true;
+      case 0x8c:  // SHORT_BINUNICODE
+        push(read_string(read_u8()));
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /// The memo: BINPUT LONG_BINPUT BINGET LONG_BINGET.
+  bool memo_op() {
+    switch (op_) {
+      case 'q':
+        memo_[read_u8()] = top();
+        return true;
+      case 'r':
+        memo_[static_cast<uint32_t>(read_le(4))] = top();
+        return true;
+      case 'h':
+        push(memo_get(read_u8()));
+        return true;
+      case 'j':
+        push(memo_get(static_cast<uint32_t>(read_le(4))));
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /// MARK, empty containers, tuples, appending to lists and setting dict items.
+  bool container_op() {
+    switch (op_) {
+      case '(':
+        marks_.push_back(stack_.size());
+        return true;
+      case '}':
+        push(container(Value::dict(false)));
+        return true;
+      case ']':
+        push(container(Value::list()));
+        return true;
+      case ')':
+        push(Value::tuple());
+        return true;
+      case 0x85:
+      case 0x86:
+      case 0x87:  // TUPLE1..3
+        push(Value::tuple(pop_n(size_t(op_ - 0x84))));
+        return true;
+      case 't':
+        push(Value::tuple(pop_mark()));
+        return true;
+      case 'a':
+      case 'e':
+        append(op_ == 'a' ? std::vector<ValuePtr>{pop()} : pop_mark());
+        return true;
+      case 's': {
+        ValuePtr v = pop();
+        ValuePtr k = pop();
+        set_items({std::move(k), std::move(v)});
+        return true;
+      }
+      case 'u':
+        set_items(pop_mark());
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /// GLOBAL, BINPERSID (storages), REDUCE (the supported calls) and BUILD (OrderedDict state).
+  bool object_op() {
+    switch (op_) {
+      case 'c':
+        push(read_global());
+        return true;
+      case 'Q':
+        push(persistent_load(pop()));
+        return true;
+      case 'R': {
+        ValuePtr args = pop();
+        ValuePtr fn = pop();
+        push(reduce(*fn, *args));
+        return true;
+      }
+      case 0x81: {  // NEWOBJ: TorchScript module objects only
+        ValuePtr args = pop();
+        ValuePtr cls = pop();
+        push(new_object(*cls, *args));
+        return true;
+      }
+      case 'b': {
+        ValuePtr state = pop();
+        ValuePtr obj = top();
+        if (obj->kind == Kind::Object && state->kind == Kind::Dict) {
+          obj->state = std::move(state);
+          return true;
+        }
+        if (obj->kind != Kind::Dict || !obj->ordered)
+          bad("unsupported BUILD on a ", obj->type_name(), " (only an OrderedDict's attributes are read)");
+        obj->state = std::move(state);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  void append(std::vector<ValuePtr> values) {
+    ValuePtr l = top();
+    expect_list(*l);
+    for (auto& v : values) l->items.push_back(std::move(v));
+  }
+
+  void set_items(std::vector<ValuePtr> kvs) {
+    if (kvs.size() % 2 != 0) bad("malformed pickle: odd number of values for SETITEMS");
+    ValuePtr d = top();
+    expect_dict(*d);
+    for (size_t k = 0; k < kvs.size(); k += 2) set_item(d, kvs[k], kvs[k + 1]);
+  }
+
+  double read_binfloat() {  // big-endian IEEE double
+    const uint8_t* p = take(8);
+    uint64_t bits = 0;
+    for (int k = 0; k < 8; ++k) bits = (bits << 8) | p[k];
+    double d;
+    std::memcpy(&d, &bits, 8);
+    return d;
+  }
+
+  ValuePtr read_string(size_t n) {
+    const uint8_t* p = take(n);
+    return Value::string(std::string(reinterpret_cast<const char*>(p), n));
+  }
+
   template <typename... Parts>
   [[noreturn]] void bad(const Parts&... parts) {
     fail(msg(parts...), " at byte ", op_pos_, " of data.pkl in ", source_);
@@ -489,7 +447,7 @@ class Unpickler {
     auto v = std::make_shared<Value>();
     v->kind = Kind::Object;
     v->s = cls.s;
-    return v;
+    return container(v);
   }
 
   ValuePtr persistent_load(const ValuePtr& pid) {
@@ -544,7 +502,7 @@ class Unpickler {
     const auto& a = args.items;
     if (fn.s == "collections.OrderedDict") {
       if (!a.empty()) bad("collections.OrderedDict called with ", a.size(), " arguments (expected none)");
-      return Value::dict(true);
+      return container(Value::dict(true));
     }
     if (fn.s == "torch._utils._rebuild_tensor_v2") {
       if (a.size() != 6 && a.size() != 7)
@@ -598,6 +556,8 @@ class Unpickler {
   std::unordered_map<uint32_t, ValuePtr> memo_;
   std::unordered_map<std::string, ValuePtr> storages_;
   std::unordered_map<const Value*, std::pair<ValuePtr, std::unordered_map<std::string, size_t>>> dict_index_;
+  std::vector<ValuePtr> containers_;
+  bool done_ = false;
 };
 
 }  // namespace
@@ -608,42 +568,36 @@ ValuePtr unpickle(const uint8_t* data, size_t size, const RecordLoader& load_rec
   return u.run();
 }
 
+namespace {
+
+void check_zip_magic(const char* head, size_t size, const std::string& source) {
+  if (size == 0) fail("cannot read ", source, ": the file is empty (expected a torch.save zip)");
+  if (size < 4 || std::memcmp(head, "PK\x03\x04", 4) != 0)
+    fail("cannot read ", source,
+         ": not a zip file (torch.save writes a zip; legacy non-zip .pth files are not supported)");
+}
+
+}  // namespace
+
 ValuePtr load_torch_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) fail("cannot read ", path, ": no such file");
   if (std::filesystem::is_directory(path, ec)) fail("cannot read ", path, ": it is a directory");
   auto file_size = std::filesystem::file_size(path, ec);
   if (ec) fail("cannot read ", path, ": ", ec.message());
-  if (file_size == 0) fail("cannot read ", path, ": the file is empty (expected a torch.save zip)");
-  {
-    std::ifstream in(path, std::ios::binary);
-    char magic[4] = {0, 0, 0, 0};
-    in.read(magic, 4);
-    if (!in || std::memcmp(magic, "PK\x03\x04", 4) != 0) {
-      fail("cannot read ", path,
-           ": not a zip file (torch.save writes a zip; legacy non-zip .pth files are not "
-           "supported)");
-    }
-  }
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    if (!reader.hasRecord("data.pkl")) fail("cannot read ", path, ": the zip has no <folder>/data.pkl record");
-    auto [pkl_ptr, pkl_size] = reader.getRecord("data.pkl");
-    RecordLoader loader = [&](const std::string& key) -> std::pair<std::shared_ptr<const uint8_t>, size_t> {
-      std::string name = "data/" + key;
-      if (!reader.hasRecord(name)) fail("cannot read ", path, ": storage record ", name, " is missing from the zip");
-      auto [ptr, n] = reader.getRecord(name);
-      auto holder = std::make_shared<at::DataPtr>(std::move(ptr));
-      return {std::shared_ptr<const uint8_t>(holder, static_cast<const uint8_t*>(holder->get())), n};
-    };
-    return unpickle(static_cast<const uint8_t*>(pkl_ptr.get()), pkl_size, loader, path);
-  } catch (const Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    fail("cannot read ", path, ": not a readable torch.save zip (", first_line(e.what_without_backtrace()), ")");
-  } catch (const std::exception& e) {
-    fail("cannot read ", path, ": ", e.what());
-  }
+  char magic[4] = {0, 0, 0, 0};
+  std::ifstream(path, std::ios::binary).read(magic, 4);
+  check_zip_magic(magic, file_size, path);
+  const ZipReader zip(path);
+  if (!zip.has("data.pkl")) fail("cannot read ", path, ": the zip has no <folder>/data.pkl record");
+  const auto pkl = zip.read("data.pkl");
+  RecordLoader loader = [&](const std::string& key) -> std::pair<std::shared_ptr<const uint8_t>, size_t> {
+    const std::string name = "data/" + key;
+    if (!zip.has(name)) fail("cannot read ", path, ": storage record ", name, " is missing from the zip");
+    auto bytes = zip.read(name);
+    return {std::shared_ptr<const uint8_t>(bytes, bytes->data()), bytes->size()};
+  };
+  return unpickle(pkl->data(), pkl->size(), loader, path);
 }
 
 }  // namespace vcpclip::io::pickle

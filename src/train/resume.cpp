@@ -18,19 +18,27 @@ namespace vcpclip::train {
 
 namespace {
 
-constexpr int64_t kFormat = 1;
+constexpr int64_t kFormat = 2;
 
 at::Tensor i64(int64_t v) { return at::full({1}, v, at::TensorOptions().dtype(at::kLong)); }
+at::Tensor f64(double v) { return at::full({1}, v, at::TensorOptions().dtype(at::kDouble)); }
 
-int64_t read_i64(torch::serialize::InputArchive& ar, const std::string& key, const std::string& path) {
+at::Tensor read_scalar(torch::serialize::InputArchive& ar, const std::string& key, const std::string& path) {
   c10::IValue v;
-  VCP_CHECK(ar.try_read(key, v) && v.isTensor(), "resume state ", path, ": missing entry '", key,
-            "' (not a file written by vcpclip train?)");
-  return v.toTensor().item<int64_t>();
+  VCP_CHECK(ar.try_read(key, v) && v.isTensor() && v.toTensor().numel() == 1, "resume state ", path,
+            ": missing entry '", key, "' (not a file written by vcpclip train?)");
+  return v.toTensor();
+}
+int64_t read_i64(torch::serialize::InputArchive& ar, const std::string& key, const std::string& path) {
+  return read_scalar(ar, key, path).item<int64_t>();
+}
+double read_f64(torch::serialize::InputArchive& ar, const std::string& key, const std::string& path) {
+  return read_scalar(ar, key, path).item<double>();
 }
 
 torch::serialize::InputArchive open_archive(const std::string& path) {
-  VCP_CHECK(std::filesystem::exists(path), "resume state not found: ", path,
+  std::error_code ec;
+  VCP_CHECK(std::filesystem::exists(path, ec), "resume state not found: ", path,
             " (nothing to resume: run without --resume, or point train.out_dir at the earlier run)");
   torch::serialize::InputArchive ar;
   try {
@@ -43,8 +51,8 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
 
 TrainCounters read_counters(torch::serialize::InputArchive& ar, const std::string& path) {
   const int64_t format = read_i64(ar, "format", path);
-  VCP_CHECK(format == kFormat, "resume state ", path, ": format ", format, " is not supported (expected ", kFormat,
-            ")");
+  VCP_CHECK(format == 1 || format == kFormat, "resume state ", path, ": format ", format,
+            " is not supported (expected 1 or ", kFormat, ")");
   TrainCounters c;
   c.epoch = read_i64(ar, "epoch", path);
   c.batch_in_epoch = read_i64(ar, "batch_in_epoch", path);
@@ -52,6 +60,16 @@ TrainCounters read_counters(torch::serialize::InputArchive& ar, const std::strin
   c.seed = static_cast<uint64_t>(read_i64(ar, "seed", path));
   c.world_size = read_i64(ar, "world_size", path);
   c.global_batch = read_i64(ar, "global_batch", path);
+  if (format >= 2) {
+    c.sums.loss = read_f64(ar, "sums/loss", path);
+    c.sums.loss_raw = read_f64(ar, "sums/loss_raw", path);
+    c.sums.loss_post = read_f64(ar, "sums/loss_post", path);
+    c.sums.batches = read_i64(ar, "sums/batches", path);
+    c.sums.images = read_i64(ar, "sums/images", path);
+    c.sums.seconds = read_f64(ar, "sums/seconds", path);
+  }
+  VCP_CHECK(c.epoch >= 0 && c.batch_in_epoch >= 0 && c.step >= 0 && c.world_size >= 1, "resume state ", path,
+            ": counters out of range (epoch ", c.epoch, ", batch ", c.batch_in_epoch, ", step ", c.step, ")");
   return c;
 }
 
@@ -67,6 +85,12 @@ void save_resume_state(const std::string& path, const TrainCounters& c, const Na
   ar.write("seed", i64(static_cast<int64_t>(c.seed)));
   ar.write("world_size", i64(c.world_size));
   ar.write("global_batch", i64(c.global_batch));
+  ar.write("sums/loss", f64(c.sums.loss));
+  ar.write("sums/loss_raw", f64(c.sums.loss_raw));
+  ar.write("sums/loss_post", f64(c.sums.loss_post));
+  ar.write("sums/batches", i64(c.sums.batches));
+  ar.write("sums/images", i64(c.sums.images));
+  ar.write("sums/seconds", f64(c.sums.seconds));
   {
     at::Generator gen = at::globalContext().defaultGenerator(c10::Device(c10::kCPU));
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -88,11 +112,21 @@ void save_resume_state(const std::string& path, const TrainCounters& c, const Na
   optimizer.save(opt_ar);
   ar.write("optimizer", opt_ar);
 
+  // LibTorch's zip writer must not see an exception (it would write the end of the archive again
+  // from its destructor): the first write error is kept and rethrown after save_to returns.
   io::AtomicFileWriter out(path);
-  ar.save_to([&out](const void* data, size_t n) -> size_t {
-    out.write(data, n);
+  std::exception_ptr error;
+  ar.save_to([&out, &error](const void* data, size_t n) -> size_t {
+    if (!error) {
+      try {
+        out.write(data, n);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
     return n;
   });
+  if (error) std::rethrow_exception(error);
   out.commit();
 }
 

@@ -55,8 +55,8 @@ std::string base_config(const fs::path& dir) {
          "\n  weights: \"\"\n  image_size: 32\n  features_list: [2, 4]\n"
          "  post_heads: 8\n"
          "postprocess: {alpha: 0.2, sigma: 2, topk: 50}\n"
-         "train:\n  epochs: 1\n  batch_size: 4\n  lr: 1.0e-3\n  max_steps: 2\n  workers: 1\n  log_every: 1\n"
-         "  data: {layout: visa, root: " +
+         "train:\n  epochs: 1\n  batch_size: 4\n  lr: 1.0e-3\n  max_steps: 2\n  log_every: 1\n"
+         "  data: {layout: visa, workers: 1, root: " +
          (dir / "none").string() +
          "}\n"
          "eval:\n  batch_size: 4\n  data: {layout: mvtec, root: " +

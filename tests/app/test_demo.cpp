@@ -45,7 +45,7 @@ std::vector<std::string> mini_overrides() {
           "model.image_size=32",
           "train.epochs=1",
           "train.batch_size=4",
-          "train.workers=1",
+          "train.data.workers=1",
           "eval.data.workers=1",
           "eval.png_limit=1",
           "runtime.threads=1"};

@@ -213,23 +213,38 @@ TEST(Evaluate, CorruptImageFailsWithItsNameOrIsSkipped) {
   EXPECT_EQ(res.images, 11);
   ASSERT_EQ(res.report.classes.size(), 2u);
   EXPECT_EQ(res.report.classes[1].num_images, 5);
+  EXPECT_EQ(res.report.classes[1].num_skipped, 1);
   EXPECT_TRUE(fs::is_regular_file(out / "metrics.json"));
-  EXPECT_EQ(read_json(out / "metrics.json").at("run").at("skipped").get<int>(), 1);
+  const auto j = read_json(out / "metrics.json");
+  EXPECT_EQ(j.at("run").at("skipped").get<int>(), 1);
+  EXPECT_FALSE(j.at("complete").get<bool>());  // skipped images are a partial result, labelled so
+  EXPECT_EQ(j.at("mean").at("label"), "mean over 11 of 12 images");
+  EXPECT_EQ(j.at("incomplete"), "1 of 12 images skipped (unreadable)");
   fs::remove_all(out);
   fs::remove_all(root);
 }
 
-TEST(Evaluate, EmptyClassIsReportedAndUntrainedHeadWarns) {
+TEST(Evaluate, EmptyClassFailsUnlessPartialAllowedAndUntrainedHeadWarns) {
   auto root = fresh_dir("empty_data");
   fs::copy(synth_root(), root, fs::copy_options::recursive);
   fs::create_directories(root / "aaa_empty" / "test" / "good");
   auto out = fresh_dir("empty_out");
   auto req = request(root, out);
   req.checkpoint.clear();  // untrained (seeded) head
-  auto res = app::run_eval(req, model::build_vcp_clip(req.model, c10::Device(c10::kCPU)));
+  auto model = model::build_vcp_clip(req.model, c10::Device(c10::kCPU));
+  // A class that cannot be scored is a failure, found before the model runs ...
+  EXPECT_EQ(error_of([&] { app::run_eval(req, model); }),
+            "eval: class 'aaa_empty' has no test images in MVTec AD layout at " + root.string() +
+                ", so the result would be partial (--allow-partial evaluates the other classes and labels the "
+                "mean as partial)");
+  EXPECT_FALSE(fs::exists(out / "metrics.json"));
+  // ... unless partial results are allowed: then the mean says what it covers.
+  req.allow_partial = true;
+  auto res = app::run_eval(req, model);
   ASSERT_EQ(res.report.classes.size(), 3u);
   EXPECT_EQ(res.report.classes[0].name, "aaa_empty");
   EXPECT_EQ(res.report.classes[0].error, "no test images");
+  EXPECT_EQ(eval::coverage(res.report).mean_label(), "mean over 2 of 3 classes");
   EXPECT_FALSE(res.report.classes[0].pixel.auroc.has_value());
   EXPECT_TRUE(res.report.classes[1].pixel.auroc.has_value());
   auto has = [&](const std::string& part) {
@@ -238,9 +253,12 @@ TEST(Evaluate, EmptyClassIsReportedAndUntrainedHeadWarns) {
     return false;
   };
   EXPECT_TRUE(has("UNTRAINED VCP head (initialised with seed 333)"));
-  EXPECT_TRUE(has("class 'aaa_empty' has no test images"));
+  EXPECT_TRUE(has("class 'aaa_empty' not evaluated: no test images"));
   auto j = read_json(out / "metrics.json");
   EXPECT_EQ(j.at("classes").size(), 3u);
+  EXPECT_FALSE(j.at("complete").get<bool>());
+  EXPECT_EQ(j.at("mean").at("label"), "mean over 2 of 3 classes");
+  EXPECT_TRUE(j.at("classes")[0].at("pixel_auroc").is_null());
   EXPECT_TRUE(j.at("run").at("untrained_head").get<bool>());
   expect_unit_or_null(j.at("mean"), "mean");
   fs::remove_all(out);

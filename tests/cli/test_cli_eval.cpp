@@ -136,8 +136,41 @@ TEST(CliEval, CorruptImageNamesTheFile) {
   EXPECT_NE(r.out.find("vcpclip eval: error: cannot decode image file (not an image or corrupt): " + bad.string()),
             std::string::npos)
       << r.out;
-  r = run("eval --no-progress --config " + config().string() + " --set eval.data.root=" + root.string() +
-          " --set eval.data.skip_bad=true --out " + (work_dir() / "corrupt_out").string());
+  EXPECT_FALSE(fs::exists(work_dir() / "corrupt_out" / "metrics.json"));
+  for (const std::string flag : {" --set eval.data.skip_bad=true", " --skip-bad"}) {
+    r = run("eval --no-progress --config " + config().string() + " --set eval.data.root=" + root.string() + flag +
+            " --out " + (work_dir() / "corrupt_out").string());
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("7 images"), std::string::npos) << r.out;
+    // The skipped image makes the result partial: the mean row and a last line say so.
+    EXPECT_NE(r.out.find("| mean over 7 of 8 images |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("PARTIAL RESULT: 1 of 8 images skipped (unreadable)"), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliEval, ClassWithoutImagesNeedsAllowPartial) {
+  const auto root = work_dir() / "with_empty";
+  fs::remove_all(root);
+  config();
+  fs::copy(work_dir() / "target", root, fs::copy_options::recursive);
+  fs::create_directories(root / "zzz_empty" / "test" / "good");
+  const std::string base = "eval --no-progress --config " + config().string() +
+                           " --set eval.data.root=" + root.string() + " --out " + (work_dir() / "empty_out").string();
+  auto r = run(base);
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("vcpclip eval: error: eval: class 'zzz_empty' has no test images in MVTec AD layout at " +
+                       root.string()),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(work_dir() / "empty_out" / "metrics.json"));
+  r = run(base + " --allow-partial");
   EXPECT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("7 images"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| mean over 2 of 3 classes |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PARTIAL RESULT: 1 of 3 classes could not be scored (class 'zzz_empty': no test images)"),
+            std::string::npos)
+      << r.out;
+  std::ifstream in(work_dir() / "empty_out" / "metrics.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_FALSE(j.at("complete").get<bool>());
+  EXPECT_EQ(j.at("mean").at("label"), "mean over 2 of 3 classes");
 }

@@ -40,8 +40,8 @@ std::string write_config(const fs::path& dir, const std::string& data_root, cons
   f << "runtime: {device: cpu, threads: 1, seed: 333, log_level: info}\n"
     << "model:\n  backbone: " << kVcp << "tiny_vcp_clip.json\n  weights: " << kVcp << "tiny_vcp_clip.pt\n"
     << "  vocab: " << vocab() << "\n  image_size: 64\n  features_list: [2, 3, 4]\n  post_heads: 8\n"
-    << "train:\n  epochs: 2\n  batch_size: 4\n  lr: 1.0e-3\n  workers: 1\n  out_dir: " << (dir / "out").string() << "\n"
-    << extra_train << "  data: {layout: visa, root: " << data_root << "}\n";
+    << "train:\n  epochs: 2\n  batch_size: 4\n  lr: 1.0e-3\n  out_dir: " << (dir / "out").string() << "\n"
+    << extra_train << "  data: {layout: visa, workers: 1, root: " << data_root << "}\n";
   return path.string();
 }
 

@@ -117,8 +117,8 @@ fs::path config() {
   static const fs::path p = [] {
     const auto f = work() / "run.yaml";
     std::ofstream(f) << "runtime:\n  threads: 1\n"
-                     << model_section() << "train:\n  epochs: 2\n  batch_size: 4\n  workers: 1\n  out_dir: "
-                     << (work() / "train_default").string()
+                     << model_section()
+                     << "train:\n  epochs: 2\n  batch_size: 4\n  out_dir: " << (work() / "train_default").string()
                      << "\n  data:\n    layout: visa\n    root: " << aux_set().string() << "\n    workers: 1\n"
                      << "eval:\n  batch_size: 4\n  out_dir: " << (work() / "eval_default").string()
                      << "\n  data:\n    layout: mvtec\n    root: " << target_set().string() << "\n    workers: 1\n";
@@ -290,7 +290,8 @@ TEST(Robustness, InterruptedTrainingResumesAndLeavesALoadableCheckpoint) {
   EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2 epoch(s)"), std::string::npos) << r.out;
 
-  // (b) killed by a signal mid-run (SIGKILL: no chance to clean up) right after an epoch's state.
+  // (b) killed by a signal mid-run (SIGKILL: no chance to clean up) right after an epoch's
+  // checkpoint (resume.pt exists from the start of the run).
   const auto out2 = work() / "train_killed";
   const std::string cmd = "exec " + binary() + " train --no-progress" + cfg() + "--set train.out_dir=" + out2.string() +
                           " --set train.epochs=50 > " + (work() / "killed.log").string() + " 2>&1";
@@ -301,7 +302,7 @@ TEST(Robustness, InterruptedTrainingResumesAndLeavesALoadableCheckpoint) {
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!fs::exists(out2 / "resume.pt") && std::chrono::steady_clock::now() < deadline)
+  while (!fs::exists(out2 / "last.pth") && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   kill(pid, SIGKILL);
   int st = 0;

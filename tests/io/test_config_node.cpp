@@ -56,3 +56,27 @@ TEST(ConfigNode, MissingFileAndSyntaxError) {
   EXPECT_NE(error_of([] { ConfigNode::from_string("a: [1, 2\n", "bad.yaml"); }).find("cannot parse config 'bad.yaml'"),
             std::string::npos);
 }
+
+TEST(ConfigNode, PathTheSystemCannotLookUpIsKeptAsGiven) {
+  // Found by fuzz_config (fuzz/regressions/config/path_too_long_filesystem_error.yaml): a path
+  // longer than the system allows made std::filesystem throw its own exception out of the loader.
+  const std::string long_name(5000, 'x');
+  auto root = ConfigNode::from_string("model:\n  backbone: " + long_name + "\n", "configs/x.yaml");
+  auto model = root.section("model");
+  std::string got;
+  EXPECT_NO_THROW(got = model.get_path("backbone", ""));
+  EXPECT_EQ(got, long_name);
+}
+
+TEST(ConfigNode, NumberTooLargeForItsTypeNamesKeyAndRange) {
+  // Found by fuzz_config (fuzz/regressions/config/integer_out_of_range.json): yaml-cpp's own
+  // exception escaped the loader.
+  auto root = ConfigNode::from_string("a: 16666666666666666666666666666666662\nb: 1e999\nc: 70000\n", "m.json");
+  EXPECT_EQ(error_of([&] { root.get<int64_t>("a", 0); }),
+            "config key 'a' in m.json: expected an integer between -9223372036854775808 and 9223372036854775807, "
+            "found '16666666666666666666666666666666662'");
+  EXPECT_EQ(
+      error_of([&] { root.get<double>("b", 0.0); }).rfind("config key 'b' in m.json: expected a number between ", 0),
+      0u);
+  EXPECT_EQ(root.get<int>("c", 0), 70000);
+}

@@ -366,3 +366,38 @@ TEST(Pickle, DictKeysReplaceAndHugeDictsAreLinear) {
   EXPECT_EQ(big->entries.size(), static_cast<size_t>(n));
   EXPECT_EQ(big->entries.back().first->i, n - 1);
 }
+
+namespace {
+/// A string literal with its embedded NUL bytes.
+template <size_t N>
+std::string raw(const char (&s)[N]) {
+  return std::string(s, N - 1);
+}
+}  // namespace
+
+TEST(Pickle, CyclesAreRefusedAndFreed) {
+  // Found by fuzz_pickle (fuzz/regressions/pickle/list_contains_itself_leak.pkl): x = []; x.append(x)
+  // through the memo made a shared-pointer cycle that was never freed. torch.save never writes one.
+  const std::string cyclic =
+      "unsupported cyclic pickle (a list or dict that contains itself; torch.save never writes one)";
+  EXPECT_EQ(error_of([] {
+              unpickle_string(
+                  raw("\x80\x02]q\x00h\x00"
+                      "a."));
+            }),
+            cyclic + " at byte 8 of data.pkl in mem");
+  // d = {}; x = [d]; d[1] = x; d[2] = x
+  EXPECT_EQ(error_of([] {
+              unpickle_string(
+                  raw("\x80\x02}q\x00K\x01]q\x01h\x00"
+                      "asK\x02h\x01s."));
+            }),
+            cyclic + " at byte 19 of data.pkl in mem");
+  // The same list twice in another is no cycle.
+  ValuePtr shared =
+      unpickle_string(raw("\x80\x02]q\x00]q\x01"
+                          "ah\x01"
+                          "a."));
+  ASSERT_EQ(shared->items.size(), 2u);
+  EXPECT_EQ(shared->items[0].get(), shared->items[1].get());
+}

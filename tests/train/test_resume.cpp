@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/file_size_limit.h"
+#include "support/test_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/train/resume.h"
 
@@ -67,6 +69,7 @@ TEST(Resume, ContinuingEqualsRestoring) {
   c.seed = 333;
   c.world_size = 1;
   c.global_batch = 2;
+  c.sums = {1.5, 0.75, 0.25, 2, 4, 3.25};  // the epoch's running sums travel with the state
   save_resume_state(path, c, a.params(), *a.opt);
   a.step(2);
   a.step(3);
@@ -81,6 +84,12 @@ TEST(Resume, ContinuingEqualsRestoring) {
   EXPECT_EQ(got.step, 2);
   EXPECT_EQ(got.seed, 333u);
   EXPECT_EQ(got.global_batch, 2);
+  EXPECT_EQ(got.sums.loss, 1.5);
+  EXPECT_EQ(got.sums.loss_raw, 0.75);
+  EXPECT_EQ(got.sums.loss_post, 0.25);
+  EXPECT_EQ(got.sums.batches, 2);
+  EXPECT_EQ(got.sums.images, 4);
+  EXPECT_EQ(got.sums.seconds, 3.25);
   EXPECT_EQ(peek_resume_state(path).step, 2);
   b.step(2);
   b.step(3);
@@ -119,5 +128,29 @@ TEST(Resume, ErrorsNameTheFile) {
     EXPECT_EQ(std::string(e.what()),
               "resume state " + path + " holds 3 trainable tensors but the model has 2 (different model options?)");
   }
+  fs::remove_all(dir);
+}
+
+TEST(Resume, FullDiskKeepsThePreviousStateAndNoTemporary) {
+  const auto dir = tmpdir();
+  const std::string path = (dir / "resume.pt").string();
+  Toy a;
+  TrainCounters c;
+  c.step = 4;
+  save_resume_state(path, c, a.params(), *a.opt);
+  const std::string before = vcpclip::testing::slurp(path);
+  a.step(0);  // Adam moments now exist: the new state is larger than the old one
+  c.step = 5;
+  std::string error;
+  {
+    vcpclip::testing::FileSizeLimit limit(before.size());
+    error = vcpclip::testing::error_of([&] { save_resume_state(path, c, a.params(), *a.opt); });
+  }
+  EXPECT_EQ(error.rfind("cannot write " + path + " (temporary file " + path + ".tmp.", 0), 0u) << error;
+  EXPECT_NE(error.find("): File too large"), std::string::npos) << error;
+  EXPECT_EQ(vcpclip::testing::slurp(path), before);
+  Toy b;
+  EXPECT_EQ(load_resume_state(path, b.params(), *b.opt).step, 4);  // still loadable
+  for (auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "resume.pt");
   fs::remove_all(dir);
 }

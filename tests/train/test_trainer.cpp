@@ -111,10 +111,10 @@ TEST(Trainer, RefusesBrokenDatasetUnlessSkipBad) {
     FAIL() << "expected an error";
   } catch (const vcpclip::Error& e) {
     const std::string w = e.what();
-    EXPECT_NE(w.find("has problems (fix them, or set train.skip_bad: true"), std::string::npos) << w;
+    EXPECT_NE(w.find("has problems (fix them, or set train.data.skip_bad: true"), std::string::npos) << w;
     EXPECT_NE(w.find("unreadable image"), std::string::npos) << w;
   }
-  r.train.skip_bad = true;
+  r.data.skip_bad = true;
   auto s = train::run_training(r);
   EXPECT_EQ(s.epochs_done, 1);
 }

@@ -72,7 +72,7 @@ inline vcpclip::train::TrainRequest request(const std::string& data_root, const 
   r.data.augment = true;
   r.train.epochs = 2;
   r.train.batch_size = 4;
-  r.train.workers = 1;
+  r.data.workers = 1;
   r.train.out_dir = out_dir;
   r.train.lr = 1e-3;  // large enough that every step visibly moves the tensors
   r.progress = false;

@@ -9,6 +9,11 @@
 // float32, masks as bytes); then per class: min-max normalisation of the maps and of the scores
 // (reference test.py) and the metrics of DESIGN §8; the mean over the classes that have them.
 //
+// Partial results are failures (eval/report.h): a class without test images stops the run before
+// the model runs, an unreadable image stops it where it is met, unless the request allows them
+// (allow_partial for classes, eval.data.skip_bad for images); the reports then say what the mean
+// covers ("mean over 1 of 2 classes").
+//
 // Output directory:
 //   metrics.json, metrics.csv, metrics.md   per-class and mean metrics (+ run information)
 //   maps/<class>/<defect>/<stem>.npy        (save_maps) float32 [S,S] pixel maps, unnormalised
@@ -39,7 +44,8 @@ struct EvalRequest {
   bool progress = true;     ///< progress bar on stderr
   /// --calibration-out: also write the f1 calibration of the run here (app/calibrate.h); "" = none
   std::string calibration_out;
-  bool profile = false;  ///< time per stage on stderr and in EvalResult::profile
+  bool profile = false;        ///< time per stage on stderr and in EvalResult::profile
+  bool allow_partial = false;  ///< --allow-partial: report even when classes have no metrics
 };
 
 /// Builds a request from a loaded run config ("eval needs a `model` / `eval.data` section in F"
@@ -56,7 +62,8 @@ struct EvalResult {
 };
 
 /// Runs the whole evaluation; builds the model from req.model and loads req.checkpoint.
-/// Errors: unreadable image without skip_bad (vcpclip::Error naming the file), empty test set.
+/// Errors: unreadable image without skip_bad (vcpclip::Error naming the file), empty test set,
+/// a class without metrics unless allow_partial (eval::require_complete: no metrics written then).
 EvalResult run_eval(const EvalRequest& req);
 /// Same with an already built model (tests); req.checkpoint is loaded into it when non-empty and
 /// req.runtime.precision applied. `load_seconds`: the model's build time, for the profile.

@@ -64,8 +64,13 @@ class DataLoader {
   /// Indices into samples() in the order this rank visits them in `epoch`.
   std::vector<size_t> epoch_order(int64_t epoch) const;
 
-  /// Starts (or restarts) an epoch; stops any unfinished previous one.
-  void start_epoch(int64_t epoch);
+  /// Starts (or restarts) an epoch; stops any unfinished previous one. `first_batch` > 0 resumes
+  /// inside the epoch: the batches before it are not loaded (batch content depends only on the
+  /// seed, epoch and position, so the rest of the epoch is what an uninterrupted run sees).
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  /// Batches of the current epoch consumed so far (returned, or skipped whole): the position to
+  /// resume from.
+  int64_t position() const;
   /// Next batch, or nullopt at the end of the epoch. A load failure (without skip_bad) is
   /// rethrown here as vcpclip::Error naming the file.
   std::optional<Batch> next();

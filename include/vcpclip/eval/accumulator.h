@@ -20,7 +20,8 @@ namespace vcpclip::eval {
 /// Metrics of one product class.
 struct ClassMetrics {
   std::string name;
-  int64_t num_images = 0, num_anomalous = 0;
+  int64_t num_images = 0, num_anomalous = 0;  ///< images scored (of which anomalous)
+  int64_t num_skipped = 0;                    ///< test images left out (unreadable, with skip_bad)
   PixelMetrics pixel;
   ImageMetrics image;
   std::vector<std::string> warnings;

@@ -29,10 +29,12 @@ at::Tensor blend_maps(const at::Tensor& raw, const at::Tensor& post, double alph
 /// k is clamped to H·W. Float32 result on the input's device.
 at::Tensor topk_mean(const at::Tensor& maps, int64_t k);
 
-/// The reference pixel map: gaussian_filter(blend_maps(raw, post, alpha), sigma).
+/// The reference pixel map: gaussian_filter(blend_maps(raw, post, alpha), sigma). Without Post-VCP
+/// (`post` undefined, model.post_vcp: false) the map is gaussian_filter(raw, sigma).
 at::Tensor pixel_map(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma);
 
-/// The reference image score (unnormalised): topk_mean(raw, k) + topk_mean(post, k).
+/// The reference image score (unnormalised): topk_mean(raw, k) + topk_mean(post, k); without
+/// Post-VCP (`post` undefined) topk_mean(raw, k).
 at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k);
 
 /// Pixel maps and image scores of a batch, the way eval computes them (DESIGN §6).

@@ -4,11 +4,13 @@
 // a half-written file (checkpoints, metrics, anything a crash must not corrupt).
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vcpclip::io {
 
 /// Writes into "<path>.tmp.<pid>.<n>"; commit() makes it `path`. Destroyed without commit(), the
-/// temporary file is removed and `path` is untouched. Errors are vcpclip::Error naming the file.
+/// temporary file is removed and `path` is untouched. Errors (full disk, file size limit, no
+/// permission) are vcpclip::Error naming the file; the temporary file is removed then too.
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(std::string path);
@@ -35,5 +37,14 @@ class AtomicFileWriter {
 
 /// One-shot: replaces `path` with `bytes` atomically.
 void write_file_atomically(const std::string& path, std::string_view bytes);
+
+/// std::filesystem::create_directories with a failure (no permission, a file in the way, a full
+/// disk) as a vcpclip::Error naming the directory.
+void make_directories(const std::string& dir);
+
+/// Removes the temporary files "<name>.tmp.<pid>.<n>" in `dir` that a killed process left behind
+/// (its pid no longer runs; SIGKILL gives no chance to clean up). Files of live processes stay.
+/// Returns the paths removed.
+std::vector<std::string> remove_stale_temp_files(const std::string& dir);
 
 }  // namespace vcpclip::io

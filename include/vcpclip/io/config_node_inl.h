@@ -1,5 +1,6 @@
 #pragma once
 // Template parts of config_node.h (do not include directly).
+#include <limits>
 #include <type_traits>
 
 namespace vcpclip::io {
@@ -56,15 +57,25 @@ T ConfigNode::convert(const YAML::Node& n, const std::string& key) const {
                          : n.IsMap()    ? std::string("a mapping")
                                         : std::string("nothing")));
   };
+  // A number of the right form that does not fit T (fuzz_config found 1666...662 for an int).
+  auto number = [&](auto* type) {  // generic: instantiated for the numeric T only
+    using U = std::remove_pointer_t<decltype(type)>;
+    try {
+      return n.as<U>();
+    } catch (const YAML::Exception&) {
+      fail("config key ", where(key), ": expected ", type_name<U>(), " between ", std::numeric_limits<U>::lowest(),
+           " and ", std::numeric_limits<U>::max(), ", found '", n.Scalar(), "'");
+    }
+  };
   if constexpr (std::is_same_v<T, bool>) {
     if (!n.IsScalar() || !detail::is_bool_text(n.Scalar())) return bad();
     return n.as<bool>();
   } else if constexpr (std::is_integral_v<T>) {
     if (!n.IsScalar() || !detail::is_integer_text(n.Scalar())) return bad();
-    return n.as<T>();
+    return number(static_cast<T*>(nullptr));
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!n.IsScalar() || !detail::is_number_text(n.Scalar())) return bad();
-    return n.as<T>();
+    return number(static_cast<T*>(nullptr));
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (n.IsNull()) return std::string();
     if (!n.IsScalar()) return bad();

@@ -1,7 +1,7 @@
 #pragma once
 // OpenAI's released CLIP weights (ViT-L-14-336px.pt, ViT-B-16.pt, ViT-L-14.pt, docs/design.md §2):
 // TorchScript archives whose tensors are stored in fp16. They are read without the TorchScript
-// interpreter: the zip records with LibTorch's caffe2::serialize::PyTorchStreamReader, data.pkl
+// interpreter: the zip records with io::ZipReader (every offset checked against the file), data.pkl
 // (the module tree: TorchScript objects whose attributes are tensors and submodules) with
 // io::pickle's reader, storages left unread until a tensor is asked for. Which attributes are
 // weights comes from the archive's class definitions (code/…: __parameters__ and __buffers__, i.e.

@@ -9,25 +9,23 @@
 //     betas: [0.5, 0.999]   # Adam betas
 //     eps: 1.0e-8           # Adam epsilon (PyTorch default, as the reference)
 //     save_every: 1         # write checkpoint_epoch_N.pth every N epochs (last.pth + resume.pt too)
+//     resume_every_steps: 50      # also write resume.pt inside an epoch every N steps (0 = off)
+//     resume_every_seconds: 300   # ... and after the first step that ends N s after the last write (0 = off)
 //     out_dir: runs/train   # checkpoints, train.log, epochs.jsonl, steps.jsonl
-//     augment: true         # training augmentation (DESIGN §7)
 //     shuffle: true         # reshuffle the training set every epoch (seeded)
-//     deterministic: false  # true: prompt dropout 0, augment false, shuffle false (parity runs)
-//     workers: 2            # data loader threads
+//     deterministic: false  # true: prompt dropout 0, no augmentation, no shuffling (parity runs)
 //     val_classes: []       # held-out classes of `val_data` scored (pixel AP) after every epoch
-//     data: {...}           # the training set, a data section (data/datasets.h; read by app::load_run_config)
+//     data: {...}           # the training set, a data section (data/datasets.h; read by app::load_run_config):
+//                           # its augment, skip_bad and workers keys steer augmentation, bad samples, loader threads
 //     val_data: {...}       # the validation set, likewise; needed with val_classes
-//     skip_bad: false       # drop unreadable samples (data check) instead of refusing to train
 //     max_steps: 0          # stop after this many optimizer steps in total (0 = no limit)
 //     init_from: ""         # start from this checkpoint's trainable tensors (fresh optimizer)
 //     log_every: 1          # steps between lines of steps.jsonl
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "vcpclip/data/datasets.h"
 #include "vcpclip/io/config_node.h"
 
 namespace vcpclip::train {
@@ -40,27 +38,22 @@ struct TrainOptions {
   std::array<double, 2> betas{0.5, 0.999};
   double eps = 1e-8;
   int64_t save_every = 1;
+  int64_t resume_every_steps = 50;
+  double resume_every_seconds = 300;
   std::string out_dir = "runs/train";
-  bool augment = true;
   bool shuffle = true;
-  bool deterministic = false;
-  int workers = 2;
+  bool deterministic = false;  ///< applied once, by train::run_training (apply_deterministic)
   std::vector<std::string> val_classes;
-  std::optional<data::DataOptions> val_data;  ///< train.val_data (filled by the caller, not parse_train_options)
-  bool skip_bad = false;
   int64_t max_steps = 0;
   std::string init_from;
   int64_t log_every = 1;
-
-  /// Applies `deterministic` (augment and shuffle off); returns *this.
-  TrainOptions& resolve();
 };
 
 /// Reads the `train:` keys above except the data sub-sections (the caller reads train.data and
 /// train.val_data first, as app::load_run_config does), then calls node.finish(). Out-of-range values are
 /// vcpclip::Error naming the key and the file (epochs ≥ 1, batch_size ≥ 1, lr/lr_temp/eps > 0, betas in [0,1),
-/// save_every ≥ 1, workers ≥ 0, max_steps ≥ 0, log_every ≥ 1). Paths are resolved relative to
-/// the config (io::ConfigNode::get_path).
+/// save_every ≥ 1, resume_every_steps ≥ 0, resume_every_seconds ≥ 0, max_steps ≥ 0, log_every ≥ 1). Paths
+/// are resolved relative to the config (io::ConfigNode::get_path).
 TrainOptions parse_train_options(io::ConfigNode& node);
 
 }  // namespace vcpclip::train

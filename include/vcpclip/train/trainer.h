@@ -8,7 +8,11 @@
 // Files under train.out_dir (written by rank 0 only; checkpoints and resume.pt atomically):
 //   checkpoint_epoch_N.pth   trainable tensors in the reference layout, every save_every epochs
 //   last.pth                 the latest of those (also written when the run stops at max_steps)
-//   resume.pt                optimizer state, counters, RNG states (see resume.h)
+//   resume.pt                optimizer state, counters, RNG states, loader position (see resume.h):
+//                            at the start, after every epoch, every resume_every_steps steps and
+//                            resume_every_seconds seconds inside an epoch, and at max_steps; a run
+//                            killed at any moment continues from it with --resume and ends with
+//                            the weights of an uninterrupted run
 //   train.log                spdlog file log (also receives the console messages)
 //   epochs.jsonl             {"epoch", "loss", "loss_raw", "loss_post", "val_ap_raw", "val_ap_post",
 //                             "seconds", "images_per_second", "steps"} per epoch
@@ -61,16 +65,21 @@ struct ValidationResult {
 ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<data::SampleInfo>& samples,
                                    int64_t batch_size, int workers);
 
-/// Everything a training run needs (app::load_train_config fills it from a YAML config).
+/// Everything a training run needs (app::make_train_request fills it from a run config).
 struct TrainRequest {
   RuntimeOptions runtime;
   model::ModelOptions model;
-  data::DataOptions data;  ///< training set (`data:` section); validation: train.val_data
+  data::DataOptions data;                     ///< training set (`train.data`): augment, skip_bad, workers
+  std::optional<data::DataOptions> val_data;  ///< validation set (`train.val_data`), with train.val_classes
   TrainOptions train;
   bool resume = false;      ///< continue from out_dir/resume.pt
   bool progress = true;     ///< progress bar on stderr
   std::string config_text;  ///< the effective config, copied into train.log
 };
+
+/// train.deterministic (DESIGN §7 debugging and parity runs), applied in this one place: prompt
+/// dropout 0, no augmentation (nor mosaic) of train.data, no shuffling. No-op when it is false.
+void apply_deterministic(TrainRequest& request);
 
 struct EpochRecord {
   int64_t epoch = 0;  ///< 1-based
@@ -88,11 +97,9 @@ struct TrainSummary {
   std::string last_checkpoint;      ///< out_dir/last.pth ("" on ranks other than 0)
 };
 
-/// Runs training. Errors (bad data without skip_bad, non-finite loss, resume mismatch) are
-/// vcpclip::Error; the last good checkpoint stays in place.
+/// Runs training: apply_deterministic, builds the model, trains. Errors (bad data without
+/// skip_bad, non-finite loss, resume mismatch, a file that cannot be written) are vcpclip::Error
+/// naming the file or step; the last good checkpoint and resume state stay in place.
 TrainSummary run_training(const TrainRequest& request);
-
-/// The training run on an already built model (for tests: a model built in-process).
-TrainSummary run_training(const TrainRequest& request, model::VcpClip model);
 
 }  // namespace vcpclip::train
