@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 
+#include "vcpclip/app/eval_png.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
 #include "vcpclip/data/loader.h"
@@ -23,9 +24,6 @@
 namespace fs = std::filesystem;
 
 namespace vcpclip::app {
-
-void export_eval_pngs(const EvalRequest& req, const std::vector<eval::ClassAccumulator>& accs,
-                      const std::map<std::string, data::SampleInfo>& infos, const EvalResult& result);
 
 namespace {
 
