@@ -55,9 +55,9 @@ void draw_colour_bar(cv::Mat& band, cv::Rect bar, double lo, double hi, double t
   cv::rectangle(band, bar, cv::Scalar(0, 0, 0), 1);
   char text[96];
   const int ty = bar.y + bar.height + static_cast<int>(std::lround(14 * scale / 0.45));
-  std::snprintf(text, sizeof text, "%.2f", lo);
+  std::snprintf(text, sizeof text, "%.3g", lo);
   put_text_centred(band, text, bar.x + 12, ty, scale);
-  std::snprintf(text, sizeof text, "%.2f", hi);
+  std::snprintf(text, sizeof text, "%.3g", hi);
   put_text_centred(band, text, bar.x + bar.width - 12, ty, scale);
   put_text_centred(band, "map value", bar.x + bar.width / 2, ty, scale);
   if (hi > lo && threshold > lo && threshold < hi) {
