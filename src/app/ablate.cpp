@@ -18,6 +18,7 @@
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/app/run_util.h"
+#include "vcpclip/app/synth.h"
 #include "vcpclip/app/train.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/report.h"
@@ -28,28 +29,6 @@ namespace vcpclip::app {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string substitute(const std::string& s, const std::string& out_dir) { return substitute_out_dir(s, out_dir); }
-
-/// Deep copy of a YAML value with ${out_dir} replaced in its string scalars.
-YAML::Node substituted(const YAML::Node& n, const std::string& out_dir) {
-  if (n.IsScalar()) {
-    YAML::Node out(substitute(n.Scalar(), out_dir));
-    if (n.Tag() == "!") out.SetTag("!");  // keep quoted scalars strings
-    return out;
-  }
-  if (n.IsSequence()) {
-    YAML::Node out(YAML::NodeType::Sequence);
-    for (const auto& e : n) out.push_back(substituted(e, out_dir));
-    return out;
-  }
-  if (n.IsMap()) {
-    YAML::Node out(YAML::NodeType::Map);
-    for (const auto& kv : n) out[kv.first.as<std::string>()] = substituted(kv.second, out_dir);
-    return out;
-  }
-  return YAML::Clone(n);
-}
 
 void flatten(const YAML::Node& n, const std::string& prefix, const std::string& where, std::vector<std::string>& out) {
   for (const auto& kv : n) {
@@ -86,10 +65,10 @@ void check_keys(const YAML::Node& n, const std::set<std::string>& known, const s
   }
 }
 
-data::SynthOptions parse_synth_item(io::ConfigNode node, const std::string& out_dir) {
-  data::SynthOptions o = data::parse_synth_options(node);
-  o.out = substitute(o.out, out_dir);
-  return o;
+template <typename T>
+T with_out_dir(T item, const std::string& out_dir) {
+  item.out = substitute_out_dir(item.out, out_dir);
+  return item;
 }
 
 nlohmann::json metric_json(const eval::Metric& m) {
@@ -153,12 +132,10 @@ std::string AblationConfig::run_dir(const std::string& name, uint64_t seed) cons
   return (fs::path(out_dir) / name / ("seed_" + std::to_string(seed))).string();
 }
 
-AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& out_dir_override) {
-  AblationConfig c;
-  c.path = root.origin();
-  const YAML::Node& n = root.node();
-  check_keys(n, {"base", "out_dir", "seeds", "seed_keys", "metrics", "set", "synthetic", "variants"}, "", c.path);
+namespace {
 
+/// base, out_dir, seeds, seed_keys, metrics.
+void parse_header(io::ConfigNode& root, const std::string& out_dir_override, AblationConfig& c) {
   const std::string base = root.require<std::string>("base");
   c.base = root.resolve_path(base);
   VCP_CHECK(fs::is_regular_file(c.base), "config key ", root.where("base"), ": base run config '", base,
@@ -167,7 +144,6 @@ AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& ou
   const std::string stem = c.path.empty() || c.path[0] == '<' ? "ablation" : fs::path(c.path).stem().string();
   c.out_dir = out_dir_override.empty() ? root.get<std::string>("out_dir", "runs/ablate/" + stem) : out_dir_override;
   VCP_CHECK(!c.out_dir.empty(), "config key ", root.where("out_dir"), ": must not be empty");
-
   const auto seeds = root.get<std::vector<int64_t>>("seeds", {333});
   VCP_CHECK(!seeds.empty(), "config key ", root.where("seeds"), ": expected at least one seed");
   for (auto s : seeds) {
@@ -179,66 +155,59 @@ AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& ou
   c.seed_keys = root.get<std::vector<std::string>>("seed_keys", c.seed_keys);
   c.metrics = root.get<std::vector<std::string>>("metrics", c.metrics);
   VCP_CHECK(!c.metrics.empty(), "config key ", root.where("metrics"), ": expected at least one metric");
+  std::string known;
+  for (const auto& col : eval::metric_columns()) known += (known.empty() ? "" : ", ") + std::string(col.key);
   for (const auto& m : c.metrics) {
-    std::string known;
     bool ok = false;
-    for (const auto& col : eval::metric_columns()) {
-      known += (known.empty() ? "" : ", ") + std::string(col.key);
-      ok = ok || m == col.key;
-    }
+    for (const auto& col : eval::metric_columns()) ok = ok || m == col.key;
     VCP_CHECK(ok, "config key ", root.where("metrics"), ": unknown metric '", m, "'; known: ", known);
   }
+}
 
-  if (n["set"]) c.overrides = overrides_from_map(substituted(n["set"], c.out_dir), root.where("set"));
-
-  if (n["synthetic"] && !n["synthetic"].IsNull()) {
-    VCP_CHECK(n["synthetic"].IsSequence(), "config key ", root.where("synthetic"),
-              ": expected a list of synthetic sets ({out, layout, set, classes, images, size, ...})");
-    for (size_t i = 0; i < n["synthetic"].size(); ++i) {
-      const YAML::Node item = n["synthetic"][i];
-      const std::string prefix = "synthetic[" + std::to_string(i) + "]";
-      VCP_CHECK(item.IsMap(), "config key '", prefix, "' in ", c.path, ": expected a mapping");
-      c.synthetic.push_back(parse_synth_item(io::ConfigNode(item, c.path, prefix), c.out_dir));
-    }
+/// A list of mappings under `key` (synthetic sets, backbone recipes), each read by `parse`.
+template <typename T, typename Parse>
+std::vector<T> parse_list(const io::ConfigNode& root, const std::string& key, const char* what, Parse&& parse) {
+  std::vector<T> out;
+  const YAML::Node n = root.node()[key];
+  if (!n || n.IsNull()) return out;
+  VCP_CHECK(n.IsSequence(), "config key ", root.where(key), ": expected a list of ", what);
+  for (size_t i = 0; i < n.size(); ++i) {
+    const std::string prefix = key + "[" + std::to_string(i) + "]";
+    VCP_CHECK(n[i].IsMap(), "config key '", prefix, "' in ", root.origin(), ": expected a mapping");
+    io::ConfigNode item(n[i], root.origin(), prefix);
+    out.push_back(parse(item));
   }
+  return out;
+}
 
-  const YAML::Node vs = n["variants"];
-  VCP_CHECK(vs && vs.IsSequence() && vs.size() > 0, "config key ", root.where("variants"),
-            ": expected a non-empty list of variants ({name, set, train, train_from, checkpoint})");
+AblationVariant parse_variant(io::ConfigNode& item, const AblationConfig& c, const std::string& prefix) {
   static const std::regex name_re(R"([A-Za-z0-9_.-]+)");
-  for (size_t i = 0; i < vs.size(); ++i) {
-    const std::string prefix = "variants[" + std::to_string(i) + "]";
-    VCP_CHECK(vs[i].IsMap(), "config key '", prefix, "' in ", c.path, ": expected a mapping with at least `name`");
-    io::ConfigNode item(vs[i], c.path, prefix);
-    AblationVariant v;
-    v.name = item.require<std::string>("name");
-    VCP_CHECK(std::regex_match(v.name, name_re) && v.name != "." && v.name != "..", "config key ", item.where("name"),
-              ": variant names are directory names of [A-Za-z0-9_.-], found '", v.name, "'");
-    for (const auto& other : c.variants)
-      VCP_CHECK(other.name != v.name, "ablation config ", c.path, ": duplicate variant name '", v.name, "' (", prefix,
-                ")");
-    const std::string ctx = msg("ablation config ", c.path, ", variant '", v.name, "': ");
-    try {
-      v.train_from = item.get<std::string>("train_from", "");
-      v.checkpoint = item.get_path("checkpoint", "");
-      v.train = item.get<bool>("train", v.train_from.empty() && v.checkpoint.empty());
-      VCP_CHECK(!(v.train && !v.train_from.empty()), "train_from '", v.train_from,
-                "' reuses another variant's checkpoint, so `train: true` is contradictory (drop `train`)");
-      VCP_CHECK(!(v.train && !v.checkpoint.empty()), "`checkpoint` is for evaluation-only variants (train: false)");
-      VCP_CHECK(v.train_from.empty() || v.checkpoint.empty(), "give either train_from or checkpoint, not both");
-      if (item.has("set")) {
-        auto s = item.section("set");
-        v.overrides = overrides_from_map(substituted(s.node(), c.out_dir), item.where("set"));
-      } else {
-        item.section("set");
-      }
-      item.finish();
-    } catch (const Error& e) {
-      throw Error(ctx + e.what());
-    }
-    c.variants.push_back(std::move(v));
+  AblationVariant v;
+  v.name = item.require<std::string>("name");
+  VCP_CHECK(std::regex_match(v.name, name_re) && v.name != "." && v.name != "..", "config key ", item.where("name"),
+            ": variant names are directory names of [A-Za-z0-9_.-], found '", v.name, "'");
+  for (const auto& other : c.variants)
+    VCP_CHECK(other.name != v.name, "ablation config ", c.path, ": duplicate variant name '", v.name, "' (", prefix,
+              ")");
+  try {
+    v.train_from = item.get<std::string>("train_from", "");
+    v.checkpoint = item.get_path("checkpoint", "");
+    v.train = item.get<bool>("train", v.train_from.empty() && v.checkpoint.empty());
+    VCP_CHECK(!(v.train && !v.train_from.empty()), "train_from '", v.train_from,
+              "' reuses another variant's checkpoint, so `train: true` is contradictory (drop `train`)");
+    VCP_CHECK(!(v.train && !v.checkpoint.empty()), "`checkpoint` is for evaluation-only variants (train: false)");
+    VCP_CHECK(v.train_from.empty() || v.checkpoint.empty(), "give either train_from or checkpoint, not both");
+    auto s = item.section("set");
+    if (item.has("set")) v.overrides = overrides_from_map(substitute_out_dir(s.node(), c.out_dir), item.where("set"));
+    item.finish();
+  } catch (const Error& e) {
+    throw Error(msg("ablation config ", c.path, ", variant '", v.name, "': ", e.what()));
   }
-  // train_from targets and cycles
+  return v;
+}
+
+/// train_from targets exist and form no cycle.
+void check_train_from(const AblationConfig& c) {
   for (const auto& v : c.variants) {
     if (v.train_from.empty()) continue;
     bool found = false;
@@ -259,7 +228,10 @@ AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& ou
       }
     }
   }
-  // Every variant against the base run config, before anything runs.
+}
+
+/// Every variant against the base run config, before anything runs.
+void validate_variants(const AblationConfig& c) {
   for (const auto& v : c.variants) {
     try {
       const auto cfg = load_run_config(c.base, c.run_overrides(v.name, c.seeds.front()));
@@ -270,6 +242,35 @@ AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& ou
       throw Error(msg("ablation config ", c.path, ", variant '", v.name, "': ", e.what()));
     }
   }
+}
+
+}  // namespace
+
+AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& out_dir_override) {
+  AblationConfig c;
+  c.path = root.origin();
+  const YAML::Node& n = root.node();
+  check_keys(n, {"base", "out_dir", "seeds", "seed_keys", "metrics", "set", "synthetic", "backbones", "variants"}, "",
+             c.path);
+  parse_header(root, out_dir_override, c);
+  if (n["set"]) c.overrides = overrides_from_map(substitute_out_dir(n["set"], c.out_dir), root.where("set"));
+  c.synthetic = parse_list<data::SynthOptions>(
+      root, "synthetic", "synthetic sets ({out, layout, set, classes, images, size, ...})",
+      [&](io::ConfigNode& item) { return with_out_dir(data::parse_synth_options(item), c.out_dir); });
+  c.backbones = parse_list<BackboneRecipe>(
+      root, "backbones", "backbone recipes ({out, patches, whiten_eps, token_offset, seed})",
+      [&](io::ConfigNode& item) { return with_out_dir(parse_backbone_recipe(item), c.out_dir); });
+  const YAML::Node vs = n["variants"];
+  VCP_CHECK(vs && vs.IsSequence() && vs.size() > 0, "config key ", root.where("variants"),
+            ": expected a non-empty list of variants ({name, set, train, train_from, checkpoint})");
+  for (size_t i = 0; i < vs.size(); ++i) {
+    const std::string prefix = "variants[" + std::to_string(i) + "]";
+    VCP_CHECK(vs[i].IsMap(), "config key '", prefix, "' in ", c.path, ": expected a mapping with at least `name`");
+    io::ConfigNode item(vs[i], c.path, prefix);
+    c.variants.push_back(parse_variant(item, c, prefix));
+  }
+  check_train_from(c);
+  validate_variants(c);
   return c;
 }
 
@@ -308,61 +309,66 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
-void ensure_synthetic(const data::SynthOptions& o) {
-  if (fs::exists(o.out)) return;
-  data::SynthOptions tmp = o;
-  tmp.out = o.out + ".partial";
-  fs::remove_all(tmp.out);
-  spdlog::info("ablate: generating the synthetic {} set {} ({} classes x {} images, {} px)", o.set, o.out, o.classes,
-               o.images, o.size);
-  data::generate_synthetic(tmp);
-  fs::rename(tmp.out, o.out);
+/// Trains (or resumes) variant v's run unless train/done.json says it finished; fills res.
+void train_run(const RunConfig& cfg, const AblationVariant& v, uint64_t seed, const std::string& dir,
+               const std::string& checkpoint, bool progress, nlohmann::json& res) {
+  const fs::path tdir = fs::path(dir) / "train";
+  const fs::path done = tdir / "done.json";
+  if (fs::exists(done)) {
+    spdlog::info("ablate: {} seed {}: training already finished ({})", v.name, seed, done.string());
+    const auto d = read_json_file(done.string());
+    res["train_steps"] = d.value("steps", 0);
+    res["train_seconds"] = d.value("seconds", 0.0);
+    return;
+  }
+  TrainFlags flags;
+  flags.progress = progress;
+  auto req = make_train_request(cfg, flags);
+  req.resume = fs::exists(tdir / "resume.pt");
+  if (req.resume)
+    spdlog::info("ablate: {} seed {}: resuming training from {}", v.name, seed, (tdir / "resume.pt").string());
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto summary = train::run_training(req);
+  const double secs = seconds_since(t0);
+  VCP_CHECK(fs::exists(checkpoint), "training of variant '", v.name, "' seed ", seed, " wrote no ", checkpoint);
+  const nlohmann::json d = {{"steps", summary.steps},
+                            {"epochs", summary.epochs_done},
+                            {"seconds", secs},
+                            {"checkpoint", checkpoint},
+                            {"finished_at", now_iso()}};
+  io::write_file_atomically(done.string(), d.dump(2) + "\n");
+  res["train_steps"] = summary.steps;
+  res["train_seconds"] = secs;
+}
+
+/// The backbone recipe whose `out` is the run's model.weights, made (or reused) from train.data.
+void prepare_backbone(const AblationConfig& c, const RunConfig& cfg) {
+  const auto& mo = *cfg.model;
+  for (const auto& r : c.backbones) {
+    if (mo.weights.empty() || fs::absolute(mo.weights).lexically_normal() != fs::absolute(r.out).lexically_normal())
+      continue;
+    VCP_CHECK(cfg.train.data.has_value(), "ablation config ", c.path, ": backbone ", r.out,
+              " is made from the training images, but the run has no train.data section");
+    ensure_backbone(r, mo, *cfg.train.data);
+  }
 }
 
 nlohmann::json run_one(const AblationConfig& c, const AblationVariant& v, uint64_t seed, bool progress) {
   const std::string dir = c.run_dir(v.name, seed);
   fs::create_directories(dir);
-  const auto overrides = c.run_overrides(v.name, seed);
-  const RunConfig cfg = load_run_config(c.base, overrides);
+  const RunConfig cfg = load_run_config(c.base, c.run_overrides(v.name, seed));  // parsed once per run
   io::write_file_atomically((fs::path(dir) / "config.yaml").string(), cfg.text + "\n");
+  prepare_backbone(c, cfg);
 
-  nlohmann::json res;
-  res["variant"] = v.name;
-  res["seed"] = seed;
-  res["train"] = v.train;
-  res["train_from"] = v.train_from;
-  res["overrides"] = c.variant_overrides(v.name);
-  res["train_seconds"] = 0.0;
-
+  nlohmann::json res = {{"variant", v.name},
+                        {"seed", seed},
+                        {"train", v.train},
+                        {"train_from", v.train_from},
+                        {"overrides", c.variant_overrides(v.name)},
+                        {"train_seconds", 0.0}};
   const std::string checkpoint = checkpoint_of(c, v.name, seed);
   if (v.train) {
-    const fs::path tdir = fs::path(dir) / "train";
-    const fs::path done = tdir / "done.json";
-    if (fs::exists(done)) {
-      spdlog::info("ablate: {} seed {}: training already finished ({})", v.name, seed, done.string());
-      const auto d = read_json_file(done.string());
-      res["train_steps"] = d.value("steps", 0);
-      res["train_seconds"] = d.value("seconds", 0.0);
-    } else {
-      TrainFlags flags;
-      flags.progress = progress;
-      auto req = make_train_request(cfg, flags);
-      req.resume = fs::exists(tdir / "resume.pt");
-      if (req.resume)
-        spdlog::info("ablate: {} seed {}: resuming training from {}", v.name, seed, (tdir / "resume.pt").string());
-      const auto t0 = std::chrono::steady_clock::now();
-      const auto summary = train::run_training(req);
-      const double secs = seconds_since(t0);
-      VCP_CHECK(fs::exists(checkpoint), "training of variant '", v.name, "' seed ", seed, " wrote no ", checkpoint);
-      nlohmann::json d = {{"steps", summary.steps},
-                          {"epochs", summary.epochs_done},
-                          {"seconds", secs},
-                          {"checkpoint", checkpoint},
-                          {"finished_at", now_iso()}};
-      io::write_file_atomically(done.string(), d.dump(2) + "\n");
-      res["train_steps"] = summary.steps;
-      res["train_seconds"] = secs;
-    }
+    train_run(cfg, v, seed, dir, checkpoint, progress, res);
   } else if (!checkpoint.empty()) {
     VCP_CHECK(fs::exists(checkpoint), "variant '", v.name, "' seed ", seed, ": checkpoint ", checkpoint, " is missing",
               v.train_from.empty() ? "" : msg(" (variant '", trainer_of(c, v.name), "' trains it)"));
@@ -425,7 +431,7 @@ AblationSummary run_ablation(const AblationConfig& c, const AblateOptions& opts)
   }
   if (opts.dry_run) return summarize_runs(c, std::move(runs));
 
-  for (const auto& s : c.synthetic) ensure_synthetic(s);
+  for (const auto& s : c.synthetic) ensure_synthetic(s, "ablate");
   fs::create_directories(c.out_dir);
 
   std::map<std::pair<std::string, uint64_t>, std::string> failed;

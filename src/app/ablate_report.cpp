@@ -242,117 +242,127 @@ void put_vertical(cv::Mat& img, const std::string& t, cv::Point tl, double scale
 
 }  // namespace
 
-std::vector<unsigned char> summary_png(const AblationConfig& cfg, const AblationSummary& s) {
-  static const cv::Scalar palette[] = {{180, 119, 31},  {14, 127, 255}, {44, 160, 44},   {40, 39, 214},
-                                       {189, 103, 148}, {75, 86, 140},  {194, 119, 227}, {127, 127, 127},
-                                       {34, 189, 188},  {207, 190, 23}};
-  const int nb = static_cast<int>(cfg.metrics.size());
-  const int ng = static_cast<int>(s.rows.size());
-  const int bar = 16, bar_gap = 2, group_gap = 28;
-  const int group_w = nb * bar + (nb - 1) * bar_gap;
-  std::vector<std::string> names;
+namespace {
+
+const cv::Scalar kPalette[] = {{180, 119, 31}, {14, 127, 255},  {44, 160, 44},   {40, 39, 214},  {189, 103, 148},
+                               {75, 86, 140},  {194, 119, 227}, {127, 127, 127}, {34, 189, 188}, {207, 190, 23}};
+
+/// Geometry of the grouped bar chart: one group per variant, one bar per chart metric.
+struct ChartLayout {
+  int nb = 0, ng = 0;  ///< bars per group, groups
+  int bar = 16, bar_gap = 2, group_gap = 28, group_w = 0;
+  int left = 70, right = 24, top = 0, plot_w = 0, plot_h = 300, W = 0, H = 0;
+  bool vertical_names = false;
+  double title_scale = 0.55;
+  std::string title;
+  std::vector<std::string> names;  ///< group labels (shortened)
+  std::vector<cv::Point> legend;   ///< legend item positions
+  int y0() const { return top + plot_h; }
+  int ypix(double pct) const {
+    return y0() - static_cast<int>(std::lround(std::clamp(pct, 0.0, 100.0) / 100.0 * plot_h));
+  }
+  int group_x(int g) const {
+    return left + (plot_w - ng * (group_w + group_gap)) / 2 + group_gap / 2 + g * (group_w + group_gap);
+  }
+};
+
+ChartLayout chart_layout(const AblationConfig& cfg, const AblationSummary& s) {
+  ChartLayout L;
+  L.nb = static_cast<int>(cfg.metrics.size());
+  L.ng = static_cast<int>(s.rows.size());
+  L.group_w = L.nb * L.bar + (L.nb - 1) * L.bar_gap;
   int name_w = 0;
   for (const auto& r : s.rows) {
-    std::string n = r.variant.size() > 32 ? r.variant.substr(0, 31) + "~" : r.variant;
-    names.push_back(n);
-    name_w = std::max(name_w, text_size(n).width);
+    L.names.push_back(r.variant.size() > 32 ? r.variant.substr(0, 31) + "~" : r.variant);
+    name_w = std::max(name_w, text_size(L.names.back()).width);
   }
-  const bool vertical_names = name_w > group_w + group_gap - 6;
-  const int left = 70, right = 24;
-  const std::string title = fs::path(cfg.path).stem().string() + ": mean +/- std over " +
-                            std::to_string(cfg.seeds.size()) + " seed" + (cfg.seeds.size() == 1 ? "" : "s");
-  const double title_scale = 0.55;
-  const int plot_h = 300;
-  int legend_w = 0;
+  L.vertical_names = name_w > L.group_w + L.group_gap - 6;
+  L.title = fs::path(cfg.path).stem().string() + ": mean +/- std over " + std::to_string(cfg.seeds.size()) + " seed" +
+            (cfg.seeds.size() == 1 ? "" : "s");
   std::vector<int> item_w;
+  int legend_w = 0;
   for (const auto& m : cfg.metrics) {
     item_w.push_back(14 + 6 + text_size(m).width + 18);
     legend_w += item_w.back();
   }
   // Wide enough for the groups, the title and (up to a limit) a one-line legend.
-  const int plot_w =
-      std::max({ng * (group_w + group_gap), 360, text_size(title, title_scale).width, std::min(legend_w, 900)});
-  const int W = left + plot_w + right;
-  // Legend rows (wrapped to the plot width), then the plot.
-  std::vector<cv::Point> item_pos;
-  int lx = left, ly = 46;
+  L.plot_w = std::max(
+      {L.ng * (L.group_w + L.group_gap), 360, text_size(L.title, L.title_scale).width, std::min(legend_w, 900)});
+  L.W = L.left + L.plot_w + L.right;
+  int lx = L.left, ly = 46;  // legend rows wrapped to the plot width, then the plot
   for (size_t m = 0; m < item_w.size(); ++m) {
-    if (lx + item_w[m] > left + plot_w && lx > left) {
-      lx = left;
+    if (lx + item_w[m] > L.left + L.plot_w && lx > L.left) {
+      lx = L.left;
       ly += 18;
     }
-    item_pos.emplace_back(lx, ly);
+    L.legend.emplace_back(lx, ly);
     lx += item_w[m];
   }
-  const int top = ly + 24;
-  const int bottom = (vertical_names ? name_w + 16 : 26) + 34;
-  const int H = top + plot_h + bottom;
-  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+  L.top = ly + 24;
+  L.H = L.top + L.plot_h + (L.vertical_names ? name_w + 16 : 26) + 34;
+  return L;
+}
 
-  put(img, title, {left, 24}, title_scale);
-  for (int m = 0; m < nb; ++m) {
-    cv::rectangle(img, cv::Rect(item_pos[m].x, item_pos[m].y - 10, 14, 12), palette[m % 10], cv::FILLED);
-    put(img, cfg.metrics[m], {item_pos[m].x + 20, item_pos[m].y});
+/// Title, legend, axes, grid, y ticks (0..100 %) and axis labels.
+void draw_frame(cv::Mat& img, const ChartLayout& L, const std::vector<std::string>& metrics) {
+  put(img, L.title, {L.left, 24}, L.title_scale);
+  for (int m = 0; m < L.nb; ++m) {
+    cv::rectangle(img, cv::Rect(L.legend[m].x, L.legend[m].y - 10, 14, 12), kPalette[m % 10], cv::FILLED);
+    put(img, metrics[m], {L.legend[m].x + 20, L.legend[m].y});
   }
-
-  // Axes, grid, y ticks (0..100 %).
-  const int x0 = left, y0 = top + plot_h;
-  auto ypix = [&](double pct) {
-    return y0 - static_cast<int>(std::lround(std::clamp(pct, 0.0, 100.0) / 100.0 * plot_h));
-  };
+  const int x0 = L.left, y0 = L.y0();
   for (int t = 0; t <= 100; t += 10) {
-    const int y = ypix(t);
-    if (t > 0) cv::line(img, {x0 + 1, y}, {x0 + plot_w, y}, kGrid, 1);
+    const int y = L.ypix(t);
+    if (t > 0) cv::line(img, {x0 + 1, y}, {x0 + L.plot_w, y}, kGrid, 1);
     cv::line(img, {x0 - 5, y}, {x0, y}, kBlack, 1);
     const std::string lab = std::to_string(t);
     const auto sz = text_size(lab);
     put(img, lab, {x0 - 8 - sz.width, y + sz.height / 2});
   }
-  cv::line(img, {x0, top}, {x0, y0}, kBlack, 1);
-  cv::line(img, {x0, y0}, {x0 + plot_w, y0}, kBlack, 1);
-  {
-    const std::string yl = "score (%)";
-    const auto sz = text_size(yl);
-    put_vertical(img, yl, {8, top + plot_h / 2 - sz.width / 2});
-  }
+  cv::line(img, {x0, L.top}, {x0, y0}, kBlack, 1);
+  cv::line(img, {x0, y0}, {x0 + L.plot_w, y0}, kBlack, 1);
+  put_vertical(img, "score (%)", {8, L.top + L.plot_h / 2 - text_size("score (%)").width / 2});
+  put(img, "variant", {x0 + L.plot_w / 2 - text_size("variant").width / 2, L.H - 10});
+}
 
-  // Bars.
-  for (int g = 0; g < ng; ++g) {
-    const int gx = x0 + (plot_w - ng * (group_w + group_gap)) / 2 + group_gap / 2 + g * (group_w + group_gap);
-    for (int m = 0; m < nb; ++m) {
-      const int bx = gx + m * (bar + bar_gap);
-      MetricSummary ms;
-      for (const auto& [key, v] : s.rows[g].metrics)
-        if (key == cfg.metrics[m]) ms = v;
-      const double scale = 100.0;  // every metric is in [0, 1] (the F1 threshold too, after min-max)
-      if (!ms.mean) {
-        put_vertical(img, "n/a", {bx + 1, y0 - 28}, 0.35);
-        continue;
-      }
-      const int yt = ypix(*ms.mean * scale);
-      if (yt < y0) cv::rectangle(img, cv::Rect(bx, yt, bar, y0 - yt), palette[m % 10], cv::FILLED);
-      if (ms.std) {
-        const int cx = bx + bar / 2;
-        const int ya = ypix((*ms.mean - *ms.std) * scale), yb = ypix((*ms.mean + *ms.std) * scale);
-        cv::line(img, {cx, ya}, {cx, yb}, kBlack, 1);
-        cv::line(img, {cx - 4, ya}, {cx + 4, ya}, kBlack, 1);
-        cv::line(img, {cx - 4, yb}, {cx + 4, yb}, kBlack, 1);
-      }
+/// One group: a bar per metric (every metric is in [0, 1], shown in %), error bars = std, label.
+void draw_group(cv::Mat& img, const ChartLayout& L, int g, const AblationSummary::Row& row,
+                const std::vector<std::string>& metrics) {
+  const int gx = L.group_x(g), y0 = L.y0();
+  for (int m = 0; m < L.nb; ++m) {
+    const int bx = gx + m * (L.bar + L.bar_gap);
+    MetricSummary ms;
+    for (const auto& [key, v] : row.metrics)
+      if (key == metrics[m]) ms = v;
+    if (!ms.mean) {
+      put_vertical(img, "n/a", {bx + 1, y0 - 28}, 0.35);
+      continue;
     }
-    // Group label.
-    const int cx = gx + group_w / 2;
-    const auto sz = text_size(names[g]);
-    if (vertical_names) {
-      put_vertical(img, names[g], {cx - (sz.height + 8) / 2, y0 + 6});
-    } else {
-      put(img, names[g], {cx - sz.width / 2, y0 + 6 + sz.height});
+    const int yt = L.ypix(*ms.mean * 100.0);
+    if (yt < y0) cv::rectangle(img, cv::Rect(bx, yt, L.bar, y0 - yt), kPalette[m % 10], cv::FILLED);
+    if (ms.std) {
+      const int cx = bx + L.bar / 2, ya = L.ypix((*ms.mean - *ms.std) * 100.0),
+                yb = L.ypix((*ms.mean + *ms.std) * 100.0);
+      cv::line(img, {cx, ya}, {cx, yb}, kBlack, 1);
+      cv::line(img, {cx - 4, ya}, {cx + 4, ya}, kBlack, 1);
+      cv::line(img, {cx - 4, yb}, {cx + 4, yb}, kBlack, 1);
     }
   }
-  {
-    const std::string xl = "variant";
-    const auto sz = text_size(xl);
-    put(img, xl, {x0 + plot_w / 2 - sz.width / 2, H - 10});
-  }
+  const int cx = gx + L.group_w / 2;
+  const auto sz = text_size(L.names[g]);
+  if (L.vertical_names)
+    put_vertical(img, L.names[g], {cx - (sz.height + 8) / 2, y0 + 6});
+  else
+    put(img, L.names[g], {cx - sz.width / 2, y0 + 6 + sz.height});
+}
+
+}  // namespace
+
+std::vector<unsigned char> summary_png(const AblationConfig& cfg, const AblationSummary& s) {
+  const ChartLayout L = chart_layout(cfg, s);
+  cv::Mat img(L.H, L.W, CV_8UC3, cv::Scalar(255, 255, 255));
+  draw_frame(img, L, cfg.metrics);
+  for (int g = 0; g < L.ng; ++g) draw_group(img, L, g, s.rows[g], cfg.metrics);
   std::vector<unsigned char> png;
   VCP_CHECK(cv::imencode(".png", img, png), "cannot encode the ablation chart as PNG");
   return png;

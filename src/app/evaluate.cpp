@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/eval_png.h"
 #include "vcpclip/app/score.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
@@ -26,9 +27,6 @@
 namespace fs = std::filesystem;
 
 namespace vcpclip::app {
-
-void export_eval_pngs(const EvalRequest& req, const std::vector<eval::ClassAccumulator>& accs,
-                      const std::map<std::string, data::SampleInfo>& infos, const EvalResult& result);
 
 namespace {
 

@@ -12,6 +12,25 @@ std::string substitute_out_dir(std::string s, const std::string& out_dir) {
   return s;
 }
 
+YAML::Node substitute_out_dir(const YAML::Node& n, const std::string& out_dir) {
+  if (n.IsScalar()) {
+    YAML::Node out(substitute_out_dir(n.Scalar(), out_dir));
+    if (n.Tag() == "!") out.SetTag("!");  // keep quoted scalars strings
+    return out;
+  }
+  if (n.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (const auto& e : n) out.push_back(substitute_out_dir(e, out_dir));
+    return out;
+  }
+  if (n.IsMap()) {
+    YAML::Node out(YAML::NodeType::Map);
+    for (const auto& kv : n) out[kv.first.as<std::string>()] = substitute_out_dir(kv.second, out_dir);
+    return out;
+  }
+  return YAML::Clone(n);
+}
+
 std::string now_iso() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};

@@ -1,6 +1,6 @@
-// `vcpclip demo [--out DIR] [--config C] [--set key=value]...`: synthetic data, training, zero-shot
-// evaluation of the untrained and the trained head (configs/demo.yaml, built in). All logic lives
-// in vcpclip::app::run_demo.
+// `vcpclip demo [--out DIR] [--config C] [--set key=value]...`: synthetic data, the demo backbone,
+// training, zero-shot evaluation of the untrained and the trained head (configs/demo.yaml, built
+// in). All logic lives in vcpclip::app::run_demo.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -21,13 +21,15 @@ struct DemoArgs {
 
 static vcpclip::cli::CommandRegistrar reg(
     "demo",
-    "Run the whole protocol without downloads: synthetic auxiliary/target sets, training, zero-shot "
-    "evaluation of the untrained and trained head, anomaly-map PNGs (configs/demo.yaml, built in)",
+    "Run the whole protocol without downloads: synthetic auxiliary/target sets of disjoint products, the "
+    "demo backbone, training on the auxiliary set, zero-shot evaluation of the untrained and trained head on the "
+    "target set, anomaly-map PNGs and the files to open (configs/demo.yaml, built in)",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<DemoArgs>();
       sub.add_option("--out,-o", a->out, "output directory (default: demo.out_dir = runs/demo)");
       sub.add_option("--config,-c", a->config, "demo config (default: the built-in configs/demo.yaml)");
-      sub.add_option("--set", a->overrides, "config override key=value (e.g. train.epochs=2), repeatable");
+      sub.add_option("--set", a->overrides,
+                     "config override key=value (e.g. demo.synthetic.target.seed=7), repeatable");
       sub.add_flag("--no-progress", a->no_progress, "no progress bars");
       sub.add_flag("--print-config", a->print_config, "print the built-in demo config and exit");
       return [a]() {

@@ -26,7 +26,12 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--set", o->set, "class set: auxiliary (train on) or target (evaluate on); disjoint")
           ->check(CLI::IsMember({"auxiliary", "target"}))
           ->capture_default_str();
+      sub.add_option("--kinds", o->kinds,
+                     "product kinds of the set, in class order (default: its first four); auxiliary: stripes, "
+                     "fabric, disk, screw, carpet, mesh, metal, capsule, nut; target: checker, wood, plate, bottle")
+          ->delimiter(',');
       return [o]() {
+        vcpclip::data::synthetic_class_names(o->set, o->classes, o->kinds);  // checks the kinds
         vcpclip::app::run_synth(*o, std::cout);
         return 0;
       };

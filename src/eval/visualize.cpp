@@ -2,6 +2,7 @@
 #include "vcpclip/eval/visualize.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
@@ -33,29 +34,86 @@ cv::Mat jet_overlay(const cv::Mat& bgr, const cv::Mat& map01, double alpha) {
   return out;
 }
 
+namespace {
+
+const int kFont = cv::FONT_HERSHEY_SIMPLEX;
+
+void put_text_centred(cv::Mat& img, const std::string& text, int cx, int baseline_y, double scale) {
+  int base = 0;
+  const cv::Size sz = cv::getTextSize(text, kFont, scale, 1, &base);
+  cv::putText(img, text, cv::Point(cx - sz.width / 2, baseline_y), kFont, scale, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+}
+
+/// A horizontal JET bar for values 0..1 of the per-image map, labelled with the map values its
+/// ends stand for and a tick at the threshold.
+void draw_colour_bar(cv::Mat& band, cv::Rect bar, double lo, double hi, double threshold, double scale) {
+  for (int x = 0; x < bar.width; ++x) {
+    cv::Mat u8(1, 1, CV_8U, cv::Scalar(cvRound(255.0 * x / std::max(1, bar.width - 1)))), jet;
+    cv::applyColorMap(u8, jet, cv::COLORMAP_JET);
+    cv::line(band, {bar.x + x, bar.y}, {bar.x + x, bar.y + bar.height - 1}, cv::Scalar(jet.at<cv::Vec3b>(0, 0)), 1);
+  }
+  cv::rectangle(band, bar, cv::Scalar(0, 0, 0), 1);
+  char text[96];
+  const int ty = bar.y + bar.height + static_cast<int>(std::lround(14 * scale / 0.45));
+  std::snprintf(text, sizeof text, "%.3g", lo);
+  put_text_centred(band, text, bar.x + 12, ty, scale);
+  std::snprintf(text, sizeof text, "%.3g", hi);
+  put_text_centred(band, text, bar.x + bar.width - 12, ty, scale);
+  put_text_centred(band, "map value", bar.x + bar.width / 2, ty, scale);
+  if (hi > lo && threshold > lo && threshold < hi) {
+    const int tx = bar.x + static_cast<int>(std::lround((threshold - lo) / (hi - lo) * (bar.width - 1)));
+    cv::line(band, {tx, bar.y - 3}, {tx, bar.y + bar.height + 2}, cv::Scalar(255, 255, 255), 2);
+    cv::line(band, {tx, bar.y - 3}, {tx, bar.y + bar.height + 2}, cv::Scalar(0, 0, 0), 1);
+  }
+}
+
+}  // namespace
+
+int strip_title_height(int panel) { return std::max(14, panel / 10); }
+int strip_bar_height(int panel) { return std::max(24, panel / 6); }
+
+cv::Mat min_max_normalise(const cv::Mat& map) {
+  VCP_CHECK(map.type() == CV_32F, "min-max normalisation: expected a float map, found OpenCV type ", map.type());
+  double mn = 0, mx = 0;
+  cv::minMaxLoc(map, &mn, &mx);
+  return mx > mn ? cv::Mat((map - mn) / (mx - mn)) : cv::Mat::zeros(map.size(), CV_32F);
+}
+
 cv::Mat strip_image(const cv::Mat& bgr, const cv::Mat& map, const cv::Mat& gt_in, double threshold, int panel) {
   VCP_CHECK(map.type() == CV_32F && map.size() == bgr.size(), "strip image: map ", map.cols, "x", map.rows,
             " must be float and match the image ", bgr.cols, "x", bgr.rows);
   cv::Mat gt = gt_in.empty() ? cv::Mat::zeros(map.size(), CV_8U) : gt_in;
   VCP_CHECK(gt.type() == CV_8U && gt.size() == map.size(), "strip image: mask ", gt.cols, "x", gt.rows,
             " must be 8-bit and match the map ", map.cols, "x", map.rows);
-  double mn, mx;
-  cv::minMaxLoc(map, &mn, &mx);
-  cv::Mat norm = mx > mn ? cv::Mat((map - mn) / (mx - mn)) : cv::Mat::zeros(map.size(), CV_32F);
+  double lo = 0, hi = 0;
+  cv::minMaxLoc(map, &lo, &hi);
+  const cv::Mat norm = min_max_normalise(map);
   cv::Mat crop = norm.clone();
   crop.setTo(0, map <= threshold);
   cv::Mat gt01 = cv::Mat::zeros(map.size(), CV_32F);
   gt01.setTo(1.0f, gt > 0);
-  cv::Mat vis_map = jet_overlay(bgr, norm), vis_crop = jet_overlay(bgr, crop), vis_gt = jet_overlay(bgr, gt01);
+  cv::Mat vis_crop = jet_overlay(bgr, crop);
   std::vector<std::vector<cv::Point>> contours;
-  cv::Mat bin = gt > 0;
-  cv::findContours(bin, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
-  cv::drawContours(vis_crop, contours, -1, cv::Scalar(0, 255, 0), 2);
-  const cv::Mat gap(bgr.rows, 10, CV_8UC3, cv::Scalar(255, 255, 255));
-  cv::Mat strip;
-  cv::hconcat(std::vector<cv::Mat>{bgr, gap, vis_map, gap, vis_crop, gap, vis_gt}, strip);
-  cv::Mat out;
-  cv::resize(strip, out, cv::Size(panel * 4 + 30, panel), 0, 0, cv::INTER_LINEAR);
+  cv::findContours(cv::Mat(gt > 0), contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  cv::drawContours(vis_crop, contours, -1, cv::Scalar(0, 255, 0), std::max(1, bgr.cols / 128));
+  // Panels side by side with 10-pixel white gaps, a title band above and a colour bar below.
+  const double scale = 0.45 * panel / 256.0;
+  const int title_h = strip_title_height(panel), bar_h = strip_bar_height(panel), gap = 10;
+  const std::vector<std::pair<std::string, cv::Mat>> panels{{"image", bgr},
+                                                            {"anomaly map", jet_overlay(bgr, norm)},
+                                                            {"map > threshold vs truth (green)", vis_crop},
+                                                            {"ground truth", jet_overlay(bgr, gt01)}};
+  cv::Mat out(title_h + panel + bar_h, 4 * panel + 3 * gap, CV_8UC3, cv::Scalar(255, 255, 255));
+  for (size_t i = 0; i < panels.size(); ++i) {
+    const int x0 = static_cast<int>(i) * (panel + gap);
+    cv::Mat resized;
+    cv::resize(panels[i].second, resized, cv::Size(panel, panel), 0, 0, cv::INTER_LINEAR);
+    resized.copyTo(out(cv::Rect(x0, title_h, panel, panel)));
+    put_text_centred(out, panels[i].first, x0 + panel / 2, title_h - std::max(3, title_h / 4), scale);
+  }
+  cv::Mat band = out(cv::Rect(0, title_h + panel, out.cols, bar_h));
+  const int bar_y = std::max(3, bar_h / 8), bar_hh = std::max(6, bar_h / 4);
+  draw_colour_bar(band, cv::Rect(panel + gap + 4, bar_y, 2 * panel + gap - 8, bar_hh), lo, hi, threshold, scale);
   return out;
 }
 

@@ -280,7 +280,9 @@ TEST(AblateConfig, ErrorsNameVariantAndKey) {
       << e;
   // Unknown top-level key.
   e = load("  - name: full\n", "seed: [1]\n");
-  EXPECT_EQ(e.rfind("unknown config key 'seed' in " + p + "; known keys: base, metrics, out_dir, seed_keys, seeds,", 0),
+  EXPECT_EQ(e.rfind("unknown config key 'seed' in " + p +
+                        "; known keys: backbones, base, metrics, out_dir, seed_keys, seeds,",
+                    0),
             0u)
       << e;
   e = load("  - name: a\n    train_from: ghost\n");

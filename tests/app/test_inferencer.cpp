@@ -127,6 +127,7 @@ TEST(Inferencer, DecisionsEqualPredictWithCalibration) {
   for (int i = 0; i < 3; ++i) req.inputs.push_back(fx::path("image_" + std::to_string(i) + ".png"));
   req.out_dir = out.string();
   req.calibration = calibration();
+  req.predict.batch_size = 1;  // the Inferencer runs one image at a time: same BLAS paths, same floats
   const auto summary = app::run_predict(req);
   ASSERT_EQ(summary.images.size(), 3u);
   for (int i = 0; i < 3; ++i) {

@@ -24,26 +24,48 @@ TEST(Visualize, OverlayBlendsJetLikeTheReference) {
   EXPECT_EQ(o[2], uint8_t(0.5 * 200 + 0.5 * j[2]));
 }
 
-TEST(Visualize, StripHasFourPanelsAndGreenContours) {
+TEST(Visualize, StripHasFourTitledPanelsGreenContoursAndAColourBar) {
   cv::Mat img(64, 64, CV_8UC3, cv::Scalar(128, 128, 128));
   cv::Mat map(64, 64, CV_32F, cv::Scalar(0.1f));
   cv::Mat gt = cv::Mat::zeros(64, 64, CV_8U);
   cv::rectangle(gt, cv::Rect(20, 20, 16, 16), cv::Scalar(1), -1);
   map.setTo(0.9f, gt);
-  cv::Mat s = strip_image(img, map, gt, 0.5, 64);
-  EXPECT_EQ(s.cols, 64 * 4 + 30);
-  EXPECT_EQ(s.rows, 64);
+  const int panel = 128, top = strip_title_height(panel), bar = strip_bar_height(panel);
+  cv::Mat s = strip_image(img, map, gt, 0.5, panel);
+  EXPECT_EQ(s.cols, panel * 4 + 30);
+  EXPECT_EQ(s.rows, top + panel + bar);
+  auto count = [&](cv::Rect r, auto&& pred) {
+    int n = 0;
+    for (int y = r.y; y < r.y + r.height; ++y)
+      for (int x = r.x; x < r.x + r.width; ++x) n += pred(s.at<cv::Vec3b>(y, x));
+    return n;
+  };
+  auto dark = [](const cv::Vec3b& p) { return p[0] < 100 && p[1] < 100 && p[2] < 100; };
+  for (int i = 0; i < 4; ++i) {  // a title (dark text) above every panel
+    EXPECT_GT(count(cv::Rect(i * (panel + 10), 0, panel, top), dark), 10) << "panel " << i;
+  }
   // gaps are white; the third panel carries the green contour of the mask
-  EXPECT_EQ(s.at<cv::Vec3b>(32, 66), cv::Vec3b(255, 255, 255));
-  const int x0 = 2 * 74;
-  int green = 0;
-  for (int y = 0; y < 64; ++y)
-    for (int x = x0; x < x0 + 64; ++x) {
-      const auto p = s.at<cv::Vec3b>(y, x);
-      green += p[1] > 200 && p[0] < 80 && p[2] < 80;
-    }
-  EXPECT_GT(green, 30);
+  EXPECT_EQ(s.at<cv::Vec3b>(top + panel / 2, panel + 2), cv::Vec3b(255, 255, 255));
+  auto green = [](const cv::Vec3b& p) { return p[1] > 200 && p[0] < 80 && p[2] < 80; };
+  EXPECT_GT(count(cv::Rect(2 * (panel + 10), top, panel, panel), green), 30);
+  // the colour bar under panels 2-3 runs from blue (low) to red (high)
+  const cv::Rect band(0, top + panel, s.cols, bar);
+  auto blue = [](const cv::Vec3b& p) { return p[0] > 200 && p[2] < 60; };
+  auto red = [](const cv::Vec3b& p) { return p[2] > 200 && p[0] < 60; };
+  EXPECT_GT(count(cv::Rect(panel + 10, band.y, panel / 2, bar), blue), 20);
+  EXPECT_GT(count(cv::Rect(3 * panel - panel / 2, band.y, panel / 2, bar), red), 20);
+  EXPECT_EQ(count(cv::Rect(0, band.y, panel, bar), blue), 0) << "no bar under the image";
   EXPECT_THROW(strip_image(img, cv::Mat(32, 32, CV_32F), gt, 0.5), vcpclip::Error);
+}
+
+TEST(Visualize, MinMaxNormaliseAndConstantMaps) {
+  cv::Mat m = (cv::Mat_<float>(1, 3) << 2.f, 4.f, 3.f);
+  cv::Mat n = min_max_normalise(m);
+  EXPECT_FLOAT_EQ(n.at<float>(0), 0.f);
+  EXPECT_FLOAT_EQ(n.at<float>(1), 1.f);
+  EXPECT_FLOAT_EQ(n.at<float>(2), 0.5f);
+  EXPECT_EQ(cv::countNonZero(min_max_normalise(cv::Mat(2, 2, CV_32F, cv::Scalar(7.f)))), 0);
+  EXPECT_THROW(min_max_normalise(cv::Mat(2, 2, CV_8U)), vcpclip::Error);
 }
 
 TEST(Visualize, PlotDrawsCurvesAndWritesPng) {

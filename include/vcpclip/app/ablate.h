@@ -16,7 +16,11 @@
 //   set: {train.epochs: 1}                    # (optional) overrides applied to every variant
 //   synthetic:                                # (optional) procedural sets generated on first use
 //     - {out: "${out_dir}/data/aux", layout: visa, set: auxiliary, classes: 2, images: 8,
-//        train_images: 0, size: 64, seed: 0}  # (data::SynthOptions; skipped when `out` exists)
+//        train_images: 0, size: 64, seed: 0}  # (data::SynthOptions; reused while its options are
+//                                             #  unchanged, app::ensure_synthetic)
+//   backbones:                                # (optional) demo backbones (app/demo_backbone.h), made
+//     - {out: "${out_dir}/model/b.safetensors"}  # before a run whose model.weights is `out`, from
+//                                             # its train.data images (reused while unchanged)
 //   variants:
 //     - name: full                            # [A-Za-z0-9_.-]+, unique
 //       set: {}                               # overrides "key: value" (dotted keys, or nested maps)
@@ -31,7 +35,7 @@
 //       train: false                          # evaluate only: `checkpoint: FILE`, or no checkpoint
 //                                             # (the untrained, seeded head)
 //
-// "${out_dir}" in `synthetic[].out` and in string values of `set` is replaced by out_dir.
+// "${out_dir}" in `synthetic[].out`, `backbones[].out` and in string values of `set` is replaced by out_dir.
 // The effective overrides of run (variant v, seed s), applied to `base` with
 // app::load_run_config(base, overrides) in this order:
 //   top-level set, the set of every variant in v's train_from chain (oldest first), v's set,
@@ -60,6 +64,7 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/app/demo_backbone.h"
 #include "vcpclip/data/synthetic.h"
 #include "vcpclip/eval/metrics.h"
 #include "vcpclip/io/config_node.h"
@@ -83,6 +88,7 @@ struct AblationConfig {
   std::vector<std::string> metrics{"pixel_auroc", "pixel_aupro", "pixel_ap", "image_auroc"};
   std::vector<std::string> overrides;  ///< top-level `set`
   std::vector<data::SynthOptions> synthetic;
+  std::vector<BackboneRecipe> backbones;  ///< made where a run's model.weights is their `out`
   std::vector<AblationVariant> variants;  ///< file order
 
   const AblationVariant& variant(const std::string& name) const;  ///< Error if unknown

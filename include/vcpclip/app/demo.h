@@ -1,26 +1,31 @@
 #pragma once
 // `vcpclip demo [--out DIR] [--config C] [--set key=value]...`: the README's main job — the whole
-// VCP-CLIP protocol end to end, by default without any download (configs/demo.yaml, compiled in):
+// VCP-CLIP protocol end to end, by default without any download (configs/demo.yaml, embedded in
+// the binary at build time):
 //
 //   1. synthetic data: every `demo.synthetic` set whose `out` is the root of train.data,
 //      train.val_data or eval.data is generated (VisA-layout auxiliary set, MVTec-layout target
-//      set with disjoint classes); one already complete (DIR/.../synth.json with the same options)
-//      is reused. Sections pointing at real datasets skip generation: same code path, real protocol.
-//   2. model: model.backbone "configs/models/tiny.json" not found from the working directory or
-//      the config is written from the built-in copy to DIR/model/tiny.json.
-//   3. train (train::run_training) → DIR/train/last.pth
-//   4. eval of the UNTRAINED head (same seeded init) → DIR/eval_untrained/ (demo.untrained_baseline)
-//   5. eval of the trained head → DIR/eval/ (metrics.json, metrics.md, imgs/... PNGs)
-//   6. DIR/summary.json (written last, atomically: its presence means the demo finished) and the
-//      two metric tables plus a trained-vs-untrained comparison on the output stream.
+//      set; their product classes never overlap); one already complete (same options, recorded in
+//      <out>.synth.json) is reused. Sections pointing at real datasets skip generation.
+//   2. model: model.backbone "configs/models/demo.json" not found from the working directory or
+//      the config is written from the built-in copy to DIR/model/demo.json. When model.weights is
+//      `demo.backbone.out`, the demo backbone is made from the training images
+//      (app/demo_backbone.h; reused when unchanged).
+//   3. eval of the UNTRAINED head (same seeded init) → DIR/eval_untrained/ (demo.untrained_baseline)
+//   4. train (train::run_training, the request `vcpclip train -c` builds) → DIR/train/last.pth
+//   5. eval of the trained head → DIR/eval/ (metrics.json, metrics.md, imgs/... PNGs, imgs/index.json)
+//   6. DIR/summary.json (written last, atomically: its presence means the demo finished), the
+//      metric tables, a trained-vs-untrained comparison and the files to open (best and worst
+//      strip per class, ROC/PRO plots) on the output stream.
 //
 // Demo config = a run config (app/run_config.h: runtime, model, postprocess, train, eval) plus
 //   demo:
 //     out_dir: runs/demo              # DIR; --out overrides; "${out_dir}" in any string value of
 //                                     # the file (after --set) is replaced by it
 //     untrained_baseline: true        # evaluate the untrained head too
-//     synthetic:                      # name: {out, layout, set, classes, images, train_images, size, seed}
-//       aux: {out: "${out_dir}/data/aux", layout: visa, set: auxiliary, ...}
+//     synthetic:                      # name: {out, layout, set, classes, images, train_images, size,
+//       aux: {out: "${out_dir}/data/aux", layout: visa, set: auxiliary, ...}   #  seed, kinds}
+//     backbone: {out: "${out_dir}/model/demo_backbone.safetensors", ...}   # (optional) app/demo_backbone.h
 // Unknown keys anywhere are errors naming the key and the file.
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -29,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/app/demo_backbone.h"
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/data/synthetic.h"
@@ -36,16 +42,17 @@
 
 namespace vcpclip::app {
 
-/// configs/demo.yaml as compiled into the binary.
+/// configs/demo.yaml as embedded into the binary by the build (cmake/demo_config.cpp.in).
 const std::string& embedded_demo_config();
-/// configs/models/tiny.json as compiled into the binary.
-const std::string& embedded_tiny_backbone();
+/// configs/models/demo.json (the demo's backbone config) as embedded by the build.
+const std::string& embedded_demo_backbone();
 
 struct DemoConfig {
   std::string path;                   ///< config file, or "<built-in configs/demo.yaml>"
   std::string out_dir = "runs/demo";  ///< DIR
   bool untrained_baseline = true;
   std::vector<data::SynthOptions> synthetic;  ///< candidate synthetic sets (out already substituted)
+  std::optional<BackboneRecipe> backbone;     ///< demo.backbone (out already substituted)
   RunConfig run;                              ///< everything else (train.out_dir / eval.out_dir as configured)
 };
 
@@ -69,11 +76,16 @@ struct DemoResult {
   nlohmann::json summary;  ///< what DIR/summary.json holds
 };
 
-/// Runs the demo (see the header comment); writes progress to stderr and the tables to `out`.
+/// Runs the demo (see the header comment); writes progress to stderr, the tables and the files to
+/// open to `out`.
 /// Errors: those of the stages (vcpclip::Error naming the stage's file); summary.json is then absent.
 DemoResult run_demo(const DemoConfig& cfg, std::ostream& out, const DemoOptions& opts = {});
 
 /// The "trained vs untrained" comparison table (pixel/image metrics of the class means).
 std::string format_demo_comparison(const EvalResult* untrained, const EvalResult& trained);
+
+/// "Where to look": the metrics table, and per class the best and the worst strip and the ROC /
+/// PRO plots, from <eval_dir>/imgs/index.json (app/eval_png.h); a note when there is none.
+std::string format_where_to_look(const std::string& eval_dir);
 
 }  // namespace vcpclip::app

@@ -11,15 +11,26 @@ namespace vcpclip::eval {
 
 /// Reference apply_ad_scoremap: JET colour map of uint8(map·255) blended as
 /// alpha·image + (1 − alpha)·heatmap, truncated to uint8. `bgr` CV_8UC3, `map01` CV_32F in [0,1]
-/// of the same size (values outside are clamped).
+/// of the same size (values outside are clamped). The one heatmap of the project: `eval
+/// --export-png` and `predict` (jet_overlay(bgr, min_max_normalise(map), 1 − heat weight)).
 cv::Mat jet_overlay(const cv::Mat& bgr, const cv::Mat& map01, double alpha = 0.5);
 
-/// The reference visualisation strip, each panel resized to panel×panel, 10-pixel white gaps:
-///   image | overlay of the map (min-max over this image) | overlay of the map where
-///   map > threshold (else 0) with the ground-truth contours in green | overlay of the mask.
+/// (map − min) / (max − min) over the whole map (CV_32F); all zeros when the map is constant.
+cv::Mat min_max_normalise(const cv::Mat& map);
+
+/// The reference visualisation strip, four panels of panel×panel with 10-pixel white gaps, each
+/// titled above:
+///   image | anomaly map (overlay of the map min-max normalised over this image) |
+///   map > threshold vs truth (the same overlay where map > threshold, else 0, with the
+///   ground-truth contours in green) | ground truth (overlay of the mask)
+/// and below panels 2–3 a JET colour bar labelled with the map values of its ends (this image's
+/// minimum and maximum) and a tick at the threshold.
 /// `map`: CV_32F (the class-normalised pixel map, compared with `threshold`); `gt`: CV_8U, > 0
 /// = defect (may be empty = all normal). Sizes must match (vcpclip::Error otherwise).
+/// Size: (4·panel + 30) × (panel + strip_title_height(panel) + strip_bar_height(panel)).
 cv::Mat strip_image(const cv::Mat& bgr, const cv::Mat& map, const cv::Mat& gt, double threshold, int panel = 256);
+int strip_title_height(int panel);
+int strip_bar_height(int panel);
 
 struct PlotSeries {
   std::string label;  ///< legend text, e.g. "bottle (AUROC 97.3)"
