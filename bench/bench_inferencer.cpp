@@ -153,7 +153,8 @@ int main(int argc, char** argv) {
       t["forward"].push_back(fwd);
       t["preprocess"].push_back(ms_per_image(
           1, [&] { data::preprocess_image(data::to_rgb(images[i], data::ChannelOrder::kBGR, "bench"), s); }));
-      t["postprocess"].push_back(ms_per_image(1, [&] { eval::postprocess_maps(maps.raw, maps.post, 0.2, 8.0, 2000); }));
+      t["postprocess"].push_back(
+          ms_per_image(1, [&] { eval::postprocess_maps(maps.raw, maps.post, eval::PostprocessOptions{}); }));
       const double inf = ms_per_image(1, [&] { plain.predict(images[i]); });
       t["inferencer"].push_back(inf);
       t["inferencer - forward"].push_back(inf - fwd);

@@ -38,7 +38,7 @@ foreach(area ${VCPCLIP_AREAS})
 endforeach()
 install(TARGETS ${vcpclip_exported} EXPORT vcpclipTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS vcpclip RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY ${VCPCLIP_ROOT}/include/vcpclip DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} PATTERN pch.h EXCLUDE)
+install(DIRECTORY ${VCPCLIP_ROOT}/include/vcpclip DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${VCPCLIP_ROOT}/configs/models DESTINATION ${CMAKE_INSTALL_DATADIR}/vcpclip/configs)
 # The BPE vocabulary is not in git (scripts/setup.sh fetches it into assets/): installed when present.
 install(FILES ${VCPCLIP_ROOT}/assets/bpe_simple_vocab_16e6.txt.gz DESTINATION ${CMAKE_INSTALL_DATADIR}/vcpclip/assets

@@ -1,5 +1,5 @@
 // A dataset image and mask file (any format OpenCV decodes) through decoding and preprocessing
-// (DESIGN §7): data::read_rgb + preprocess_image, data::read_mask + preprocess_mask, at a small
+// (docs/design.md §7): data::read_rgb + preprocess_image, data::read_mask + preprocess_mask, at a small
 // working size.
 #include "fuzz_util.h"
 #include "vcpclip/data/transforms.h"

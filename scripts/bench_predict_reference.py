@@ -4,7 +4,7 @@ encode_text loop, Post-VCP + linear maps per layer, bilinear upsample, softmax, 
 on random weights saved the way OpenAI ships CLIP (TorchScript archive, fp16), and leaves those
 weights (and a reference-layout checkpoint) for `vcpclip bench` to time the C++ port on.
 
-  /usr/bin/python3 scripts/bench_predict_reference.py --config ViT-B-16 --weights-dir /work/bigweights \
+  /usr/bin/python3 scripts/bench_predict_reference.py --config ViT-B-16 --weights-dir runs/bench/weights \
       --threads 2 --images 9 --batch 8 --json /tmp/ref_vitb.json [--make-only]
 
 Configs: "tiny" (the golden fixture's backbone, S = 64), "mid" (ViT-B-16-sized vision tower at

@@ -3,7 +3,7 @@
 
   python3 scripts/make_golden_checkpoint.py [--ref /tmp/ref] [--out tests/fixtures/checkpoint]
 
-reference_tiny.pth is the reference training checkpoint layout (DESIGN §7) with tiny shapes: the
+reference_tiny.pth is the reference training checkpoint layout (docs/design.md §7) with tiny shapes: the
 reference's own Context_Prompting / Zero_Parameter classes (imported from --ref at generation time),
 an nn.Linear ModuleList for trainable_linearlayer, and the prompt parameters of the CLIP model as
 nn.Parameter objects in the order named_parameters() yields them, saved as train.py does.

@@ -246,7 +246,8 @@ void validate_variants(const AblationConfig& c) {
 
 }  // namespace
 
-AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& out_dir_override) {
+AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& out_dir_override,
+                                     const std::vector<std::string>& extra_overrides) {
   AblationConfig c;
   c.path = root.origin();
   const YAML::Node& n = root.node();
@@ -254,6 +255,7 @@ AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& ou
              c.path);
   parse_header(root, out_dir_override, c);
   if (n["set"]) c.overrides = overrides_from_map(substitute_out_dir(n["set"], c.out_dir), root.where("set"));
+  for (const auto& o : extra_overrides) c.overrides.push_back(substitute_out_dir(o, c.out_dir));
   c.synthetic = parse_list<data::SynthOptions>(
       root, "synthetic", "synthetic sets ({out, layout, set, classes, images, size, ...})",
       [&](io::ConfigNode& item) { return with_out_dir(data::parse_synth_options(item), c.out_dir); });
@@ -274,9 +276,10 @@ AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& ou
   return c;
 }
 
-AblationConfig load_ablation_config(const std::string& path, const std::string& out_dir_override) {
+AblationConfig load_ablation_config(const std::string& path, const std::string& out_dir_override,
+                                    const std::vector<std::string>& extra_overrides) {
   auto root = io::ConfigNode::load_file(path);
-  return parse_ablation_config(root, out_dir_override);
+  return parse_ablation_config(root, out_dir_override, extra_overrides);
 }
 
 // ---------------------------------------------------------------------------------------------

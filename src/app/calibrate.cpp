@@ -83,7 +83,7 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
   const auto& pp = e.postprocess;
   while (auto batch = loader.next()) {
     const auto maps = model->predict_maps(batch->images.to(device));
-    const auto out = eval::postprocess_maps(maps.raw, maps.post, pp.alpha, pp.sigma, pp.topk);
+    const auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
     const at::Tensor pixel = out.pixel.to(at::kCPU).contiguous(), score = out.score.to(at::kCPU, at::kDouble);
     for (int64_t j = 0; j < batch->size(); ++j) {
       const auto& info = batch->infos[j];

@@ -94,12 +94,11 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
   eval::write_reports(result.report, req.out_dir, run);
 }
 
-/// One batch's post-processed maps and scores (DESIGN §6) into the accumulators (+ saved maps).
+/// One batch's post-processed maps and scores (docs/design.md §6) into the accumulators (+ saved maps).
 void add_batch(const EvalRequest& req, const data::Batch& batch, const model::VcpMaps& maps, Collected& c) {
-  const auto& pp = req.postprocess;
-  const at::Tensor pixel =
-      eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma).to(at::kCPU, at::kFloat).contiguous();
-  const at::Tensor score = eval::image_score(maps.raw, maps.post, pp.topk).to(at::kCPU, at::kDouble).contiguous();
+  const auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
+  const at::Tensor pixel = out.pixel.to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor score = out.score.to(at::kCPU, at::kDouble).contiguous();
   const fs::path maps_dir = fs::path(req.out_dir) / "maps";
   for (int64_t j = 0; j < batch.size(); ++j) {
     const auto& info = batch.infos[j];

@@ -62,7 +62,7 @@ Prediction Inferencer::predict(const cv::Mat& image, ColorOrder order) const {
     maps = impl_->model->predict_maps(batch);
   }
   const auto& pp = impl_->pp;
-  const auto out = eval::postprocess_maps(maps.raw, maps.post, pp.alpha, pp.sigma, pp.topk);
+  const auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
   const at::Tensor pixel = out.pixel[0].to(at::kCPU).contiguous();
   Prediction p;
   p.score = out.score[0].item<double>();

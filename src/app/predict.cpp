@@ -1,4 +1,4 @@
-// `vcpclip predict` (DESIGN §6): maps, scores and heatmaps for images (see predict.h).
+// `vcpclip predict` (docs/design.md §6): maps, scores and heatmaps for images (see predict.h).
 #include "vcpclip/app/predict.h"
 
 #include <ATen/ATen.h>
@@ -62,19 +62,6 @@ bool is_image_ext(const fs::path& p) {
 }
 
 }  // namespace
-
-PostprocessOptions parse_postprocess_options(io::ConfigNode& node) {
-  PostprocessOptions o;
-  o.alpha = node.get<double>("alpha", o.alpha);
-  o.sigma = node.get<double>("sigma", o.sigma);
-  o.topk = node.get<int64_t>("topk", o.topk);
-  node.finish();
-  VCP_CHECK(o.alpha >= 0 && o.alpha <= 1, "config key ", node.where("alpha"), ": expected a weight in [0, 1], found ",
-            o.alpha);
-  VCP_CHECK(o.sigma >= 0, "config key ", node.where("sigma"), ": expected ≥ 0, found ", o.sigma);
-  VCP_CHECK(o.topk >= 1, "config key ", node.where("topk"), ": expected ≥ 1, found ", o.topk);
-  return o;
-}
 
 PredictOptions parse_predict_options(io::ConfigNode& node) {
   PredictOptions o;
@@ -248,9 +235,7 @@ Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp) 
   Processed p;
   p.raw = maps.raw.to(at::kCPU);
   p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
-  // Without Post-VCP the blend is M_raw alone.
-  auto blend = p.post.defined() ? eval::blend_maps(p.raw, p.post, pp.alpha) : p.raw;
-  p.final_maps = eval::gaussian_filter(blend, pp.sigma).contiguous();
+  p.final_maps = eval::pixel_map(p.raw, p.post, pp.alpha, pp.sigma).contiguous();  // M_raw alone without Post-VCP
   return p;
 }
 
@@ -334,7 +319,7 @@ PredictSummary run_predict(const PredictRequest& req) {
   fs::create_directories(req.out_dir);
   const int64_t s = model->input_size();
   PredictSummary summary;
-  Progress bar("predict", static_cast<int64_t>(paths.size()), "img");
+  Progress bar("predict", static_cast<int64_t>(paths.size()), "img", req.progress);
   const auto compute_start = std::chrono::steady_clock::now();
   const size_t window = static_cast<size_t>(2 * req.predict.batch_size);
   ImagePrefetcher images(paths, s, loader_workers(2), window, req.profile ? &timer : nullptr);

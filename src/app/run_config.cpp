@@ -93,7 +93,7 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
   }
   {
     auto s = root.section("postprocess");
-    cfg.postprocess = parse_postprocess_options(s);
+    cfg.postprocess = eval::parse_postprocess_options(s);
   }
   {
     auto s = root.section("predict");

@@ -1,4 +1,4 @@
-// `vcpclip ablate --config C [--out DIR] [--only V]... [--dry-run] [--no-progress]`: runs the
+// `vcpclip ablate --config C [--out DIR] [--only V]... [--set k=v]... [--dry-run] [--no-progress]`: runs the
 // variants × seeds of an ablation config (train + eval, or eval only), skipping finished runs,
 // and writes out_dir/summary.{md,csv,json,png}. All logic lives in vcpclip::app::run_ablation.
 #include <cstdio>
@@ -13,7 +13,7 @@ namespace {
 
 struct AblateArgs {
   std::string config, out;
-  std::vector<std::string> only;
+  std::vector<std::string> only, overrides;
   bool dry_run = false, no_progress = false;
 };
 
@@ -27,10 +27,13 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--out,-o", a->out, "output directory (default: out_dir of the config)");
       sub.add_option("--only", a->only, "run only these variants (and those they train_from); repeatable")
           ->delimiter(',');
+      sub.add_option("--set", a->overrides,
+                     "config override key=value for every run (after the config's top-level `set`; a variant's "
+                     "own `set` wins), repeatable");
       sub.add_flag("--dry-run", a->dry_run, "validate the config and list the runs and their state; run nothing");
       sub.add_flag("--no-progress", a->no_progress, "no progress bars");
       return [a]() {
-        const auto cfg = vcpclip::app::load_ablation_config(a->config, a->out);
+        const auto cfg = vcpclip::app::load_ablation_config(a->config, a->out, a->overrides);
         vcpclip::app::AblateOptions opts;
         opts.only = a->only;
         opts.dry_run = a->dry_run;

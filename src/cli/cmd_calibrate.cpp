@@ -1,6 +1,6 @@
 // `vcpclip calibrate --config C --checkpoint K [--out DIR] [--method f1|quantile]
 //  [--image-quantile Q] [--pixel-quantile Q] [--set k=v]... [--no-progress]`: per-class thresholds
-// for OK/NG decisions and masks (DESIGN §6, §8) -> DIR/calibration.json. All logic lives in
+// for OK/NG decisions and masks (docs/design.md §6, §8) -> DIR/calibration.json. All logic lives in
 // vcpclip::app::run_calibrate.
 #include <cstdio>
 #include <memory>

@@ -1,6 +1,6 @@
 // `vcpclip eval --config C [--checkpoint K] [--out DIR] [--save-maps] [--export-png] [--skip-bad]
 // [--allow-partial] [--calibration-out F] [--profile] [--set k=v]...`: zero-shot evaluation of a
-// VCP-CLIP checkpoint on the test set of `eval.data` (DESIGN §6, §8). All logic lives in
+// VCP-CLIP checkpoint on the test set of `eval.data` (docs/design.md §6, §8). All logic lives in
 // vcpclip::app::run_eval.
 #include <cstdio>
 #include <memory>

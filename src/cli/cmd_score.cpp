@@ -1,6 +1,6 @@
 // `vcpclip score --maps DIR --config C [--out DIR] [--aupro exact|reference] [--skip-bad]
 // [--allow-partial] [--set k=v]...`:
-// metrics (DESIGN §8) from saved per-image maps and scores.json (see vcpclip/app/score.h).
+// metrics (docs/design.md §8) from saved per-image maps and scores.json (see vcpclip/app/score.h).
 #include <cstdio>
 #include <memory>
 #include <string>

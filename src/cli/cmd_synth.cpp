@@ -12,7 +12,7 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--layout", o->layout, "on-disk layout")
           ->check(CLI::IsMember({"mvtec", "visa"}))
           ->capture_default_str();
-      sub.add_option("--out", o->out, "output directory")->required();
+      sub.add_option("-o,--out", o->out, "output directory")->required();
       sub.add_option("--classes", o->classes, "number of product classes")
           ->check(CLI::PositiveNumber)
           ->capture_default_str();
@@ -23,7 +23,7 @@ static vcpclip::cli::CommandRegistrar reg(
           ->capture_default_str();
       sub.add_option("--size", o->size, "image side in pixels")->check(CLI::Range(16, 8192))->capture_default_str();
       sub.add_option("--seed", o->seed, "random seed")->capture_default_str();
-      sub.add_option("--set", o->set, "class set: auxiliary (train on) or target (evaluate on); disjoint")
+      sub.add_option("--role", o->set, "which product set: auxiliary (train on) or target (evaluate on); disjoint")
           ->check(CLI::IsMember({"auxiliary", "target"}))
           ->capture_default_str();
       sub.add_option("--kinds", o->kinds,

@@ -7,11 +7,12 @@
 
 namespace vcpclip {
 
-Progress::Progress(std::string label, int64_t total, std::string unit)
+Progress::Progress(std::string label, int64_t total, std::string unit, bool visible)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(total),
       tty_(isatty(fileno(stderr)) != 0),
+      visible_(visible),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
@@ -43,6 +44,7 @@ void Progress::update(int64_t n, const std::string& status) {
 }
 
 void Progress::draw(bool final) {
+  if (!visible_) return;
   const int width = 30;
   double frac = total_ > 0 ? std::min(1.0, static_cast<double>(done_) / total_) : 0.0;
   int filled = static_cast<int>(frac * width);

@@ -1,4 +1,4 @@
-// Training augmentations (DESIGN.md §7) and the 2×2 same-class mosaic.
+// Training augmentations (docs/design.md §7) and the 2×2 same-class mosaic.
 #include "vcpclip/data/augment.h"
 
 #include <algorithm>

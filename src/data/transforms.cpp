@@ -1,4 +1,4 @@
-// Image / mask preprocessing (DESIGN.md §7): PIL-exact antialiased resizes, CLIP normalisation.
+// Image / mask preprocessing (docs/design.md §7): PIL-exact antialiased resizes, CLIP normalisation.
 #include "vcpclip/data/transforms.h"
 
 #include <algorithm>

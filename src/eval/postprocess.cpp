@@ -1,9 +1,10 @@
-// Gaussian filter with scipy semantics, blend, top-k mean, min-max (DESIGN.md §6).
+// Gaussian filter with scipy semantics, blend, top-k mean, min-max (docs/design.md §6).
 #include "vcpclip/eval/postprocess.h"
 
 #include <cmath>
 
 #include "vcpclip/common/error.h"
+#include "vcpclip/io/config_node.h"
 
 namespace vcpclip::eval {
 
@@ -81,10 +82,21 @@ at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k)
   return post.defined() ? topk_mean(raw, k) + topk_mean(post, k) : topk_mean(raw, k);
 }
 
-PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma,
-                                   int64_t topk) {
-  if (!post.defined()) return {gaussian_filter(raw.to(at::kFloat), sigma), topk_mean(raw, topk)};
-  return {pixel_map(raw, post, alpha, sigma), image_score(raw, post, topk)};
+PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, const PostprocessOptions& pp) {
+  return {pixel_map(raw, post, pp.alpha, pp.sigma), image_score(raw, post, pp.topk)};
+}
+
+PostprocessOptions parse_postprocess_options(io::ConfigNode& node) {
+  PostprocessOptions o;
+  o.alpha = node.get<double>("alpha", o.alpha);
+  o.sigma = node.get<double>("sigma", o.sigma);
+  o.topk = node.get<int64_t>("topk", o.topk);
+  node.finish();
+  VCP_CHECK(o.alpha >= 0 && o.alpha <= 1, "config key ", node.where("alpha"), ": expected a weight in [0, 1], found ",
+            o.alpha);
+  VCP_CHECK(o.sigma >= 0, "config key ", node.where("sigma"), ": expected ≥ 0, found ", o.sigma);
+  VCP_CHECK(o.topk >= 1, "config key ", node.where("topk"), ": expected ≥ 1, found ", o.topk);
+  return o;
 }
 
 at::Tensor minmax_normalize(const at::Tensor& x) {

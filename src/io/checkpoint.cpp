@@ -1,4 +1,4 @@
-// The reference checkpoint layout (DESIGN §7) on top of the torch.save pickle reader/writer.
+// The reference checkpoint layout (docs/design.md §7) on top of the torch.save pickle reader/writer.
 #include "vcpclip/io/checkpoint.h"
 
 #include <set>

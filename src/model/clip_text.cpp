@@ -1,4 +1,4 @@
-// The whole CLIP backbone: vision tower + text tower with OpenAI's parameter names (DESIGN §2).
+// The whole CLIP backbone: vision tower + text tower with OpenAI's parameter names (docs/design.md §2).
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
 

@@ -1,4 +1,4 @@
-// CLIP vision tower (DESIGN §2): patch embedding, class token, positional embedding resized to
+// CLIP vision tower (docs/design.md §2): patch embedding, class token, positional embedding resized to
 // any patch grid, pre-LN transformer; patch features of chosen blocks and the global feature.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

@@ -1,4 +1,4 @@
-// Post-VCP: text embeddings attend over the patch features (DESIGN §5).
+// Post-VCP: text embeddings attend over the patch features (docs/design.md §5).
 #include "vcpclip/model/post_vcp.h"
 
 #include <ATen/ATen.h>

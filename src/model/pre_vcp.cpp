@@ -1,4 +1,4 @@
-// Pre-VCP: image-conditioned class tokens (DESIGN §3).
+// Pre-VCP: image-conditioned class tokens (docs/design.md §3).
 #include "vcpclip/model/pre_vcp.h"
 
 #include <ATen/ATen.h>

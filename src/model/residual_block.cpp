@@ -1,4 +1,4 @@
-// Pre-LayerNorm residual block shared by both CLIP towers (DESIGN §2), batch-first.
+// Pre-LayerNorm residual block shared by both CLIP towers (docs/design.md §2), batch-first.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>

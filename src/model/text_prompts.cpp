@@ -1,4 +1,4 @@
-// Text encoding with visual context: template splicing, deep prompts, batched text pass (DESIGN §4).
+// Text encoding with visual context: template splicing, deep prompts, batched text pass (docs/design.md §4).
 #include "vcpclip/model/text_prompts.h"
 
 #include <ATen/ATen.h>

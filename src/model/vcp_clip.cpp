@@ -1,4 +1,4 @@
-// VcpHead (all trainable parameters, reference checkpoint names) and VcpClip (DESIGN §3–§5).
+// VcpHead (all trainable parameters, reference checkpoint names) and VcpClip (docs/design.md §3–§5).
 #include "vcpclip/model/vcp_clip.h"
 
 #include <ATen/ATen.h>

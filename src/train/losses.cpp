@@ -1,4 +1,4 @@
-// Focal + dice losses (DESIGN.md §7), see include/vcpclip/train/losses.h.
+// Focal + dice losses (docs/design.md §7), see include/vcpclip/train/losses.h.
 #include "vcpclip/train/losses.h"
 
 #include <ATen/ATen.h>

@@ -47,7 +47,7 @@ TEST(Install, ExampleBuildsAgainstTheInstalledPackageAndRuns) {
 
   // A calibration of the fixture model with the installed binary on a small synthetic set.
   const std::string bin = (prefix / "bin" / "vcpclip").string();
-  r = run_command(bin + " synth --layout mvtec --set target --out " + (work / "synth").string() +
+  r = run_command(bin + " synth --layout mvtec --role target --out " + (work / "synth").string() +
                   " --classes 1 --images 8 --train-images 0 --size 64");
   ASSERT_EQ(r.status, 0) << r.out;
   const fs::path installed_vocab = prefix / "share/vcpclip/assets/bpe_simple_vocab_16e6.txt.gz";

@@ -27,7 +27,7 @@ nlohmann::json read_json(const fs::path& p) {
 const fs::path& work() {
   static const fs::path d = [] {
     const auto p = vcpclip::testing::fresh_temp_dir("vcpclip_cli_calibrate");
-    auto r = run("synth --layout mvtec --set target --out " + (p / "target").string() +
+    auto r = run("synth --layout mvtec --role target --out " + (p / "target").string() +
                  " --classes 1 --images 6 --train-images 3 --size 64");
     EXPECT_EQ(r.status, 0) << r.out;
     std::ofstream(p / "c.yaml") << "runtime:\n  threads: 1\n"

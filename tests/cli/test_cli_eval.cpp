@@ -49,7 +49,7 @@ fs::path work_dir() {
 fs::path config() {
   static const fs::path cfg = [] {
     const auto d = work_dir();
-    auto r = run("synth --layout mvtec --set target --out " + (d / "target").string() +
+    auto r = run("synth --layout mvtec --role target --out " + (d / "target").string() +
                  " --classes 2 --images 4 --train-images 0 --size 64");
     EXPECT_EQ(r.status, 0) << r.out;
     const auto p = d / "eval.yaml";

@@ -87,7 +87,7 @@ const auto* const cleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
 fs::path target_set() {
   static const fs::path p = [] {
     const auto d = work() / "target";
-    auto r = run("synth --layout mvtec --set target --out " + d.string() +
+    auto r = run("synth --layout mvtec --role target --out " + d.string() +
                  " --classes 2 --images 4 --train-images 0 --size 64");
     EXPECT_EQ(r.status, 0) << r.out;
     return d;
@@ -97,7 +97,7 @@ fs::path target_set() {
 fs::path aux_set() {
   static const fs::path p = [] {
     const auto d = work() / "aux";
-    auto r = run("synth --layout visa --set auxiliary --out " + d.string() +
+    auto r = run("synth --layout visa --role auxiliary --out " + d.string() +
                  " --classes 2 --images 4 --train-images 0 --size 64");
     EXPECT_EQ(r.status, 0) << r.out;
     return d;

@@ -102,10 +102,13 @@ struct AblationConfig {
 };
 
 /// Reads an ablation config (strict) and validates every variant against the base run config.
-/// `out_dir_override` (CLI --out) replaces out_dir when non-empty.
-AblationConfig load_ablation_config(const std::string& path, const std::string& out_dir_override = "");
+/// `out_dir_override` (CLI --out) replaces out_dir when non-empty; `extra_overrides` (CLI --set,
+/// "key=value") follow the top-level `set` (a variant's own `set` still wins).
+AblationConfig load_ablation_config(const std::string& path, const std::string& out_dir_override = "",
+                                    const std::vector<std::string>& extra_overrides = {});
 /// Same from parsed text (`origin` names it; relative paths resolve from the working directory).
-AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& out_dir_override = "");
+AblationConfig parse_ablation_config(io::ConfigNode& root, const std::string& out_dir_override = "",
+                                     const std::vector<std::string>& extra_overrides = {});
 
 /// Turns a `set:` mapping into "a.b=value" overrides (nested maps flattened; values as flow YAML).
 std::vector<std::string> overrides_from_map(const YAML::Node& map, const std::string& where);

@@ -69,7 +69,7 @@ struct BenchOptions {
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
   std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train); empty = all
-  std::string weights_dir = "/work/bigweights";  ///< real-size weight files (made there once, reused)
+  std::string weights_dir = "runs/bench/weights";  ///< real-size weight files (made there once, reused)
   std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
   int repeats = 3;                                                   ///< repetitions of each real-size row
 };

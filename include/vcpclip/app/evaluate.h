@@ -1,5 +1,5 @@
 #pragma once
-// `vcpclip eval` (DESIGN §6, §8): zero-shot evaluation of a VCP-CLIP checkpoint on a test set.
+// `vcpclip eval` (docs/design.md §6, §8): zero-shot evaluation of a VCP-CLIP checkpoint on a test set.
 //
 // For every test image (data loader with workers, batches of eval.batch_size):
 //   M_raw, M_post = model->predict_maps(images)
@@ -7,7 +7,7 @@
 //   image score   = mean(top-k of M_raw) + mean(top-k of M_post)  (postprocess.topk)
 // (the same post-processing as `vcpclip predict`), accumulated per product class (maps once as
 // float32, masks as bytes); then per class: min-max normalisation of the maps and of the scores
-// (reference test.py) and the metrics of DESIGN §8; the mean over the classes that have them.
+// (reference test.py) and the metrics of docs/design.md §8; the mean over the classes that have them.
 //
 // Partial results are failures (eval/report.h): a class without test images stops the run before
 // the model runs, an unreadable image stops it where it is met, unless the request allows them

@@ -1,5 +1,5 @@
 #pragma once
-// `vcpclip predict` (DESIGN §6): anomaly maps and image scores for single images or a folder.
+// `vcpclip predict` (docs/design.md §6): anomaly maps and image scores for single images or a folder.
 //
 // For each input image (sorted by path) under OUT:
 //   <stem>.png      heatmap of the pixel map over the resized image
@@ -28,18 +28,14 @@
 
 #include "vcpclip/common/runtime.h"
 #include "vcpclip/eval/decision.h"
+#include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/config_node.h"
 #include "vcpclip/model/model_options.h"
 
 namespace vcpclip::app {
 
-/// `postprocess:` section (DESIGN §6).
-struct PostprocessOptions {
-  double alpha = 0.2;   ///< weight of M_raw in the blend (M_post gets 1 - alpha)
-  double sigma = 8.0;   ///< gaussian filter sigma (scipy semantics, truncate 4σ, mirror border)
-  int64_t topk = 2000;  ///< pixels averaged for the image score (clamped to S²)
-};
-PostprocessOptions parse_postprocess_options(io::ConfigNode& node);
+/// The `postprocess:` section is eval's (eval/postprocess.h).
+using eval::PostprocessOptions;
 
 /// `predict:` section.
 struct PredictOptions {

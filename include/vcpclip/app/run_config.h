@@ -1,5 +1,5 @@
 #pragma once
-// The unified run config (DESIGN §6, §8): ONE loader for every command that takes --config
+// The unified run config (docs/design.md §6, §8): ONE loader for every command that takes --config
 // (predict, train, eval, ablate, demo, ...).
 //
 //   auto cfg = vcpclip::app::load_run_config("configs/eval_mvtec.yaml", {"eval.batch_size=4"});
@@ -11,7 +11,7 @@
 //
 //   runtime:      device, threads, seed, log_level                   (parse_runtime_options)
 //   model:        model::parse_model_options  (backbone required when the section is present)
-//   postprocess:  app::parse_postprocess_options (alpha, sigma, topk)
+//   postprocess:  eval::parse_postprocess_options (alpha, sigma, topk)
 //   predict:      app::parse_predict_options
 //   train:        train::parse_train_options + train.data, train.val_data (data::parse_data_options,
 //                 training defaults for train.data)

@@ -1,9 +1,9 @@
 #pragma once
 // `vcpclip score --maps DIR --config C [--out DIR] [--aupro exact|reference]`: the metrics of
-// DESIGN §8 from saved maps, without the model. DIR holds <class>/<defect>/<stem>.npy pixel maps
+// docs/design.md §8 from saved maps, without the model. DIR holds <class>/<defect>/<stem>.npy pixel maps
 // and scores.json (layout in vcpclip/eval/ground_truth.h; `vcpclip eval --save-maps` writes it);
 // the ground truth is the test set of the config's eval.data section (masks preprocessed to the
-// maps' size as in DESIGN §7). Per class: min-max normalisation of maps and scores (reference
+// maps' size as in docs/design.md §7). Per class: min-max normalisation of maps and scores (reference
 // test.py; idempotent on maps already normalised), then all metrics.
 // Partial results are failures: an image whose map or score cannot be used (missing or corrupt
 // .npy, map/mask size mismatch, NaN, missing score) fails its class, and a class without metrics

@@ -1,6 +1,6 @@
 #pragma once
 // `vcpclip train --config C [--set key=value ...] [--resume] [--init-from K] [--max-steps N]`
-// (DESIGN §7): the run config (app::load_run_config: runtime, model, train with train.data /
+// (docs/design.md §7): the run config (app::load_run_config: runtime, model, train with train.data /
 // train.val_data) and the command-line flags become one train::TrainRequest, run by
 // train::run_training. Data-parallel: start one process per rank with RANK, WORLD_SIZE,
 // MASTER_ADDR, MASTER_PORT (and LOCAL_RANK) set, as torchrun does; train.batch_size is the

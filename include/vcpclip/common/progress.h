@@ -12,7 +12,8 @@ namespace vcpclip {
 
 class Progress {
  public:
-  Progress(std::string label, int64_t total, std::string unit = "it");
+  /// `visible` false (--no-progress): counts and rates only, nothing is drawn.
+  Progress(std::string label, int64_t total, std::string unit = "it", bool visible = true);
   ~Progress();
   /// Advances by `n` units; `status` is shown after the rate (e.g. "loss 0.41").
   void update(int64_t n = 1, const std::string& status = "");
@@ -25,7 +26,7 @@ class Progress {
   std::string label_, unit_, status_;
   int64_t total_, done_ = 0;
   int last_decile_ = -1;
-  bool tty_, finished_ = false;
+  bool tty_, visible_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 

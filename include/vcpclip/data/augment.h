@@ -1,5 +1,5 @@
 #pragma once
-// Training augmentations of DESIGN.md §7 (the reference's albumentations pipeline), applied to
+// Training augmentations of docs/design.md §7 (the reference's albumentations pipeline), applied to
 // the decoded full-resolution image before preprocessing. Geometry (rotate, rot90) is applied
 // identically to the mask (nearest neighbour); photometric steps touch the image only.
 //

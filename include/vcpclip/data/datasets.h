@@ -1,5 +1,5 @@
 #pragma once
-// Dataset readers (DESIGN.md §9): they list SampleInfo records; nothing is decoded here.
+// Dataset readers (docs/design.md §9): they list SampleInfo records; nothing is decoded here.
 //
 //   layout mvtec : original MVTec AD  <root>/<class>/{train/good, test/<defect>/NNN.png,
 //                  ground_truth/<defect>/NNN_mask.png}
@@ -20,7 +20,7 @@
 //   classes: []                      (empty = all classes, in the dataset's order)
 //   workers: 2, prefetch: 2          (loader threads; batches decoded ahead)
 //   skip_bad: false                  (warn and skip unreadable samples instead of failing)
-//   augment: <training>              (DESIGN §7 augmentations; default on for training only)
+//   augment: <training>              (docs/design.md §7 augmentations; default on for training only)
 //   mosaic_p: <0.2 | 0>              (2×2 same-class mosaic probability; default 0.2 when
 //                                     training on an MVTec-style set: layout mvtec/folder or a
 //                                     meta file whose name contains "mvtec"; else 0)
@@ -42,7 +42,7 @@ struct DataOptions {
   int workers = 2;                   ///< loader worker threads
   int prefetch = 2;                  ///< batches decoded ahead of the consumer
   bool skip_bad = false;             ///< skip unreadable samples with a warning
-  bool augment = false;              ///< DESIGN §7 augmentations (training only)
+  bool augment = false;              ///< docs/design.md §7 augmentations (training only)
   double mosaic_p = 0.0;             ///< 2×2 same-class mosaic probability (training only)
 };
 

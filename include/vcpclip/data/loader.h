@@ -35,7 +35,7 @@ struct LoaderOptions {
   int rank = 0, world_size = 1;  ///< sharding: rank takes every world_size-th sample of the
                                  ///< epoch order, padded (by wrapping) so all ranks get equally many
   bool skip_bad = false;         ///< warn and skip samples that fail to load (else vcpclip::Error)
-  bool augment = false;          ///< DESIGN §7 augmentations
+  bool augment = false;          ///< docs/design.md §7 augmentations
   double mosaic_p = 0.0;         ///< probability of replacing a sample by a 2×2 same-class mosaic
   AugmentOptions aug;
 };

@@ -1,5 +1,5 @@
 #pragma once
-// Image and mask preprocessing of DESIGN.md §7 (shared by training and evaluation).
+// Image and mask preprocessing of docs/design.md §7 (shared by training and evaluation).
 //
 //   image: RGB uint8 → antialiased bicubic resize to S×S exactly as PIL's
 //          Image.resize((S,S), Image.BICUBIC) (two separable 8-bit passes, a = -0.5) → /255 →

@@ -48,7 +48,7 @@ cv::Mat pixel_mask(const cv::Mat& map, const ClassCalibration& cal);
 /// 8-connected regions of a CV_8UC1 mask (non-zero = set), largest area first.
 std::vector<Region> connected_regions(const cv::Mat& mask);
 
-/// Decision, mask and regions for one image: `map` CV_32FC1 (the S×S pixel map of DESIGN §6,
+/// Decision, mask and regions for one image: `map` CV_32FC1 (the S×S pixel map of docs/design.md §6,
 /// unnormalised), `score` eval's image score (float32 sum of the two top-k means), `out_size` the
 /// size of the mask (the input image's size).
 Decision decide(const cv::Mat& map, double score, const ClassCalibration& cal, cv::Size out_size);

@@ -1,5 +1,5 @@
 #pragma once
-// Anomaly-detection metrics (DESIGN.md §8), computed exactly on all distinct thresholds.
+// Anomaly-detection metrics (docs/design.md §8), computed exactly on all distinct thresholds.
 //
 // Tie handling follows scikit-learn: every distinct score is one threshold (a sample is positive
 // when score >= threshold), so equal scores enter the curves together.

@@ -1,5 +1,5 @@
 #pragma once
-// Inference post-processing of DESIGN.md §6 (reference test.py), on tensors of any device.
+// Inference post-processing of docs/design.md §6 (reference test.py), on tensors of any device.
 //
 //   pixel map   = gaussian_filter(alpha·M_raw + (1 − alpha)·M_post, sigma)
 //   image score = topk_mean(M_raw, k) + topk_mean(M_post, k)
@@ -10,7 +10,21 @@
 #include <cstdint>
 #include <vector>
 
+namespace vcpclip::io {
+class ConfigNode;
+}
+
 namespace vcpclip::eval {
+
+/// The `postprocess:` section of a run config (docs/design.md §6), used by eval, predict,
+/// calibrate and the Inferencer.
+struct PostprocessOptions {
+  double alpha = 0.2;   ///< weight of M_raw in the blend (M_post gets 1 - alpha)
+  double sigma = 8.0;   ///< gaussian filter sigma (scipy semantics, truncate 4σ, mirror border)
+  int64_t topk = 2000;  ///< pixels averaged for the image score (clamped to S²)
+};
+/// Reads and validates the section (alpha in [0, 1], sigma ≥ 0, topk ≥ 1); unknown keys are errors.
+PostprocessOptions parse_postprocess_options(io::ConfigNode& node);
 
 /// scipy.ndimage._gaussian_kernel1d: radius = int(truncate·sigma + 0.5) (32 → 65 taps for σ=8),
 /// exp(−x²/(2σ²)) normalised to sum 1.
@@ -37,14 +51,14 @@ at::Tensor pixel_map(const at::Tensor& raw, const at::Tensor& post, double alpha
 /// Post-VCP (`post` undefined) topk_mean(raw, k).
 at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k);
 
-/// Pixel maps and image scores of a batch, the way eval computes them (DESIGN §6).
+/// Pixel maps and image scores of a batch, the way eval computes them (docs/design.md §6).
 struct PostprocessedMaps {
-  at::Tensor pixel;  ///< [N,S,S] float32: pixel_map(raw, post), or gaussian_filter(raw) without Post-VCP
-  at::Tensor score;  ///< [N] float32: image_score(raw, post), or topk_mean(raw) without Post-VCP
+  at::Tensor pixel;  ///< [N,S,S] float32: pixel_map(raw, post)
+  at::Tensor score;  ///< [N] float32: image_score(raw, post)
 };
-/// `post` may be undefined (model.post_vcp false): then the map and the score use M_raw alone.
-PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma,
-                                   int64_t topk);
+/// pixel_map and image_score with the section's settings; `post` may be undefined (model.post_vcp
+/// false): then the map and the score use M_raw alone.
+PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, const PostprocessOptions& pp);
 
 /// Tensor form of the reference `normalize`: (x − min) / (max − min) over the whole tensor in
 /// float32, zeros if constant.

@@ -1,5 +1,5 @@
 #pragma once
-// The reference checkpoint layout (DESIGN §7), read and written as a torch.save-compatible zip:
+// The reference checkpoint layout (docs/design.md §7), read and written as a torch.save-compatible zip:
 //   {"trainable_linearlayer": OrderedDict(fc.N.weight/bias),          <- state_dict() with _metadata
 //    "New_Lan_Embed": OrderedDict(prompt_query, prompt_temp, prompt_linear1.fc.weight/bias),
 //    "Zero_try": OrderedDict(prompt_temp_l1, q_proj_pre.*, k_proj_pre_1.*, v_proj_pre_1.*, proj_post_t.*),

@@ -1,5 +1,5 @@
 #pragma once
-// A small pickle reader/writer for torch.save zip files (DESIGN §7). LibTorch 1.13's
+// A small pickle reader/writer for torch.save zip files (docs/design.md §7). LibTorch 1.13's
 // torch::pickle_load cannot read what Python's torch.save writes (OrderedDict, single SETITEM),
 // so the zip is read/written with caffe2::serialize::PyTorchStream{Reader,Writer} and data.pkl
 // is interpreted here.

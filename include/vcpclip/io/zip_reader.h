@@ -1,5 +1,5 @@
 #pragma once
-// The records of a zip archive as torch.save writes it (DESIGN §7): every record stored (not
+// The records of a zip archive as torch.save writes it (docs/design.md §7): every record stored (not
 // compressed) under one top folder "<name>/", zip64 end records and extra fields understood.
 // torch.jit.save deflates its small code/ records: those are inflated (zlib), up to 64 MiB.
 // Every offset and size read from the file is checked against the file before it is used, so a

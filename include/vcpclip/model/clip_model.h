@@ -1,5 +1,5 @@
 #pragma once
-// The frozen OpenAI CLIP backbone (DESIGN §2) with OpenAI's parameter names, so that
+// The frozen OpenAI CLIP backbone (docs/design.md §2) with OpenAI's parameter names, so that
 // `named_parameters()` of ClipModel equals the keys of OpenAI's checkpoints:
 //   visual.conv1.weight, visual.class_embedding, visual.positional_embedding, visual.ln_pre.*,
 //   visual.transformer.resblocks.N.{ln_1,attn.in_proj_weight,attn.in_proj_bias,attn.out_proj,ln_2,
@@ -88,7 +88,7 @@ class ClipVisionImpl : public torch::nn::Module {
   /// random_init false: parameters are allocated but not initialised (weights are loaded next).
   ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, Activation activation, bool random_init = true);
   /// images [B, 3, S, S] normalised; S any multiple of patch_size (positional embedding resized
-  /// bicubic/antialias as DESIGN §2, cached per grid size). features_list is 1-based block indices.
+  /// bicubic/antialias as docs/design.md §2, cached per grid size). features_list is 1-based block indices.
   /// Blocks after the last requested one still run only if `need_global` (the global feature needs the last).
   VisionOutput forward(const torch::Tensor& images, const std::vector<int64_t>& features_list, bool need_global = true);
   /// The positional embedding resized for grid g (g*g+1 rows).

@@ -1,5 +1,5 @@
 #pragma once
-// Options of the VCP-CLIP model: the `model:` section of a run config (DESIGN §3–§5).
+// Options of the VCP-CLIP model: the `model:` section of a run config (docs/design.md §3–§5).
 //
 //   model:
 //     backbone: configs/models/ViT-L-14-336.json   # CLIP config JSON (reference format)

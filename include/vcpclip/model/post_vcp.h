@@ -1,5 +1,5 @@
 #pragma once
-// Post-VCP (DESIGN §5; reference class Zero_Parameter, checkpoint key "Zero_try"): the two text
+// Post-VCP (docs/design.md §5; reference class Zero_Parameter, checkpoint key "Zero_try"): the two text
 // embeddings attend over the L2-normalised patch features of one layer (shared by all layers).
 // Parameter names (exactly the reference state_dict keys; Conv1d k=1 weights are [out, in, 1]):
 //   prompt_temp_l1 [] (τ2, init ln(1/0.07)),

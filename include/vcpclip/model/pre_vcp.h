@@ -1,5 +1,5 @@
 #pragma once
-// Pre-VCP (DESIGN §3; reference class Context_Prompting, checkpoint key "New_Lan_Embed"):
+// Pre-VCP (docs/design.md §3; reference class Context_Prompting, checkpoint key "New_Lan_Embed"):
 // turns the global image feature into r image-conditioned class-word tokens.
 // Parameter names (exactly the reference state_dict keys):
 //   prompt_query [1, r, E], prompt_temp [] (τ1, init ln(1/0.07)),

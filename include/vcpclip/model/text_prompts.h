@@ -1,5 +1,5 @@
 #pragma once
-// Text encoding with visual context (DESIGN §4): the prompt templates, the splice of the r
+// Text encoding with visual context (docs/design.md §4): the prompt templates, the splice of the r
 // image-conditioned class tokens at <|class|>, the deep text prompts, and the batched text-tower
 // pass (all images × all templates at once).
 #include <ATen/core/Tensor.h>

@@ -1,5 +1,5 @@
 #pragma once
-// OpenAI CLIP's byte-level BPE tokenizer (DESIGN.md §2 "Tokenizer"), id-for-id identical to the
+// OpenAI CLIP's byte-level BPE tokenizer (docs/design.md §2 "Tokenizer"), id-for-id identical to the
 // reference `SimpleTokenizer` + `tokenize` (including the extra special token <|class|> = 49408).
 //
 // Text cleaning, in the reference's order:

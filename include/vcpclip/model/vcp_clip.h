@@ -1,5 +1,5 @@
 #pragma once
-// VCP-CLIP (DESIGN §3–§5): the frozen CLIP backbone + the trainable VCP head.
+// VCP-CLIP (docs/design.md §3–§5): the frozen CLIP backbone + the trainable VCP head.
 //
 //   auto model = vcpclip::model::build_vcp_clip(opts, device);   // backbone weights, tokenizer
 //   vcpclip::model::load_vcp_checkpoint(*model, "train_visa.pth"); // reference .pth layout
@@ -119,7 +119,7 @@ struct VcpOutput {
   torch::Tensor text;               ///< text features T [B, 2, E] (L2-normalised)
 };
 
-/// The pixel maps of DESIGN §6 before blending: mean over layers of channel 1.
+/// The pixel maps of docs/design.md §6 before blending: mean over layers of channel 1.
 struct VcpMaps {
   torch::Tensor raw;   ///< M_raw [B, S, S]
   torch::Tensor post;  ///< M_post [B, S, S] (undefined when post_vcp is false)

@@ -1,5 +1,5 @@
 #pragma once
-// Training losses of DESIGN.md §7, numerically as the reference (utils/loss.py):
+// Training losses of docs/design.md §7, numerically as the reference (utils/loss.py):
 //
 //   focal(p [B,2,S,S], gt [B,S,S]):  idx = long(gt) (0/1); w_c = clamp(onehot(idx)_c, 1e-5, 1 - 1e-5)
 //                                    pt = Σ_c w_c·p_c + 1e-5;  mean over all B·S·S of -(1 - pt)²·log(pt)

@@ -1,5 +1,5 @@
 #pragma once
-// The `train:` section of a training config (DESIGN.md §7; defaults are the reference's).
+// The `train:` section of a training config (docs/design.md §7; defaults are the reference's).
 //
 //   train:
 //     epochs: 10            # passes over the training set

@@ -1,5 +1,5 @@
 #pragma once
-// VCP-CLIP training (DESIGN.md §7, reference train.py).
+// VCP-CLIP training (docs/design.md §7, reference train.py).
 //
 //   run_training(request) — the whole `vcpclip train` run: data check, model, optimizer,
 //   epochs of train_step over the (sharded, seeded) training set, validation pixel AP on the
@@ -77,7 +77,7 @@ struct TrainRequest {
   std::string config_text;  ///< the effective config, copied into train.log
 };
 
-/// train.deterministic (DESIGN §7 debugging and parity runs), applied in this one place: prompt
+/// train.deterministic (docs/design.md §7 debugging and parity runs), applied in this one place: prompt
 /// dropout 0, no augmentation (nor mosaic) of train.data, no shuffling. No-op when it is false.
 void apply_deterministic(TrainRequest& request);
 
