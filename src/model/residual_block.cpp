@@ -43,7 +43,8 @@ namespace {
 
 constexpr int64_t kBlockedAttentionMinLength = 256;
 
-/// CPU inference path: softmax(q kᵀ + mask) v for q, k, v [NH, L, hd] (q already scaled), computed
+/// CPU inference path: softmax(q kᵀ + mask) v for q, k [NH, L, hd] in fp32 (q already scaled) and v
+/// [NH, L, hd] in the compute dtype (the probabilities are rounded to it), computed
 /// in (head, query-row chunk) tasks spread over the intra-op threads. Each task's score block stays
 /// in cache instead of materialising [NH, L, L] (2-3x faster than the batched form for long
 /// sequences on CPU). Not differentiable: used only when no gradient is needed.
@@ -54,14 +55,14 @@ torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k
   const int64_t chunks_per_head = std::max<int64_t>(1, (4 * threads + nh - 1) / nh);
   const int64_t chunk = std::min<int64_t>(256, std::max<int64_t>(32, (len + chunks_per_head - 1) / chunks_per_head));
   const int64_t nchunks = (len + chunk - 1) / chunk;
-  auto out = at::empty_like(q);
+  auto out = at::empty_like(v);
   at::parallel_for(0, nh * nchunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t h = t / nchunks, r0 = (t % nchunks) * chunk, r1 = std::min(len, r0 + chunk);
       auto scores = at::mm(q[h].slice(0, r0, r1), k[h].t());
       if (mask.defined()) scores.add_(mask.slice(0, r0, r1));
       auto rows = out[h].slice(0, r0, r1);
-      at::mm_out(rows, at::softmax(scores, -1), v[h]);
+      at::mm_out(rows, at::softmax(scores, -1).to(v.scalar_type()), v[h]);
     }
   });
   return out;
@@ -73,15 +74,15 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
   const int64_t n = x.size(0), len = x.size(1), hd = width / heads;
   // [N, L, 3W] → contiguous [3, N·H, L, hd]: q, k, v rows of the packed projection in that order.
   // The scores and softmax run in fp32 whatever the weights' dtype (runtime.precision): bf16 scores
-  // (3 significant digits) would shift the attention weights by percents.
+  // (3 significant digits) would shift the attention weights by percents. The probabilities and v
+  // then enter P·V in the weights' dtype, like the input of every other matmul of the block.
   auto qkv = at::linear(x, in_proj_weight, in_proj_bias)
-                 .to(at::kFloat)
                  .view({n, len, 3, heads, hd})
                  .permute({2, 0, 3, 1, 4})
                  .contiguous()
                  .view({3, n * heads, len, hd});
-  auto q = qkv[0] / std::sqrt(static_cast<double>(hd));  // scaled before the product, as PyTorch's MHA
-  auto k = qkv[1];
+  auto q = qkv[0].to(at::kFloat) / std::sqrt(static_cast<double>(hd));  // scaled first, as PyTorch's MHA
+  auto k = qkv[1].to(at::kFloat);
   auto v = qkv[2];
   auto m = mask.defined() ? mask.to(q.scalar_type()) : mask;
   torch::Tensor out;
@@ -93,7 +94,7 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
   } else {
     auto scores = at::bmm(q, k.transpose(1, 2));  // [N·H, L, L]
     if (m.defined()) scores.add_(m);
-    out = at::bmm(at::softmax(scores, -1), v);
+    out = at::bmm(at::softmax(scores, -1).to(v.scalar_type()), v);
   }
   out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width}).to(out_proj->weight.scalar_type());
   return at::linear(out, out_proj->weight, out_proj->bias);
