@@ -7,6 +7,7 @@
 #include <string>
 
 #include "support/run_binary.h"
+#include "support/test_util.h"
 
 namespace fs = std::filesystem;
 using vcpclip::testing::run_vcpclip;
@@ -14,12 +15,7 @@ using vcpclip::testing::run_vcpclip;
 namespace {
 
 fs::path work_dir() {
-  static const fs::path d = [] {
-    auto p = fs::temp_directory_path() / "vcpclip_cli_data";
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
+  static const fs::path d = vcpclip::testing::fresh_temp_dir("vcpclip_cli_data");
   return d;
 }
 

@@ -3,45 +3,25 @@
 // section, corrupt image) with their exact messages and exit status.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "../model/vcp_fixture.h"
+#include "support/run_binary.h"
+#include "support/test_util.h"
 #include "vcpclip/build_info.h"
 
 namespace fs = std::filesystem;
 namespace fx = vcp_fixture;
+using vcpclip::testing::run_vcpclip;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out;  // stdout + stderr
-};
-
-Run run(const std::string& args) {
-  const std::string cmd = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  const int rc = pclose(pipe.release());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-
 fs::path work_dir() {
-  static const fs::path d = [] {
-    auto p = fs::temp_directory_path() / ("vcpclip_cli_eval_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
+  static const fs::path d = vcpclip::testing::fresh_temp_dir("vcpclip_cli_eval_" + std::to_string(::getpid()));
   return d;
 }
 
@@ -49,8 +29,8 @@ fs::path work_dir() {
 fs::path config() {
   static const fs::path cfg = [] {
     const auto d = work_dir();
-    auto r = run("synth --layout mvtec --role target --out " + (d / "target").string() +
-                 " --classes 2 --images 4 --train-images 0 --size 64");
+    auto r = run_vcpclip("synth --layout mvtec --role target --out " + (d / "target").string() +
+                         " --classes 2 --images 4 --train-images 0 --size 64");
     EXPECT_EQ(r.status, 0) << r.out;
     const auto p = d / "eval.yaml";
     std::ofstream(p) << "runtime:\n  threads: 1\n"
@@ -68,8 +48,8 @@ fs::path config() {
 
 TEST(CliEval, WritesMetricsAndPrintsTheTable) {
   const auto out = work_dir() / "out";
-  auto r = run("eval --no-progress --config " + config().string() + " --checkpoint " + fx::path("tiny_vcp.pth") +
-               " --out " + out.string() + " --save-maps --set eval.aupro=reference");
+  auto r = run_vcpclip("eval --no-progress --config " + config().string() + " --checkpoint " +
+                       fx::path("tiny_vcp.pth") + " --out " + out.string() + " --save-maps --set eval.aupro=reference");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("mean"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("8 images"), std::string::npos) << r.out;
@@ -79,8 +59,8 @@ TEST(CliEval, WritesMetricsAndPrintsTheTable) {
   EXPECT_EQ(j.at("classes").size(), 2u);
   EXPECT_TRUE(fs::is_regular_file(out / "maps" / "scores.json"));
   // `score` on the saved maps gives the same table.
-  auto s = run("score --maps " + (out / "maps").string() + " --config " + config().string() +
-               " --set eval.aupro=reference --out " + (work_dir() / "scored").string());
+  auto s = run_vcpclip("score --maps " + (out / "maps").string() + " --config " + config().string() +
+                       " --set eval.aupro=reference --out " + (work_dir() / "scored").string());
   ASSERT_EQ(s.status, 0) << s.out;
   std::ifstream in2(work_dir() / "scored" / "metrics.json");
   auto j2 = nlohmann::json::parse(in2);
@@ -95,21 +75,21 @@ TEST(CliEval, WritesMetricsAndPrintsTheTable) {
 }
 
 TEST(CliEval, WithoutCheckpointWarnsAndUsesConfigOutDir) {
-  auto r = run("eval --no-progress --config " + config().string());
+  auto r = run_vcpclip("eval --no-progress --config " + config().string());
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("no checkpoint given: evaluating an UNTRAINED VCP head"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::is_regular_file(work_dir() / "default_out" / "metrics.md"));
 }
 
 TEST(CliEval, ConfigErrorsAreExact) {
-  auto r = run("eval --config " + config().string() + " --set eval.data.wrkers=2");
+  auto r = run_vcpclip("eval --config " + config().string() + " --set eval.data.wrkers=2");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("vcpclip eval: error: unknown config key 'eval.data.wrkers' in " + config().string()),
             std::string::npos)
       << r.out;
   const auto nodata = work_dir() / "nodata.yaml";
   std::ofstream(nodata) << "model:\n  backbone: " << fx::path("tiny_vcp_clip.json") << "\n";
-  r = run("eval --config " + nodata.string());
+  r = run_vcpclip("eval --config " + nodata.string());
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("vcpclip eval: error: eval needs an `eval.data` section in " + nodata.string()),
             std::string::npos)
@@ -130,16 +110,16 @@ TEST(CliEval, CorruptImageNamesTheFile) {
     }
   ASSERT_FALSE(bad.empty());
   { std::ofstream(bad, std::ios::trunc) << "garbage"; }
-  auto r = run("eval --no-progress --config " + config().string() + " --set eval.data.root=" + root.string() +
-               " --out " + (work_dir() / "corrupt_out").string());
+  auto r = run_vcpclip("eval --no-progress --config " + config().string() + " --set eval.data.root=" + root.string() +
+                       " --out " + (work_dir() / "corrupt_out").string());
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("vcpclip eval: error: cannot decode image file (not an image or corrupt): " + bad.string()),
             std::string::npos)
       << r.out;
   EXPECT_FALSE(fs::exists(work_dir() / "corrupt_out" / "metrics.json"));
   for (const std::string flag : {" --set eval.data.skip_bad=true", " --skip-bad"}) {
-    r = run("eval --no-progress --config " + config().string() + " --set eval.data.root=" + root.string() + flag +
-            " --out " + (work_dir() / "corrupt_out").string());
+    r = run_vcpclip("eval --no-progress --config " + config().string() + " --set eval.data.root=" + root.string() +
+                    flag + " --out " + (work_dir() / "corrupt_out").string());
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("7 images"), std::string::npos) << r.out;
     // The skipped image makes the result partial: the mean row and a last line say so.
@@ -156,14 +136,14 @@ TEST(CliEval, ClassWithoutImagesNeedsAllowPartial) {
   fs::create_directories(root / "zzz_empty" / "test" / "good");
   const std::string base = "eval --no-progress --config " + config().string() +
                            " --set eval.data.root=" + root.string() + " --out " + (work_dir() / "empty_out").string();
-  auto r = run(base);
+  auto r = run_vcpclip(base);
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("vcpclip eval: error: eval: class 'zzz_empty' has no test images in MVTec AD layout at " +
                        root.string()),
             std::string::npos)
       << r.out;
   EXPECT_FALSE(fs::exists(work_dir() / "empty_out" / "metrics.json"));
-  r = run(base + " --allow-partial");
+  r = run_vcpclip(base + " --allow-partial");
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("| mean over 2 of 3 classes |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("PARTIAL RESULT: 1 of 3 classes could not be scored (class 'zzz_empty': no test images)"),
