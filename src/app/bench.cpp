@@ -27,6 +27,7 @@
 #include "bench_sections.h"
 #include "vcpclip/app/run_util.h"
 #include "vcpclip/build_info.h"
+#include "vcpclip/common/blas_kernels.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/runtime.h"
 #include "vcpclip/model/clip_model.h"
@@ -244,6 +245,7 @@ VisionCase bench_vision_case(const c10::Device& dev, const std::string& backbone
 nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   const auto start = Clock::now();
   const c10::Device dev = parse_device(opts.device);
+  const auto& blas = select_blas_kernels();  // before the first matmul (common/blas_kernels.h)
   BenchContext ctx{opts, dev, setup_threads(opts.threads), {}, std::nullopt, {}, out, {}};
   double load1 = -1;
   {
@@ -251,13 +253,16 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
     la >> load1;
   }
   nlohmann::json j;
-  j["machine"] = {{"device", dev.str()},
-                  {"threads", ctx.threads},
-                  {"hardware_threads", std::thread::hardware_concurrency()},
-                  {"load_average_1min", load1 >= 0 ? nlohmann::json(load1) : nlohmann::json(nullptr)},
-                  {"quick", opts.quick}};
+  j["machine"] = {
+      {"device", dev.str()},
+      {"threads", ctx.threads},
+      {"hardware_threads", std::thread::hardware_concurrency()},
+      {"load_average_1min", load1 >= 0 ? nlohmann::json(load1) : nlohmann::json(nullptr)},
+      {"quick", opts.quick},
+      {"blas", {{"openblas_kernels_at_start", blas.before}, {"openblas_kernels", blas.after}, {"note", blas.reason}}}};
   out << "vcpclip bench: device " << dev.str() << ", " << ctx.threads << " intra-op threads, load average "
-      << fmt("%.2f", load1) << (opts.quick ? " (--quick)" : "") << "\n";
+      << fmt("%.2f", load1) << (opts.quick ? " (--quick)" : "") << "\nBLAS: " << blas.reason
+      << (reference_blas_env().empty() ? "" : "; the reference runs with " + reference_blas_env() + "as well") << "\n";
   // Work folder (weights of the small cases, metric maps, predict outputs).
   ctx.work = opts.work_dir.empty() ? fs::temp_directory_path() / ("vcpclip_bench_" + std::to_string(::getpid()))
                                    : fs::path(opts.work_dir);

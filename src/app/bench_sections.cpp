@@ -15,6 +15,7 @@
 
 #include "vcpclip/app/run_util.h"
 #include "vcpclip/build_info.h"
+#include "vcpclip/common/blas_kernels.h"
 #include "vcpclip/model/vcp_clip.h"
 #include "vcpclip/train/trainer.h"
 
@@ -72,10 +73,16 @@ nlohmann::json vision_section(BenchContext& ctx) {
 }
 
 /// Runs scripts/bench_predict_reference.py for one config; its JSON, or null and `why`.
+std::string reference_blas_env() {
+  const auto& blas = select_blas_kernels();
+  if (!blas.openblas || std::getenv("OPENBLAS_CORETYPE")) return "";
+  return "OPENBLAS_CORETYPE=" + shell_quote(blas.after) + " ";
+}
+
 nlohmann::json reference_run(BenchContext& ctx, const std::string& config, const fs::path& dir, int images, int batch,
                              std::string* why) {
   const fs::path json = dir / (config + "_reference.json");
-  const std::string cmd = shell_quote(*ctx.python) + " " +
+  const std::string cmd = reference_blas_env() + shell_quote(*ctx.python) + " " +
                           shell_quote(std::string(VCPCLIP_SOURCE_DIR) + "/scripts/bench_predict_reference.py") +
                           " --ref " + shell_quote(ctx.opts.ref_dir) + " --config " + config + " --weights-dir " +
                           shell_quote(dir.string()) + " --threads " + std::to_string(ctx.threads) + " --images " +

@@ -1,4 +1,4 @@
-// `vcpclip version`: prints the toolkit, LibTorch and OpenCV versions and the BLAS threads.
+// `vcpclip version`: prints the toolkit, LibTorch and OpenCV versions, the BLAS kernels and threads.
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <torch/cuda.h>
@@ -8,10 +8,13 @@
 
 #include "command.h"
 #include "vcpclip/build_info.h"
+#include "vcpclip/common/blas_kernels.h"
 
 static vcpclip::cli::CommandRegistrar reg("version", "Print versions and the compute configuration",
                                           [](CLI::App&) -> vcpclip::cli::Action {
                                             return []() {
+                                              const auto& blas = vcpclip::select_blas_kernels();
+                                              std::printf("BLAS: %s\n", blas.reason.c_str());
                                               std::printf("vcpclip %s\nOpenCV %s\nCUDA available: %s\n%s\n",
                                                           VCPCLIP_VERSION, CV_VERSION,
                                                           torch::cuda::is_available() ? "yes" : "no",

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "vcpclip/common/blas_kernels.h"
 #include "vcpclip/common/error.h"
 
 namespace vcpclip {
@@ -127,6 +128,7 @@ void set_log_level(const std::string& level) {
 
 c10::Device apply_runtime(const RuntimeOptions& opts) {
   set_log_level(opts.log_level);
+  select_blas_kernels();  // before the first matmul of this process (blas_kernels.h)
   auto device = parse_device(opts.device);
   check_precision(opts.precision, device);
   int n = setup_threads(opts.threads);

@@ -43,13 +43,32 @@ namespace {
 
 constexpr int64_t kBlockedAttentionMinLength = 256;
 
-/// CPU inference path: softmax(q kᵀ + mask) v for q, k [NH, L, hd] in fp32 (q already scaled) and v
-/// [NH, L, hd] in the compute dtype (the probabilities are rounded to it), computed
-/// in (head, query-row chunk) tasks spread over the intra-op threads. Each task's score block stays
-/// in cache instead of materialising [NH, L, L] (2-3x faster than the batched form for long
-/// sequences on CPU). Not differentiable: used only when no gradient is needed.
+/// q kᵀ (2-D or batched 3-D) in fp32 for q, k in bf16 on the CPU, through two bf16 oneDNN matmuls
+/// instead of one fp32 BLAS call (10x slower here, and the dominant cost of a bf16 block): hi is the
+/// product rounded to bf16; the second matmul's fused sum gives q kᵀ − hi (accumulated in fp32,
+/// then rounded), so hi + lo keeps ~16 significant bits where hi alone keeps 8. docs/design.md §11.
+torch::Tensor scores_from_bf16(const torch::Tensor& q, const torch::Tensor& k) {
+  const auto kt = k.transpose(-2, -1);
+  auto hi = q.dim() == 2 ? at::mm(q, kt) : at::bmm(q, kt);
+  auto lo = q.dim() == 2 ? at::addmm(hi, q, kt, /*beta=*/-1) : at::baddbmm(hi, q, kt, /*beta=*/-1);
+  return hi.to(at::kFloat).add_(lo.to(at::kFloat));
+}
+
+/// The attention scores q kᵀ / √hd in fp32 for q, k [NH, L, hd] (or [l, hd] rows of one head) in the
+/// compute dtype: bf16 on the CPU takes the two-matmul route above, any other dtype is widened.
+torch::Tensor attention_scores(const torch::Tensor& q, const torch::Tensor& k, double sqrt_hd) {
+  const bool bf16_cpu = q.scalar_type() == at::kBFloat16 && q.device().is_cpu();
+  if (bf16_cpu) return scores_from_bf16(q, k).div_(sqrt_hd);
+  const auto qf = q.to(at::kFloat) / sqrt_hd;  // scaled first, as PyTorch's MHA
+  return q.dim() == 2 ? at::mm(qf, k.to(at::kFloat).t()) : at::bmm(qf, k.to(at::kFloat).transpose(1, 2));
+}
+
+/// CPU inference path: softmax(q kᵀ / √hd + mask) v for q, k, v [NH, L, hd] in the compute dtype,
+/// computed in (head, query-row chunk) tasks spread over the intra-op threads. Each task's score
+/// block stays in cache instead of materialising [NH, L, L] (2-3x faster than the batched form for
+/// long sequences on CPU). Not differentiable: used only when no gradient is needed.
 torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  const torch::Tensor& mask) {
+                                  const torch::Tensor& mask, double sqrt_hd) {
   const int64_t nh = q.size(0), len = q.size(1);
   const int64_t threads = at::get_num_threads();
   const int64_t chunks_per_head = std::max<int64_t>(1, (4 * threads + nh - 1) / nh);
@@ -59,7 +78,7 @@ torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k
   at::parallel_for(0, nh * nchunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t h = t / nchunks, r0 = (t % nchunks) * chunk, r1 = std::min(len, r0 + chunk);
-      auto scores = at::mm(q[h].slice(0, r0, r1), k[h].t());
+      auto scores = attention_scores(q[h].slice(0, r0, r1), k[h], sqrt_hd);
       if (mask.defined()) scores.add_(mask.slice(0, r0, r1));
       auto rows = out[h].slice(0, r0, r1);
       at::mm_out(rows, at::softmax(scores, -1).to(v.scalar_type()), v[h]);
@@ -81,18 +100,17 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
                  .permute({2, 0, 3, 1, 4})
                  .contiguous()
                  .view({3, n * heads, len, hd});
-  auto q = qkv[0].to(at::kFloat) / std::sqrt(static_cast<double>(hd));  // scaled first, as PyTorch's MHA
-  auto k = qkv[1].to(at::kFloat);
-  auto v = qkv[2];
-  auto m = mask.defined() ? mask.to(q.scalar_type()) : mask;
+  const double sqrt_hd = std::sqrt(static_cast<double>(hd));
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  auto m = mask.defined() ? mask.to(at::kFloat) : mask;
   torch::Tensor out;
   const bool need_grad = c10::GradMode::is_enabled() && (x.requires_grad() || in_proj_weight.requires_grad());
   // Blocked tasks pay off once the [N·H, L, L] scores outgrow the caches (ViT-L-14 at 336/518:
   // L = 577/1370); short sequences (ViT-B-16 at 224: L = 197; text: 77) run faster batched.
   if (x.device().is_cpu() && !need_grad && len >= kBlockedAttentionMinLength) {
-    out = attention_cpu_tasks(q, k, v, m);
+    out = attention_cpu_tasks(q, k, v, m, sqrt_hd);
   } else {
-    auto scores = at::bmm(q, k.transpose(1, 2));  // [N·H, L, L]
+    auto scores = attention_scores(q, k, sqrt_hd);  // [N·H, L, L] fp32
     if (m.defined()) scores.add_(m);
     out = at::bmm(at::softmax(scores, -1).to(v.scalar_type()), v);
   }

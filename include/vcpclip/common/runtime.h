@@ -52,7 +52,8 @@ int loader_workers(int requested);
 std::function<void()> device_sync(const c10::Device& device);
 /// Seeds torch (CPU and CUDA) with `seed`.
 void seed_everything(uint64_t seed);
-/// Applies device check, threads, seed and log level; returns the device.
+/// Applies the BLAS kernel choice (select_blas_kernels), device check, threads, seed and log level;
+/// returns the device.
 c10::Device apply_runtime(const RuntimeOptions& opts);
 /// Sets the spdlog level from its name; unknown names are a vcpclip::Error.
 void set_log_level(const std::string& level);
