@@ -46,7 +46,8 @@ TEST(BlasKernels, PrescottFallbackIsReplacedAndProductsStayExact) {
   // The re-initialised library computes the same products (fp32 GEMM against a double reference).
   at::manual_seed(3);
   auto a = at::randn({257, 130}), b = at::randn({130, 191});
-  const double err = (at::mm(a, b).to(at::kDouble) - at::mm(a.to(at::kDouble), b.to(at::kDouble))).abs().max().item<double>();
+  const double err =
+      (at::mm(a, b).to(at::kDouble) - at::mm(a.to(at::kDouble), b.to(at::kDouble))).abs().max().item<double>();
   EXPECT_LT(err, 1e-4);
 }
 
