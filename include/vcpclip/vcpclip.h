@@ -59,7 +59,9 @@ class Inferencer {
  public:
   /// Loads the config (every key checked), applies its runtime section (device, threads, seed,
   /// log level; process-wide, as the CLI does), builds the model, loads the checkpoint and, when
-  /// given, the calibration (refused for another checkpoint or config).
+  /// given, the calibration (refused for another checkpoint or config). The first Inferencer of a
+  /// process may re-initialise OpenBLAS's kernels (vcpclip/common/blas_kernels.h): construct it
+  /// before other threads of the application run BLAS, or set OPENBLAS_CORETYPE yourself.
   explicit Inferencer(const InferencerOptions& options);
   ~Inferencer();
   Inferencer(Inferencer&&) noexcept;

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 
 #include "model/vcp_fixture.h"
@@ -70,4 +71,45 @@ TEST(Precision, Fp32IsUnchangedAndCpuRefusesFp16AndAutocast) {
   e = error_of([&] { m->set_precision(Precision::kAutocast); });
   EXPECT_EQ(e.rfind("runtime.precision autocast is CUDA autocast", 0), 0u) << e;
   EXPECT_EQ(m->precision(), Precision::kFp32);  // a refused precision changes nothing
+}
+
+namespace {
+
+/// PackedAttention's output computed in float64 from the module's own bf16 projections of `x`
+/// (the rounding every bf16 path shares), with the exact scores and probabilities.
+at::Tensor attention_float64(model::PackedAttentionImpl& a, const at::Tensor& x) {
+  const int64_t n = x.size(0), len = x.size(1), w = a.width, h = a.heads, hd = w / h;
+  auto qkv = at::linear(x, a.in_proj_weight, a.in_proj_bias).to(at::kDouble);  // bf16 products, widened
+  qkv = qkv.view({n, len, 3, h, hd}).permute({2, 0, 3, 1, 4}).reshape({3, n * h, len, hd});
+  auto p = at::softmax(at::bmm(qkv[0], qkv[1].transpose(1, 2)) / std::sqrt(double(hd)), -1);
+  auto o = at::bmm(p, qkv[2]).view({n, h, len, hd}).transpose(1, 2).reshape({n, len, w});
+  return at::linear(o, a.out_proj->weight.to(at::kDouble), a.out_proj->bias.to(at::kDouble));
+}
+
+}  // namespace
+
+// The bf16 attention scores are taken as hi + lo from two bf16 matmuls (docs/design.md §11): with
+// scores of magnitude ~100, plain bf16 scores (8 significant bits) would move the attention
+// weights by tens of percent; hi + lo keeps the output within the rounding of bf16 inputs. Both the
+// batched path (short sequences) and the blocked CPU path (>= 256 positions) are checked.
+TEST(Precision, Bf16AttentionScoresKeepFp32Accuracy) {
+  at::NoGradGuard ng;
+  at::manual_seed(5);
+  for (const int64_t len : {40, 300}) {
+    model::PackedAttention attn(128, 2);
+    attn->in_proj_weight.normal_(0, 1.0 / std::sqrt(128.0));
+    attn->out_proj->weight.normal_(0, 1.0 / std::sqrt(128.0));
+    attn->to(at::kBFloat16);
+    auto x = (at::randn({2, len, 128}) * 6.0).to(at::kBFloat16);  // scores up to ~|150|
+    const auto ref = attention_float64(*attn, x);
+    const double got = (attn->forward(x).to(at::kDouble) - ref).abs().max().item<double>();
+    const double scale = ref.abs().max().item<double>();
+    auto q = at::linear(x, attn->in_proj_weight, attn->in_proj_bias).to(at::kDouble).slice(-1, 0, 64);
+    auto k = at::linear(x, attn->in_proj_weight, attn->in_proj_bias).to(at::kDouble).slice(-1, 128, 192);
+    const double largest = at::matmul(q, k.transpose(1, 2)).abs().max().item<double>() / 8.0;
+    std::printf("bf16 attention, L = %lld: largest score %.0f, max |out - float64| %.3g of max |out| %.3g\n",
+                (long long)len, largest, got, scale);
+    EXPECT_GT(largest, 50.0);      // the scores are large enough for plain bf16 to fail
+    EXPECT_LE(got, 2e-2 * scale);  // within bf16 input/output rounding
+  }
 }
