@@ -23,6 +23,7 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/report.h"
 #include "vcpclip/io/atomic_file.h"
+#include "vcpclip/io/config_node.h"
 
 namespace vcpclip::app {
 
@@ -32,7 +33,7 @@ namespace {
 
 void flatten(const YAML::Node& n, const std::string& prefix, const std::string& where, std::vector<std::string>& out) {
   for (const auto& kv : n) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k = io::config_key_text(kv.first, where);
     VCP_CHECK(!k.empty() && k.find('=') == std::string::npos, "config key ", where, ": bad override key '", k, "'");
     const std::string key = prefix.empty() ? k : prefix + "." + k;
     if (kv.second.IsMap() && kv.second.size() > 0) {
@@ -56,7 +57,8 @@ void flatten(const YAML::Node& n, const std::string& prefix, const std::string& 
 void check_keys(const YAML::Node& n, const std::set<std::string>& known, const std::string& prefix,
                 const std::string& origin) {
   for (const auto& kv : n) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k =
+        io::config_key_text(kv.first, prefix.empty() ? origin : "section '" + prefix + "' in " + origin);
     if (known.count(k)) continue;
     std::string list;
     for (const auto& x : known) list += (list.empty() ? "" : ", ") + x;

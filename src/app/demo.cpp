@@ -140,7 +140,7 @@ DemoConfig load_demo_config(const std::string& path, const std::vector<std::stri
   c.untrained_baseline = demo.get<bool>("untrained_baseline", c.untrained_baseline);
   auto synth = demo.section("synthetic");
   for (auto it = synth.node().begin(); it != synth.node().end(); ++it) {
-    const std::string name = it->first.as<std::string>();
+    const std::string name = io::config_key_text(it->first, "section 'demo.synthetic' in " + synth.origin());
     VCP_CHECK(it->second.IsMap(), "config key ", synth.where(name),
               ": expected a synthetic set {out, layout, set, classes, images, train_images, size, seed, kinds}");
     auto node = synth.section(name);

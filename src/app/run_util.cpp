@@ -3,6 +3,8 @@
 
 #include <ctime>
 
+#include "vcpclip/io/config_node.h"
+
 namespace vcpclip::app {
 
 std::string substitute_out_dir(std::string s, const std::string& out_dir) {
@@ -25,7 +27,7 @@ YAML::Node substitute_out_dir(const YAML::Node& n, const std::string& out_dir) {
   }
   if (n.IsMap()) {
     YAML::Node out(YAML::NodeType::Map);
-    for (const auto& kv : n) out[kv.first.as<std::string>()] = substitute_out_dir(kv.second, out_dir);
+    for (const auto& kv : n) out[io::config_key_text(kv.first, "config")] = substitute_out_dir(kv.second, out_dir);
     return out;
   }
   return YAML::Clone(n);

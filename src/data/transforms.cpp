@@ -151,6 +151,20 @@ void check_readable(const std::string& path, const char* what) {
   VCP_CHECK(std::filesystem::file_size(path, ec) > 0, what, " file is empty: ", path);
 }
 
+/// cv::imread without EXIF rotation (PIL does not apply it either). OpenCV refuses some headers by
+/// throwing (e.g. a PPM announcing 700 million rows fails its image-size validation) instead of
+/// returning an empty image: both end in one vcpclip::Error naming the file.
+cv::Mat decode_file(const std::string& path, const char* what) {
+  cv::Mat raw;
+  try {
+    raw = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
+  } catch (const cv::Exception& e) {
+    fail("cannot decode ", what, " file (OpenCV refused it: ", e.err, "): ", path);
+  }
+  VCP_CHECK(!raw.empty(), "cannot decode ", what, " file (not an image or corrupt): ", path);
+  return raw;
+}
+
 cv::Mat to_8bit(const cv::Mat& m) {
   if (m.depth() == CV_8U) return m;
   cv::Mat out;
@@ -197,16 +211,13 @@ cv::Mat to_rgb(const cv::Mat& image, ChannelOrder order, const std::string& what
 
 cv::Mat read_rgb(const std::string& path) {
   check_readable(path, "image");
-  // IGNORE_ORIENTATION: PIL does not apply EXIF rotation either.
-  cv::Mat raw = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
-  VCP_CHECK(!raw.empty(), "cannot decode image file (not an image or corrupt): ", path);
+  const cv::Mat raw = decode_file(path, "image");
   return to_rgb(raw, ChannelOrder::kBGR, "image file: " + path);
 }
 
 cv::Mat read_mask(const std::string& path) {
   check_readable(path, "mask");
-  cv::Mat raw = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
-  VCP_CHECK(!raw.empty(), "cannot decode mask file (not an image or corrupt): ", path);
+  const cv::Mat raw = decode_file(path, "mask");
   if (raw.depth() != CV_8U) {
     // Any non-zero value is defect: keep that property through the 8-bit conversion.
     cv::Mat nz = raw != 0;

@@ -25,6 +25,12 @@ bool is_bool_text(const std::string& s) {
 }
 }  // namespace detail
 
+std::string config_key_text(const YAML::Node& key, const std::string& where) {
+  if (key.IsScalar()) return key.Scalar();
+  const char* kind = key.IsMap() ? "mapping" : key.IsSequence() ? "sequence" : "null";
+  fail(where, ": line ", key.Mark().line + 1, ": a config key must be plain text, found a ", kind, " key");
+}
+
 ConfigNode::ConfigNode(YAML::Node node, std::string origin, std::string prefix)
     : node_(std::move(node)), origin_(std::move(origin)), prefix_(std::move(prefix)) {}
 
@@ -105,7 +111,7 @@ void ConfigNode::finish() const {
   if (!node_ || !node_.IsMap()) return;
   std::vector<std::string> unknown;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    std::string k = it->first.as<std::string>();
+    std::string k = config_key_text(it->first, prefix_.empty() ? origin_ : "section '" + prefix_ + "' in " + origin_);
     if (!read_->count(k)) unknown.push_back(k);
   }
   if (unknown.empty()) return;

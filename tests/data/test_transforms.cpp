@@ -7,12 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "support/test_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/data/transforms.h"
 
 namespace fs = std::filesystem;
 using namespace vcpclip::data;
+using vcpclip::testing::error_of;
 
 namespace {
 
@@ -204,6 +206,14 @@ TEST(Transforms, ErrorsNameTheFile) {
   } catch (const vcpclip::Error& e) {
     EXPECT_EQ(std::string(e.what()), "cannot decode mask file (not an image or corrupt): " + junk);
   }
+  // Found by fuzz_image (fuzz/regressions/image/ppm_700m_rows.ppm): OpenCV throws its own
+  // exception for a header announcing 700 million rows instead of returning an empty image.
+  const std::string tall = (dir / "tall.ppm").string();
+  std::ofstream(tall, std::ios::binary) << "P6\n8 699999999\n255\n" << std::string(64, '\x7f');
+  const auto refused = "cannot decode image file (OpenCV refused it: ";
+  EXPECT_EQ(error_of([&] { read_rgb(tall); }).rfind(refused, 0), 0u) << error_of([&] { read_rgb(tall); });
+  EXPECT_NE(error_of([&] { read_rgb(tall); }).find("): " + tall), std::string::npos);
+  EXPECT_EQ(error_of([&] { read_mask(tall); }).rfind("cannot decode mask file (OpenCV refused it: ", 0), 0u);
   EXPECT_THROW(preprocess_image(cv::Mat(4, 4, CV_8UC1), 8), vcpclip::Error);
   fs::remove_all(dir);
 }

@@ -80,3 +80,13 @@ TEST(ConfigNode, NumberTooLargeForItsTypeNamesKeyAndRange) {
       0u);
   EXPECT_EQ(root.get<int>("c", 0), 70000);
 }
+
+TEST(ConfigNode, KeyThatIsNotTextNamesLineAndKind) {
+  // Found by fuzz_config (fuzz/regressions/config/yaml_mapping_as_key.yaml): YAML's explicit key
+  // `? {…}` makes a mapping a key, and yaml-cpp's "bad conversion" escaped the unknown-key check.
+  auto root = ConfigNode::from_string("# note\n? post_h: 333\npostpess: 1\n", "c.yaml");
+  EXPECT_EQ(error_of([&] { root.finish(); }), "c.yaml: line 2: a config key must be plain text, found a mapping key");
+  auto nested = ConfigNode::from_string("model:\n  ? [1, 2]\n  : x\n", "c.yaml").section("model");
+  EXPECT_EQ(error_of([&] { nested.finish(); }),
+            "section 'model' in c.yaml: line 2: a config key must be plain text, found a sequence key");
+}

@@ -21,6 +21,11 @@
 
 namespace vcpclip::io {
 
+/// The text of a mapping key. YAML allows any node as a key (`? {a: 1}: x`); a key that is not
+/// plain text is a vcpclip::Error: "<where>: line L: a config key must be plain text, found a
+/// mapping|sequence|null key".
+std::string config_key_text(const YAML::Node& key, const std::string& where);
+
 class ConfigNode {
  public:
   ConfigNode() = default;
