@@ -205,14 +205,17 @@ TEST(ClipModel, VisionInputChecksAndTextHelpers) {
   EXPECT_TRUE(torch::equal(y, plain));
   auto feats = m->encode_text(ids);
   auto manual = torch::matmul(m->ln_final_forward(plain).select(1, 3), m->text_projection_weight());
-  EXPECT_TRUE(torch::allclose(feats, manual, 1e-6, 1e-6));
+  // Truncation at the EOT is exact in arithmetic; the GEMMs over 4 and over 77 rows may take different
+  // BLAS kernels (OpenBLAS has small-matrix kernels), so compare at the towers' tolerance (design §11).
+  EXPECT_LE((feats - manual).abs().max().item<double>(), 1e-5 * (1.0 + manual.abs().max().item<double>()));
   // A <|class|> id (49408 = vocab_size) is not mistaken for the EOT.
   auto with_class = ids.clone();
   with_class.index_put_({torch::indexing::Slice(), 2}, 49408);
   auto x2 = m->embed_tokens(with_class) + m->text_positional_embedding();
   auto manual2 =
       torch::matmul(m->ln_final_forward(m->run_text_transformer(x2)).select(1, 3), m->text_projection_weight());
-  EXPECT_TRUE(torch::allclose(m->encode_text(with_class), manual2, 1e-6, 1e-6));
+  EXPECT_LE((m->encode_text(with_class) - manual2).abs().max().item<double>(),
+            1e-5 * (1.0 + manual2.abs().max().item<double>()));
   EXPECT_GT(model::count_parameters(*m), 0);
 }
 
