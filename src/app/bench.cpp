@@ -246,6 +246,7 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   const auto start = Clock::now();
   const c10::Device dev = parse_device(opts.device);
   const auto& blas = select_blas_kernels();  // before the first matmul (common/blas_kernels.h)
+  const std::string ref_blas = reference_blas_env();
   BenchContext ctx{opts, dev, setup_threads(opts.threads), {}, std::nullopt, {}, out, {}};
   double load1 = -1;
   {
@@ -262,7 +263,7 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
       {"blas", {{"openblas_kernels_at_start", blas.before}, {"openblas_kernels", blas.after}, {"note", blas.reason}}}};
   out << "vcpclip bench: device " << dev.str() << ", " << ctx.threads << " intra-op threads, load average "
       << fmt("%.2f", load1) << (opts.quick ? " (--quick)" : "") << "\nBLAS: " << blas.reason
-      << (reference_blas_env().empty() ? "" : "; the reference runs with " + reference_blas_env() + "as well") << "\n";
+      << (ref_blas.empty() ? "" : "; the reference runs with " + ref_blas + "as well") << "\n";
   // Work folder (weights of the small cases, metric maps, predict outputs).
   ctx.work = opts.work_dir.empty() ? fs::temp_directory_path() / ("vcpclip_bench_" + std::to_string(::getpid()))
                                    : fs::path(opts.work_dir);

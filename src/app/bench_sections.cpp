@@ -72,13 +72,13 @@ nlohmann::json vision_section(BenchContext& ctx) {
   return j["vision"];
 }
 
-/// Runs scripts/bench_predict_reference.py for one config; its JSON, or null and `why`.
 std::string reference_blas_env() {
   const auto& blas = select_blas_kernels();
   if (!blas.openblas || std::getenv("OPENBLAS_CORETYPE")) return "";
   return "OPENBLAS_CORETYPE=" + shell_quote(blas.after) + " ";
 }
 
+/// Runs scripts/bench_predict_reference.py for one config; its JSON, or null and `why`.
 nlohmann::json reference_run(BenchContext& ctx, const std::string& config, const fs::path& dir, int images, int batch,
                              std::string* why) {
   const fs::path json = dir / (config + "_reference.json");

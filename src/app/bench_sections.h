@@ -58,11 +58,11 @@ struct ProcessRun {
 };
 ProcessRun run_process(const std::string& cmd);
 
-/// Runs scripts/bench_predict_reference.py for `config` (weights made in / read from `dir`,
-/// `images` images in batches of `batch`): its JSON plus "process_peak_rss_mb", or null and `why`.
 /// "OPENBLAS_CORETYPE=<kernels> " when vcpclip switched OpenBLAS's kernels (common/blas_kernels.h), so
 /// that the reference runs on the same BLAS kernels as vcpclip; "" otherwise.
 std::string reference_blas_env();
+/// Runs scripts/bench_predict_reference.py for `config` (weights made in / read from `dir`,
+/// `images` images in batches of `batch`): its JSON plus "process_peak_rss_mb", or null and `why`.
 nlohmann::json reference_run(BenchContext& ctx, const std::string& config, const std::filesystem::path& dir, int images,
                              int batch, std::string* why);
 

@@ -6,7 +6,6 @@
 
 #include <cctype>
 #include <cstdlib>
-#include <mutex>
 
 namespace vcpclip {
 

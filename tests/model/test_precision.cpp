@@ -104,8 +104,8 @@ TEST(Precision, Bf16AttentionScoresKeepFp32Accuracy) {
     const auto ref = attention_float64(*attn, x);
     const double got = (attn->forward(x).to(at::kDouble) - ref).abs().max().item<double>();
     const double scale = ref.abs().max().item<double>();
-    auto q = at::linear(x, attn->in_proj_weight, attn->in_proj_bias).to(at::kDouble).slice(-1, 0, 64);
-    auto k = at::linear(x, attn->in_proj_weight, attn->in_proj_bias).to(at::kDouble).slice(-1, 128, 192);
+    const auto qkv = at::linear(x, attn->in_proj_weight, attn->in_proj_bias).to(at::kDouble);
+    auto q = qkv.slice(-1, 0, 64), k = qkv.slice(-1, 128, 192);  // head 0's q and k
     const double largest = at::matmul(q, k.transpose(1, 2)).abs().max().item<double>() / 8.0;
     std::printf("bf16 attention, L = %lld: largest score %.0f, max |out - float64| %.3g of max |out| %.3g\n",
                 (long long)len, largest, got, scale);
