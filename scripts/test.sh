@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 [ -f "$BUILD_DIR/CMakeCache.txt" ] || { echo "test: no $BUILD_DIR/ yet: run scripts/setup.sh first" >&2; exit 1; }
+scripts/test_deps.sh
 export CCACHE_BASEDIR="$(pwd)" CCACHE_NOHASHDIR=true
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 cmake --build "$BUILD_DIR" --target tests -j"$(nproc)"
