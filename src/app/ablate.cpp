@@ -362,7 +362,7 @@ nlohmann::json run_one(const AblationConfig& c, const AblationVariant& v, uint64
   const std::string dir = c.run_dir(v.name, seed);
   fs::create_directories(dir);
   const RunConfig cfg = load_run_config(c.base, c.run_overrides(v.name, seed));  // parsed once per run
-  io::write_file_atomically((fs::path(dir) / "config.yaml").string(), cfg.text + "\n");
+  write_run_config(cfg.text, dir);
   prepare_backbone(c, cfg);
 
   nlohmann::json res = {{"variant", v.name},

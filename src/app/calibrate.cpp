@@ -16,6 +16,7 @@
 #include "vcpclip/common/progress.h"
 #include "vcpclip/data/loader.h"
 #include "vcpclip/eval/postprocess.h"
+#include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/sha256.h"
 
 namespace fs = std::filesystem;
@@ -147,7 +148,12 @@ eval::Calibration run_calibrate(const CalibrateRequest& req) {
   VCP_CHECK(req.eval.eval.data.has_value(), "calibrate: no calibration set (an `eval.data` section) given");
   VCP_CHECK(!req.eval.out_dir.empty(), "calibrate: no output directory given (--out)");
   const std::string path = calibration_path(req.eval.out_dir);
-  if (req.method == "quantile") return run_quantile(req, path);
+  if (req.method == "quantile") {
+    fs::create_directories(req.eval.out_dir);
+    if (!req.eval.config_text.empty())
+      io::write_file_atomically((fs::path(req.eval.out_dir) / "config.yaml").string(), req.eval.config_text);
+    return run_quantile(req, path);
+  }
   EvalRequest e = req.eval;
   e.calibration_out = path;
   run_eval(e);

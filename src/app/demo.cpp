@@ -68,6 +68,7 @@ void prepare_model(RunConfig& run, const std::optional<BackboneRecipe>& recipe, 
     io::write_file_atomically(p.string(), embedded_demo_backbone());
     spdlog::info("demo: {} not found; using the built-in backbone config ({})", mo.backbone, p.string());
     mo.backbone = p.string();
+    run.set_effective("model.backbone", YAML::Node(fs::absolute(p).lexically_normal().string()));
   }
   if (recipe && !mo.weights.empty() && normal(mo.weights) == normal(recipe->out))
     ensure_backbone(*recipe, mo, *run.train.data);
@@ -154,6 +155,8 @@ DemoConfig load_demo_config(const std::string& path, const std::vector<std::stri
     c.backbone->out = substitute_out_dir(c.backbone->out, c.out_dir);
   }
   demo.finish();
+  c.demo_effective = YAML::Clone(root.effective()["demo"]);
+  c.demo_effective["out_dir"] = fs::absolute(c.out_dir).lexically_normal().string();
 
   // The rest is a run config: substitute ${out_dir}, parse strictly (overrides already applied).
   YAML::Node rest = substitute_out_dir(root.node(), c.out_dir);
@@ -166,6 +169,15 @@ DemoConfig load_demo_config(const std::string& path, const std::vector<std::stri
   c.run.require_train_data("demo");
   c.run.require_eval_data("demo");
   return c;
+}
+
+std::string demo_config_text(const DemoConfig& cfg) {
+  YAML::Node all(YAML::NodeType::Map);
+  all["demo"] = cfg.demo_effective;
+  for (const auto& kv : cfg.run.effective) all[kv.first.Scalar()] = kv.second;
+  YAML::Emitter em;
+  em << all;
+  return em.c_str();
 }
 
 std::string format_demo_comparison(const EvalResult* untrained, const EvalResult& trained) {
@@ -236,6 +248,7 @@ DemoResult run_demo(const DemoConfig& cfg_in, std::ostream& out, const DemoOptio
 
   timed("data_seconds", [&] { prepare_data(cfg, result); });
   timed("model_seconds", [&] { prepare_model(cfg.run, cfg.backbone, dir); });
+  write_run_config(demo_config_text(cfg), dir.string());
   EvalRequest ereq = make_eval_request(cfg.run);
   ereq.progress = opts.progress;
   ereq.config_path = cfg.path;

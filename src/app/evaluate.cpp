@@ -202,6 +202,7 @@ EvalRequest make_eval_request(const RunConfig& cfg) {
   req.eval = cfg.eval;
   req.out_dir = cfg.eval.out_dir;
   req.config_path = cfg.path;
+  req.config_text = run_config_file_text(cfg.text);
   return req;
 }
 
@@ -234,6 +235,8 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_se
   const TestSet ts = read_test_set(*req.eval.data);
   check_empty_classes(ts, req.allow_partial);
   io::make_directories(req.out_dir);
+  if (!req.config_text.empty())
+    io::write_file_atomically((fs::path(req.out_dir) / "config.yaml").string(), req.config_text);
 
   Collected collected;
   predict_test_set(req, model, ts, collected, result, timer);

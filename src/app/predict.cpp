@@ -93,30 +93,53 @@ PredictRequest make_predict_request(const RunConfig& cfg, const PredictFlags& fl
   return req;
 }
 
-std::vector<std::string> collect_images(const std::vector<std::string>& inputs) {
-  std::vector<std::string> out;
+namespace {
+
+/// The images below `dir`, recursively, sorted by relative path; hidden files and folders skipped.
+std::vector<InputImage> images_below(const fs::path& dir) {
+  std::vector<InputImage> found;
+  auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied);
+  for (; it != fs::recursive_directory_iterator(); ++it) {
+    const fs::path& p = it->path();
+    if (p.filename().string().rfind('.', 0) == 0) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file() || !is_image_ext(p)) continue;
+    const fs::path rel = p.lexically_relative(dir);
+    found.push_back({p.string(), (rel.parent_path() / rel.stem()).generic_string()});
+  }
+  std::sort(found.begin(), found.end(), [](const InputImage& a, const InputImage& b) { return a.stem < b.stem; });
+  return found;
+}
+
+}  // namespace
+
+std::vector<InputImage> collect_images(const std::vector<std::string>& inputs) {
+  std::vector<InputImage> out;
   for (const auto& in : inputs) {
     std::error_code ec;
     if (fs::is_directory(in, ec)) {
-      std::vector<std::string> found;
-      for (const auto& e : fs::directory_iterator(in))
-        if (e.is_regular_file() && is_image_ext(e.path())) found.push_back(e.path().string());
-      std::sort(found.begin(), found.end());
-      VCP_CHECK(!found.empty(), "predict: no images (.png .jpg .jpeg .bmp .tif .tiff) in directory ", in);
+      auto found = images_below(in);
+      VCP_CHECK(!found.empty(), "predict: no images (.png .jpg .jpeg .bmp .tif .tiff) in directory ", in,
+                " or its sub-folders");
       out.insert(out.end(), found.begin(), found.end());
     } else {
       VCP_CHECK(fs::exists(in, ec), "predict: input ", in, " does not exist");
-      out.push_back(in);
+      out.push_back({in, fs::path(in).stem().string()});
     }
   }
+  std::vector<std::string> stems;
+  for (const auto& i : out) stems.push_back(i.stem);
+  stems = unique_stems(stems);
+  for (size_t i = 0; i < out.size(); ++i) out[i].stem = stems[i];
   return out;
 }
 
-std::vector<std::string> unique_stems(const std::vector<std::string>& paths) {
+std::vector<std::string> unique_stems(const std::vector<std::string>& stems) {
   std::vector<std::string> out;
   std::map<std::string, int> seen;
-  for (const auto& p : paths) {
-    std::string stem = fs::path(p).stem().string();
+  for (const auto& stem : stems) {
     int n = ++seen[stem];
     out.push_back(n == 1 ? stem : stem + "_" + std::to_string(n));
   }
@@ -252,6 +275,7 @@ PredictedImage score_image(const Processed& p, int64_t j, const PostprocessOptio
 void write_outputs(const PredictRequest& req, const Processed& p, int64_t j, const cv::Mat& rgb,
                    const std::string& stem) {
   const std::string base = (fs::path(req.out_dir) / stem).string();
+  fs::create_directories(fs::path(base).parent_path());
   io::write_npy(base + "_map.npy", p.final_maps[j]);
   if (req.save_branches) {
     io::write_npy(base + "_raw.npy", p.raw[j].contiguous());
@@ -310,8 +334,9 @@ PredictSummary run_predict(const PredictRequest& req) {
   const auto start = std::chrono::steady_clock::now();
   const auto device = apply_runtime(req.runtime);
   StageTimer timer(req.profile, device_sync(device));
-  const auto paths = collect_images(req.inputs);
-  const auto stems = unique_stems(paths);
+  const auto inputs = collect_images(req.inputs);
+  std::vector<std::string> paths;
+  for (const auto& i : inputs) paths.push_back(i.path);
   std::optional<Decider> decider;  // --calibration (app/decider.h): checked before the model is built
   if (!req.calibration.empty())
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
@@ -336,7 +361,7 @@ PredictSummary run_predict(const PredictRequest& req) {
     for (size_t j = 0; j < b.ids.size(); ++j) {
       PredictedImage r = score_image(p, static_cast<int64_t>(j), req.postprocess);
       r.path = paths[b.ids[j]];
-      r.stem = stems[b.ids[j]];
+      r.stem = inputs[b.ids[j]].stem;
       write_outputs(req, p, static_cast<int64_t>(j), b.rgbs[j], r.stem);
       if (decider) {
         const auto mask_path = (fs::path(req.out_dir) / (r.stem + "_mask.png")).string();

@@ -1,13 +1,30 @@
 // The unified run config (see include/vcpclip/app/run_config.h).
 #include "vcpclip/app/run_config.h"
 
+#include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <regex>
+#include <sstream>
 
+#include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
+#include "vcpclip/io/atomic_file.h"
 
 namespace vcpclip::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string emit_yaml(const YAML::Node& node) {
+  YAML::Emitter em;
+  em << node;
+  return em.c_str();
+}
+
+}  // namespace
 
 RuntimeOptions parse_runtime_options(io::ConfigNode& node) {
   RuntimeOptions o;
@@ -77,11 +94,6 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
   cfg.path = path;
   cfg.overrides = overrides;
   {
-    YAML::Emitter em;
-    em << root.node();
-    cfg.text = em.c_str();
-  }
-  {
     auto s = root.section("runtime");
     cfg.runtime = parse_runtime_options(s);
   }
@@ -108,10 +120,61 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
     cfg.eval = parse_eval_section(s);
   }
   root.finish();
+  cfg.effective = root.effective();
+  cfg.text = emit_yaml(cfg.effective);
   return cfg;
 }
 
 }  // namespace
+
+void RunConfig::set_effective(const std::string& dotted_key, const YAML::Node& value) {
+  std::vector<std::string> parts;
+  std::stringstream ks(dotted_key);
+  for (std::string p; std::getline(ks, p, '.');) parts.push_back(p);
+  VCP_CHECK(!parts.empty(), "RunConfig::set_effective: empty key");
+  YAML::Node cur = effective;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (!cur[parts[i]].IsMap()) cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    YAML::Node next = cur[parts[i]];
+    cur.reset(next);
+  }
+  cur[parts.back()] = value;
+  text = emit_yaml(effective);
+}
+
+std::string find_run_config(const std::string& config, const std::string& checkpoint, const std::string& command) {
+  const fs::path beside = checkpoint.empty() ? fs::path() : fs::path(checkpoint).parent_path() / "config.yaml";
+  std::error_code ec;
+  if (!config.empty()) {
+    if (!beside.empty() && fs::is_regular_file(beside, ec))
+      spdlog::info("{}: using the run config {} (-c wins over {} beside the checkpoint)", command, config,
+                   beside.string());
+    else
+      spdlog::info("{}: using the run config {}", command, config);
+    return config;
+  }
+  VCP_CHECK(!checkpoint.empty(), command,
+            ": no run config: pass -c CONFIG (a run config such as configs/eval_mvtec.yaml)");
+  VCP_CHECK(fs::is_regular_file(beside, ec), command,
+            ": no run config: pass -c CONFIG (there is no config.yaml beside the checkpoint ", checkpoint,
+            "; the runs of vcpclip train and vcpclip demo write one)");
+  spdlog::info("{}: using the run config {} (beside the checkpoint)", command, beside.string());
+  return beside.string();
+}
+
+std::string run_config_file_text(const std::string& yaml) {
+  return "# The resolved run config of a vcpclip " VCPCLIP_VERSION
+         " run: every key as used, defaults included, paths absolute.\n"
+         "# -k with a checkpoint of this folder finds it without -c; -c uses it anywhere.\n" +
+         yaml + "\n";
+}
+
+std::string write_run_config(const std::string& yaml, const std::string& dir) {
+  const fs::path path = fs::path(dir) / "config.yaml";
+  fs::create_directories(dir);
+  io::write_file_atomically(path.string(), run_config_file_text(yaml));
+  return path.string();
+}
 
 const model::ModelOptions& RunConfig::require_model(const std::string& command) const {
   VCP_CHECK(model.has_value(), command, " needs a `model` section in ", path,

@@ -26,8 +26,9 @@ static vcpclip::cli::CommandRegistrar reg(
     "calibrate", "Per-class thresholds for OK/NG decisions and masks (calibration.json for predict --calibration)",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<CalibrateArgs>();
-      sub.add_option("--config,-c", a->config, "run config (sections runtime, model, postprocess, eval with eval.data)")
-          ->required();
+      sub.add_option("--config,-c", a->config,
+                     "run config (sections runtime, model, postprocess, eval with eval.data); default: the "
+                     "config.yaml beside the checkpoint");
       sub.add_option("--checkpoint,-k", a->checkpoint, "VCP checkpoint in the reference layout (.pth)")->required();
       sub.add_option("--out,-o", a->out, "output directory for calibration.json (default: runs/calibrate)");
       sub.add_option("--method", a->method,
@@ -39,7 +40,8 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.data.split=train), repeatable");
       return [a]() {
-        auto cfg = vcpclip::app::load_run_config(a->config, a->overrides);
+        const auto config = vcpclip::app::find_run_config(a->config, a->checkpoint, "calibrate");
+        auto cfg = vcpclip::app::load_run_config(config, a->overrides);
         auto req = vcpclip::app::make_calibrate_request(cfg);
         req.eval.checkpoint = a->checkpoint;
         if (!a->out.empty()) req.eval.out_dir = a->out;

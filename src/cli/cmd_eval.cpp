@@ -26,8 +26,9 @@ static vcpclip::cli::CommandRegistrar reg(
     "eval", "Evaluate a checkpoint on a test set: per-class and mean pixel/image metrics (AUROC, AUPRO, AP, F1, IoU)",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<EvalArgs>();
-      sub.add_option("--config,-c", a->config, "run config (sections runtime, model, postprocess, eval with eval.data)")
-          ->required();
+      sub.add_option("--config,-c", a->config,
+                     "run config (sections runtime, model, postprocess, eval with eval.data); default: the "
+                     "config.yaml beside the checkpoint");
       sub.add_option("--checkpoint,-k", a->checkpoint,
                      "VCP checkpoint in the reference layout (.pth); omitted: untrained (seeded) head as a baseline");
       sub.add_option("--out,-o", a->out, "output directory (default: eval.out_dir)");
@@ -44,17 +45,19 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_flag("--profile", a->profile, "print the time per stage (load, decode, towers, maps, metrics, writing)");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
       return [a]() {
-        auto cfg = vcpclip::app::load_run_config(a->config, a->overrides);
-        auto req = vcpclip::app::make_eval_request(cfg);
+        // Flags that set config keys become overrides, so that config.yaml records them.
+        auto overrides = a->overrides;
+        if (!a->out.empty()) overrides.push_back("eval.out_dir=" + vcpclip::io::yaml_quoted(a->out));
+        if (a->save_maps) overrides.push_back("eval.save_maps=true");
+        if (a->export_png) overrides.push_back("eval.export_png=true");
+        if (a->skip_bad) overrides.push_back("eval.data.skip_bad=true");
+        const auto config = vcpclip::app::find_run_config(a->config, a->checkpoint, "eval");
+        auto req = vcpclip::app::make_eval_request(vcpclip::app::load_run_config(config, overrides));
         req.checkpoint = a->checkpoint;
-        if (!a->out.empty()) req.out_dir = a->out;
-        req.eval.save_maps = req.eval.save_maps || a->save_maps;
-        req.eval.export_png = req.eval.export_png || a->export_png;
         req.progress = !a->no_progress;
         req.calibration_out = a->calibration_out;
         req.profile = a->profile;
         req.allow_partial = a->allow_partial;
-        if (a->skip_bad) req.eval.data->skip_bad = true;
         auto result = vcpclip::app::run_eval(req);
         std::printf("%s", vcpclip::app::format_eval_table(result).c_str());
         const std::string missing = vcpclip::eval::incomplete_summary(result.report);

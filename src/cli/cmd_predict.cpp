@@ -26,11 +26,14 @@ static vcpclip::cli::CommandRegistrar reg(
     "predict", "Anomaly maps, heatmaps and image scores for images or folders",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<PredictArgs>();
-      sub.add_option("--config,-c", a->config, "run config (sections model, postprocess, predict, runtime)")
-          ->required();
+      sub.add_option("--config,-c", a->config,
+                     "run config (sections model, postprocess, predict, runtime); default: the config.yaml beside "
+                     "the checkpoint");
       sub.add_option("--checkpoint,-k", a->flags.checkpoint, "VCP checkpoint in the reference layout (.pth)")
           ->required();
-      sub.add_option("--input,-i", a->flags.inputs, "image file or directory (repeatable)")->required();
+      sub.add_option("--input,-i", a->flags.inputs,
+                     "image file or directory, searched recursively; outputs mirror its sub-folders (repeatable)")
+          ->required();
       sub.add_option("--out,-o,--output", a->flags.out_dir, "output directory (--output: old name)")->required();
       sub.add_flag("--save-branches", a->flags.save_branches, "also write <stem>_raw.npy and <stem>_post.npy");
       sub.add_flag("--skip-bad", a->flags.skip_bad, "warn about unreadable images and go on (default: fail)");
@@ -42,7 +45,8 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--set", a->overrides, "config override key=value (e.g. predict.batch_size=4)");
       return [a]() {
         a->flags.progress = !a->no_progress;
-        const auto cfg = vcpclip::app::load_run_config(a->config, a->overrides);
+        const auto config = vcpclip::app::find_run_config(a->config, a->flags.checkpoint, "predict");
+        const auto cfg = vcpclip::app::load_run_config(config, a->overrides);
         auto summary = vcpclip::app::run_predict(vcpclip::app::make_predict_request(cfg, a->flags));
         std::printf("%zu images -> %s/scores.json (%zu skipped, %.2f img/s)\n", summary.images.size(),
                     a->flags.out_dir.c_str(), summary.skipped.size(), summary.images_per_second);

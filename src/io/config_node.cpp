@@ -1,6 +1,9 @@
 // Strict YAML/JSON configuration reading (see include/vcpclip/io/config_node.h).
 #include "vcpclip/io/config_node.h"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -96,13 +99,33 @@ bool ConfigNode::has(const std::string& key) const {
 ConfigNode ConfigNode::section(const std::string& key, bool required) {
   mark(key);
   std::string child_prefix = prefix_.empty() ? key : prefix_ + "." + key;
+  YAML::Node n(YAML::NodeType::Map);
   if (!has(key)) {
     if (required) fail("missing config section ", where(key));
-    return ConfigNode(YAML::Node(YAML::NodeType::Map), origin_, child_prefix);
+  } else {
+    n = node_[key];
+    if (!n.IsMap()) fail("config key ", where(key), ": expected a section (a mapping of keys to values)");
   }
-  YAML::Node n = node_[key];
-  if (!n.IsMap()) fail("config key ", where(key), ": expected a section (a mapping of keys to values)");
-  return ConfigNode(n, origin_, child_prefix);
+  ConfigNode child(n, origin_, child_prefix);
+  child.effective_root_ = effective_root_;  // its keys appear in effective() as they are read
+  return child;
+}
+
+YAML::Node ConfigNode::effective_section() const {
+  YAML::Node cur = *effective_root_;
+  if (prefix_.empty()) return cur;
+  std::stringstream ps(prefix_);
+  for (std::string part; std::getline(ps, part, '.');) {
+    if (!cur[part].IsMap()) cur[part] = YAML::Node(YAML::NodeType::Map);
+    YAML::Node next = cur[part];
+    cur.reset(next);
+  }
+  return cur;
+}
+
+void ConfigNode::record(const std::string& key, const YAML::Node& value) const {
+  YAML::Node sec = effective_section();
+  sec[key] = value;
 }
 
 void ConfigNode::mark(const std::string& key) const { read_->insert(key); }
@@ -144,7 +167,35 @@ std::string ConfigNode::resolve_path(const std::string& value) const {
 }
 
 std::string ConfigNode::get_path(const std::string& key, const std::string& fallback) {
-  return resolve_path(get<std::string>(key, fallback));
+  const std::string value = resolve_path(get<std::string>(key, fallback));
+  std::error_code ec;
+  const fs::path abs = value.empty() ? fs::path() : fs::absolute(value, ec).lexically_normal();
+  record(key, effective_value(ec ? value : abs.string()));
+  return value;
+}
+
+YAML::Node effective_value(const std::string& v) { return YAML::Node(v); }
+YAML::Node effective_value(bool v) { return YAML::Node(v ? "true" : "false"); }
+YAML::Node effective_value(int v) { return YAML::Node(std::to_string(v)); }
+YAML::Node effective_value(int64_t v) { return YAML::Node(std::to_string(v)); }
+YAML::Node effective_value(float v) { return effective_value(static_cast<double>(v)); }
+YAML::Node effective_value(double v) {
+  if (std::isinf(v)) return YAML::Node(v > 0 ? ".inf" : "-.inf");
+  char buf[40];
+  for (int digits = 1; digits <= 17; ++digits) {  // the shortest text that reads back exactly
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string text(buf);
+  // "5" would read back as an integer-looking number; configs accept it, but keep doubles visible.
+  if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
+  return YAML::Node(text);
+}
+
+std::string yaml_quoted(const std::string& text) {
+  YAML::Emitter em;
+  em << YAML::DoubleQuoted << text;
+  return em.c_str();
 }
 
 }  // namespace vcpclip::io

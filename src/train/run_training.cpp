@@ -186,7 +186,10 @@ void Run::open_files() {
   }
   dist_.barrier();
   if (dist_.is_main()) file_log_ = std::make_unique<FileLog>(files_.log);
-  if (dist_.is_main() && !req_.config_text.empty()) spdlog::info("effective config:\n{}", req_.config_text);
+  if (dist_.is_main() && !req_.config_text.empty()) {
+    spdlog::info("effective config:\n{}", req_.config_text);
+    io::write_file_atomically((files_.dir / "config.yaml").string(), req_.config_text);
+  }
 }
 
 void Run::make_loader() {

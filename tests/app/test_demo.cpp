@@ -167,6 +167,19 @@ TEST(Demo, MiniatureRunEndToEnd) {
         "eval/metrics.md", "eval/imgs", "eval_untrained/metrics.json", "summary.json"})
     EXPECT_TRUE(fs::exists(dir / p)) << p;
   EXPECT_FALSE(fs::exists(dir / "eval_untrained/imgs"));
+  // every run folder describes itself: its config.yaml reads back to the run that was made
+  for (const char* p : {"config.yaml", "train/config.yaml", "eval/config.yaml"}) EXPECT_TRUE(fs::exists(dir / p)) << p;
+  const auto trained = app::load_run_config((dir / "train/config.yaml").string());
+  EXPECT_EQ(trained.model->backbone, (dir / "model/demo.json").string()) << "the backbone the run really used";
+  EXPECT_EQ(trained.model->weights, (dir / "model/demo_backbone.safetensors").string());
+  EXPECT_DOUBLE_EQ(trained.postprocess.sigma, cfg.run.postprocess.sigma);
+  EXPECT_EQ(trained.postprocess.topk, cfg.run.postprocess.topk);
+  EXPECT_EQ(trained.train.options.epochs, cfg.run.train.options.epochs);
+  EXPECT_EQ(trained.train.data->root, (dir / "data/aux").string());
+  const auto again = app::load_demo_config((dir / "config.yaml").string());
+  EXPECT_EQ(again.out_dir, dir.string());
+  EXPECT_EQ(again.synthetic.size(), cfg.synthetic.size());
+  EXPECT_EQ(again.run.eval.data->root, (dir / "data/target").string());
   // the demo backbone was made from the auxiliary images, and where to look is printed
   EXPECT_TRUE(fs::exists(dir / "model/demo_backbone.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "model/demo.json")) << "the built-in backbone config is written";

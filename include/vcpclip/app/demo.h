@@ -54,7 +54,12 @@ struct DemoConfig {
   std::vector<data::SynthOptions> synthetic;  ///< candidate synthetic sets (out already substituted)
   std::optional<BackboneRecipe> backbone;     ///< demo.backbone (out already substituted)
   RunConfig run;                              ///< everything else (train.out_dir / eval.out_dir as configured)
+  YAML::Node demo_effective;                  ///< the resolved `demo:` section (out_dir as used)
 };
+
+/// The demo's resolved config (the `demo:` section and the run config, every key as used): what
+/// `vcpclip demo` writes to DIR/config.yaml, and reads back with -c.
+std::string demo_config_text(const DemoConfig& cfg);
 
 /// Loads a demo config: `path` "" = the built-in one. `overrides` ("a.b=v", any key including
 /// demo.*) are applied first, then `out_dir_override` (non-empty: replaces demo.out_dir), then

@@ -15,6 +15,7 @@
 // covers ("mean over 1 of 2 classes").
 //
 // Output directory:
+//   config.yaml                             the resolved run config (app/run_config.h)
 //   metrics.json, metrics.csv, metrics.md   per-class and mean metrics (+ run information)
 //   maps/<class>/<defect>/<stem>.npy        (save_maps) float32 [S,S] pixel maps, unnormalised
 //   maps/scores.json                        (save_maps) what `vcpclip score` reads back
@@ -41,7 +42,9 @@ struct EvalRequest {
   std::string checkpoint;   ///< reference-layout .pth; "" = untrained head (seeded), with a warning
   std::string out_dir;      ///< output directory (created)
   std::string config_path;  ///< recorded in metrics.json
-  bool progress = true;     ///< progress bar on stderr
+  /// The resolved config (app::run_config_file_text), written to out_dir/config.yaml; "" = none.
+  std::string config_text;
+  bool progress = true;  ///< progress bar on stderr
   /// --calibration-out: also write the f1 calibration of the run here (app/calibrate.h); "" = none
   std::string calibration_out;
   bool profile = false;        ///< time per stage on stderr and in EvalResult::profile

@@ -1,7 +1,9 @@
 #pragma once
 // `vcpclip predict` (docs/design.md §6): anomaly maps and image scores for single images or a folder.
 //
-// For each input image (sorted by path) under OUT:
+// For each input image (sorted by path) under OUT, at the image's path relative to the input
+// directory it was found in (directories are searched recursively: IN/crack/000.png writes
+// OUT/crack/000_map.npy, ...; an image given as a file writes OUT/<stem>*):
 //   <stem>.png      heatmap of the pixel map over the resized image
 //   <stem>_map.npy  float32 [S, S]: GaussianFilter_σ(α·M_raw + (1-α)·M_post), before any
 //                   per-class min-max normalisation
@@ -65,7 +67,7 @@ struct PredictRequest {
   PostprocessOptions postprocess;
   PredictOptions predict;
   std::string checkpoint;           ///< reference-layout .pth (required)
-  std::vector<std::string> inputs;  ///< image files and/or directories (directories: images inside, sorted)
+  std::vector<std::string> inputs;  ///< image files and/or directories (searched recursively, sorted)
   std::string out_dir;              ///< output directory (created)
   bool save_branches = false;
   bool skip_bad = false;  ///< unreadable images: warn and continue instead of failing
@@ -95,12 +97,22 @@ struct PredictSummary {
   nlohmann::json profile;  ///< with PredictRequest::profile: StageTimer::to_json of the run
 };
 
-/// Lists the image files of `inputs` (files kept as given, directories scanned for
-/// .png .jpg .jpeg .bmp .tif .tiff, non-recursive, sorted). Missing paths are errors.
-std::vector<std::string> collect_images(const std::vector<std::string>& inputs);
+/// One input image and where its outputs go.
+struct InputImage {
+  std::string path;  ///< the image file
+  std::string stem;  ///< output stem relative to OUT: "<sub/folders>/<file stem>" for images found
+                     ///< in a directory (its relative path), the file stem for a file given as it is
+  bool operator==(const InputImage& o) const { return path == o.path && stem == o.stem; }
+};
 
-/// Output stems for the images: the file stem, made unique with _2, _3, ... on collisions.
-std::vector<std::string> unique_stems(const std::vector<std::string>& paths);
+/// Lists the image files of `inputs`: files kept as given, directories searched recursively for
+/// .png .jpg .jpeg .bmp .tif .tiff (sorted by relative path; hidden entries skipped). Stems are
+/// made unique with _2, _3, ... where two images would write the same outputs. Errors: a missing
+/// path, a directory without images.
+std::vector<InputImage> collect_images(const std::vector<std::string>& inputs);
+
+/// Output stems for the images: the given stems, made unique with _2, _3, ... on collisions.
+std::vector<std::string> unique_stems(const std::vector<std::string>& stems);
 
 /// Runs the whole predict command. Without skip_bad, the first unreadable image is a
 /// vcpclip::Error naming it (nothing is written for it, and no scores.json).

@@ -64,8 +64,9 @@ struct EvalSection {
 EvalSection parse_eval_section(io::ConfigNode& node);
 
 struct RunConfig {
-  std::string path;  ///< the config file
-  std::string text;  ///< the effective config (overrides applied) as YAML, for logs
+  std::string path;      ///< the config file
+  YAML::Node effective;  ///< the resolved config: every key as used, defaults included, paths absolute
+  std::string text;      ///< `effective` as YAML text: logs, and config.yaml beside a run's outputs
   std::vector<std::string> overrides;
   RuntimeOptions runtime;
   std::optional<model::ModelOptions> model;
@@ -73,6 +74,10 @@ struct RunConfig {
   PredictOptions predict;
   TrainSection train;
   EvalSection eval;
+
+  /// Changes one key of `effective` (dotted: "model.backbone") and `text`, for the few values a run
+  /// changes after loading (the demo's backbone written out); the typed options are set by the caller.
+  void set_effective(const std::string& dotted_key, const YAML::Node& value);
 
   /// The model options, or a vcpclip::Error "<command> needs a `model` section in <path>".
   const model::ModelOptions& require_model(const std::string& command) const;
@@ -86,6 +91,18 @@ struct RunConfig {
 /// applied in order before parsing. Errors: missing/unparsable file, bad override, unknown key
 /// anywhere, bad values (all vcpclip::Error naming key and file).
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// The run config a command uses when it is given a checkpoint: `config` when not empty (it wins),
+/// else the `config.yaml` beside `checkpoint` (written by train, eval, calibrate and demo). Logs
+/// which file it uses. Errors: neither given ("<command>: no run config: pass -c CONFIG ...").
+std::string find_run_config(const std::string& config, const std::string& checkpoint, const std::string& command);
+
+/// The text of a run's config.yaml: a comment header, then `yaml` (a resolved config's text).
+std::string run_config_file_text(const std::string& yaml);
+
+/// Writes run_config_file_text(yaml) to DIR/config.yaml (atomically, the directory created): the
+/// resolved config of a run, which `-k DIR/<checkpoint>` finds without -c. Returns the file's path.
+std::string write_run_config(const std::string& yaml, const std::string& dir);
 
 /// Same, from text (`origin` names it in messages; relative paths resolve against the cwd).
 RunConfig parse_run_config(const std::string& text, const std::string& origin,

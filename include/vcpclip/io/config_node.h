@@ -10,6 +10,11 @@
 //   int epochs = train.get<int>("epochs", 10);
 //   train.finish();
 //   root.finish();
+//
+// Every value read is also recorded, as used, in the node's *effective* tree (shared by a root and
+// its sections): defaults included, path values made absolute. `root.effective()` is then the
+// resolved config that a run writes beside its outputs (config.yaml), which reads back to the same
+// values from any working directory.
 #include <yaml-cpp/yaml.h>
 
 #include <memory>
@@ -60,8 +65,16 @@ class ConfigNode {
   std::string base_dir() const;
   /// Resolves a path value relative to the config file's directory unless absolute / empty.
   std::string resolve_path(const std::string& value) const;
-  /// Reads a path-valued key and resolves it relative to the config file (see resolve_path).
+  /// Reads a path-valued key and resolves it relative to the config file (see resolve_path);
+  /// the effective tree records it as an absolute path.
   std::string get_path(const std::string& key, const std::string& fallback);
+
+  /// The resolved config read so far through this node's root: every key read, as used (defaults
+  /// included, paths absolute), in read order. A section appears once a key of it is read, so an
+  /// optional section that was absent (train.val_data) stays absent.
+  YAML::Node effective() const { return *effective_root_; }
+  /// Records `value` as the effective value of `key` in this section (get/require/get_path call it).
+  void record(const std::string& key, const YAML::Node& value) const;
 
  private:
   template <typename T>
@@ -71,8 +84,32 @@ class ConfigNode {
   YAML::Node node_;
   std::string origin_;
   std::string prefix_;
+  /// This section's map in the effective tree (created on first use).
+  YAML::Node effective_section() const;
+
   std::shared_ptr<std::set<std::string>> read_ = std::make_shared<std::set<std::string>>();
+  std::shared_ptr<YAML::Node> effective_root_ = std::make_shared<YAML::Node>(YAML::NodeType::Map);
 };
+
+/// A config value as a YAML scalar or sequence for the effective tree: numbers in the shortest text
+/// that reads back to the same double, strings as they are.
+YAML::Node effective_value(const std::string& v);
+YAML::Node effective_value(bool v);
+YAML::Node effective_value(int v);
+YAML::Node effective_value(int64_t v);
+YAML::Node effective_value(double v);
+YAML::Node effective_value(float v);
+template <typename E>
+YAML::Node effective_value(const std::vector<E>& v) {
+  YAML::Node seq(YAML::NodeType::Sequence);
+  for (const auto& e : v) seq.push_back(effective_value(e));
+  seq.SetStyle(YAML::EmitterStyle::Flow);  // features_list: [6, 12, 18, 24]
+  return seq;
+}
+
+/// `text` as a double-quoted YAML scalar, for building `key=value` overrides from arbitrary text
+/// (a path with ': ' or '#' stays one string).
+std::string yaml_quoted(const std::string& text);
 
 /// Name of a type for messages ("an integer", "a list of numbers", ...).
 template <typename T>

@@ -93,10 +93,11 @@ T ConfigNode::convert(const YAML::Node& n, const std::string& key) const {
 template <typename T>
 T ConfigNode::get(const std::string& key, const T& fallback) {
   mark(key);
-  if (!node_ || !node_.IsMap()) return fallback;
-  YAML::Node n = node_[key];
-  if (!n || n.IsNull()) return fallback;
-  return convert<T>(n, key);
+  YAML::Node n;
+  if (node_ && node_.IsMap()) n = node_[key];
+  const T value = (!n || n.IsNull()) ? fallback : convert<T>(n, key);
+  record(key, effective_value(value));
+  return value;
 }
 
 template <typename T>
@@ -104,7 +105,9 @@ T ConfigNode::require(const std::string& key) {
   mark(key);
   if (!node_ || !node_.IsMap() || !node_[key] || node_[key].IsNull())
     fail("missing config key ", where(key), " (", type_name<T>(), " is required)");
-  return convert<T>(node_[key], key);
+  const T value = convert<T>(node_[key], key);
+  record(key, effective_value(value));
+  return value;
 }
 
 }  // namespace vcpclip::io

@@ -72,9 +72,11 @@ struct TrainRequest {
   data::DataOptions data;                     ///< training set (`train.data`): augment, skip_bad, workers
   std::optional<data::DataOptions> val_data;  ///< validation set (`train.val_data`), with train.val_classes
   TrainOptions train;
-  bool resume = false;      ///< continue from out_dir/resume.pt
-  bool progress = true;     ///< progress bar on stderr
-  std::string config_text;  ///< the effective config, copied into train.log
+  bool resume = false;   ///< continue from out_dir/resume.pt
+  bool progress = true;  ///< progress bar on stderr
+  /// The resolved config (app::run_config_file_text): copied into train.log and written by rank 0 to
+  /// train.out_dir/config.yaml, beside the checkpoints ("" = neither).
+  std::string config_text;
 };
 
 /// train.deterministic (docs/design.md §7 debugging and parity runs), applied in this one place: prompt
