@@ -102,10 +102,12 @@ double largest_below(const T* values, size_t n, double t, double below) {
     if (double(values[i]) < t) below = std::max(below, double(values[i]));
   return below;
 }
-/// Midpoint between t and the largest value below it (t itself when there is none): on the
-/// calibration set, "value >= midpoint" decides exactly as "value >= t".
+/// Midpoint between t and the largest value below it: on the calibration set, "value >= midpoint"
+/// decides exactly as "value >= t". When nothing lies below t (t is the class minimum: every image
+/// or pixel is flagged), half the normalised range below t, so that an input that predict scores a
+/// few float32 ulps under the class minimum (another batch, other GEMM blocking) is flagged too.
 double midpoint(double below, double t) {
-  if (!std::isfinite(below)) return t;
+  if (!std::isfinite(below)) return t - 0.5;
   const double m = below + (t - below) / 2;
   return m > below && m <= t ? m : t;  // adjacent doubles: keep t
 }

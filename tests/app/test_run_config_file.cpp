@@ -29,6 +29,7 @@ const std::string kSource = VCPCLIP_SOURCE_DIR;
 /// A config in its own folder that names the backbone relative to that folder, sets few keys.
 fs::path write_minimal_config(const fs::path& dir) {
   fs::create_directories(dir / "models");
+  fs::create_directories(dir / "data");  // found beside the config, not in the working directory
   fs::copy_file(kSource + "/configs/models/tiny.json", dir / "models/tiny.json", fs::copy_options::overwrite_existing);
   std::ofstream(dir / "run.yaml") << "model:\n  backbone: models/tiny.json\n  image_size: 32\n"
                                      "postprocess: {sigma: 2.5}\n"

@@ -87,6 +87,28 @@ TEST(Calibration, F1ThresholdsAreEvalsExactlyAndDecideLikeEval) {
   EXPECT_EQ(c->anomalous, 3);
 }
 
+TEST(Calibration, F1ThresholdAtTheClassMinimumKeepsAMarginBelowIt) {
+  // Every image anomalous but one, which scores highest: F1 is best when all are flagged, i.e. at
+  // the lowest score (class score 0). The threshold must not sit on that score, where the last
+  // float32 bits of another batching would decide; it lies half the normalised range below it.
+  ClassAccumulator acc("all");
+  const float map[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  const uint8_t mask[4] = {1, 1, 1, 1};
+  acc.add("a", map, mask, 2, 2, 0.1, 1);
+  acc.add("b", map, mask, 2, 2, 0.2, 1);
+  acc.add("c", map, mask, 2, 2, 0.3, 0);
+  const auto ranges = class_ranges({acc});
+  acc.normalize();
+  const auto metrics = acc.compute(MetricsOptions{});
+  std::string why;
+  const auto c = f1_class_calibration(ranges[0], acc, metrics, &why);
+  ASSERT_TRUE(c) << why;
+  EXPECT_EQ(*c->image_f1_threshold, 0.0);
+  EXPECT_EQ(c->image_threshold, -0.5);
+  EXPECT_EQ(*c->image_confusion, (Confusion{2, 1, 0, 0}));
+  EXPECT_EQ(c->pixel_threshold, -0.5) << "all pixels are defects: every one is flagged";
+}
+
 TEST(Calibration, F1NeedsAnomalies) {
   ClassAccumulator acc("plain");
   const float map[2] = {0.1f, 0.2f};
