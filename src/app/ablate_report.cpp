@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "vcpclip/app/ablate.h"
+#include "vcpclip/app/ablate_html.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/report.h"
 #include "vcpclip/io/atomic_file.h"
@@ -373,10 +374,12 @@ void write_summary(const AblationConfig& cfg, const AblationSummary& s) {
   const fs::path d(cfg.out_dir);
   io::write_file_atomically((d / "summary.md").string(), summary_markdown(cfg, s));
   io::write_file_atomically((d / "summary.csv").string(), summary_csv(s));
-  io::write_file_atomically((d / "summary.json").string(), summary_json(cfg, s).dump(2) + "\n");
+  const nlohmann::json j = summary_json(cfg, s);
+  io::write_file_atomically((d / "summary.json").string(), j.dump(2) + "\n");
   const auto png = summary_png(cfg, s);
   io::write_file_atomically((d / "summary.png").string(),
                             std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
+  io::write_file_atomically((d / "report.html").string(), ablate_report_html(j));
 }
 
 }  // namespace vcpclip::app

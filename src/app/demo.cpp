@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "vcpclip/app/demo_html.h"
 #include "vcpclip/app/run_util.h"
 #include "vcpclip/app/synth.h"
 #include "vcpclip/app/train.h"
@@ -115,8 +116,7 @@ EvalResult eval_untrained(const EvalRequest& ereq, std::ostream& out) {
   EvalRequest u = ereq;
   u.checkpoint.clear();
   u.out_dir = ereq.out_dir + "_untrained";
-  u.eval.export_png = false;
-  u.eval.save_maps = false;
+  u.eval.save_maps = false;  // PNGs as for the trained head: report.html shows both side by side
   spdlog::info("demo: evaluating the UNTRAINED head on {} (baseline) -> {}", u.eval.data->root, u.out_dir);
   EvalResult r = run_eval(u);
   out << "\nUntrained head (baseline), zero-shot on " << u.eval.data->root << ":\n"
@@ -207,30 +207,6 @@ std::string format_demo_comparison(const EvalResult* untrained, const EvalResult
   return s.str();
 }
 
-std::string format_where_to_look(const std::string& eval_dir) {
-  const fs::path dir(eval_dir), index = dir / "imgs" / "index.json";
-  std::ostringstream s;
-  s << "\nFiles to open:\n  metrics  " << (dir / "metrics.md").string() << "\n";
-  std::ifstream in(index);
-  const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("classes")) return s.str() + "  (no PNGs: eval.export_png is off)\n";
-  s << "  (strips: image | anomaly map | map > threshold vs truth | ground truth; per image pixel AUROC)\n";
-  char line[512];
-  for (const auto& c : j["classes"]) {
-    const std::string name = c.value("name", "?");
-    for (const char* which : {"best", "worst"}) {
-      if (!c.contains(which) || !c[which].is_object()) continue;
-      std::snprintf(line, sizeof line, "  %-8s %-5s %s (%.1f)\n", name.c_str(), which,
-                    (dir / c[which].value("strip", "")).string().c_str(), 100.0 * c[which].value("pixel_auroc", 0.0));
-      s << line;
-    }
-    std::snprintf(line, sizeof line, "  %-8s plots %s %s\n", name.c_str(), (dir / c.value("roc", "")).string().c_str(),
-                  (dir / c.value("pro", "")).string().c_str());
-    s << line;
-  }
-  return s.str();
-}
-
 DemoResult run_demo(const DemoConfig& cfg_in, std::ostream& out, const DemoOptions& opts) {
   DemoConfig cfg = cfg_in;
   DemoResult result;
@@ -273,17 +249,19 @@ DemoResult run_demo(const DemoConfig& cfg_in, std::ostream& out, const DemoOptio
   out << "\nTrained head (" << result.train.steps << " steps on " << treq.data.root << "), zero-shot on "
       << ereq.eval.data->root << ":\n"
       << format_eval_table(result.trained) << "\n"
-      << format_demo_comparison(result.untrained ? &*result.untrained : nullptr, result.trained)
-      << format_where_to_look(ereq.out_dir) << std::flush;
+      << format_demo_comparison(result.untrained ? &*result.untrained : nullptr, result.trained) << std::flush;
+  const std::string report =
+      write_demo_report_html(cfg.out_dir, msg("head trained for ", result.train.steps, " steps on ", treq.data.root,
+                                              ", evaluated zero-shot on ", ereq.eval.data->root, " (",
+                                              result.trained.report.classes.size(), " unseen classes)"));
 
   // summary.json last: its presence marks a finished demo
   result.seconds = seconds_since(start);
   result.summary = summary_json(cfg, result, treq, ereq, stages);
   io::write_file_atomically(summary_path.string(), result.summary.dump(2) + "\n");
-  char line[200];
-  std::snprintf(line, sizeof line, "\ndemo finished in %.1f s -> %s (summary.json)\n", result.seconds,
-                cfg.out_dir.c_str());
-  out << line << std::flush;
+  char line[64];
+  std::snprintf(line, sizeof line, "\ndemo finished in %.1f s. Open ", result.seconds);
+  out << line << report << "\n" << std::flush;
   return result;
 }
 

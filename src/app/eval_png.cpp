@@ -98,7 +98,17 @@ void export_eval_pngs(const EvalRequest& req, const std::vector<eval::ClassAccum
     const auto& m = result.report.classes.at(c);
     if (acc.size() == 0) continue;
     const Selection sel = select_strips(acc, req.eval.png_limit);
-    for (size_t i : sel.images) write_strip(dir, acc, i, infos.at(acc.id(i)), m.pixel.f1_threshold.value_or(0.5));
+    nlohmann::json strips = nlohmann::json::array();
+    for (size_t i : sel.images) {
+      const auto& info = infos.at(acc.id(i));
+      write_strip(dir, acc, i, info, m.pixel.f1_threshold.value_or(0.5));
+      strips.push_back({{"strip", "imgs/" + acc.id(i) + ".png"},
+                        {"heatmap", "imgs/" + acc.id(i) + "_heatmap.png"},
+                        {"defect", info.specie_name},
+                        {"anomalous", acc.label(i) != 0},
+                        {"score", acc.score(i)},
+                        {"pixel_auroc", sel.auroc[i] ? nlohmann::json(*sel.auroc[i]) : nlohmann::json(nullptr)}});
+    }
     written += static_cast<int64_t>(sel.images.size());
     eval::write_png((dir / acc.name() / "roc.png").string(),
                     eval::plot_curves({{with_metric(acc.name(), "AUROC", m.pixel.auroc), m.pixel.roc}},
@@ -112,7 +122,8 @@ void export_eval_pngs(const EvalRequest& req, const std::vector<eval::ClassAccum
                                 {"roc", "imgs/" + acc.name() + "/roc.png"},
                                 {"pro", "imgs/" + acc.name() + "/pro.png"},
                                 {"best", pick_json(sel, sel.best, acc)},
-                                {"worst", pick_json(sel, sel.worst, acc)}});
+                                {"worst", pick_json(sel, sel.worst, acc)},
+                                {"strips", strips}});
   }
   io::write_file_atomically((dir / "index.json").string(), index.dump(2) + "\n");
   spdlog::info("eval: {} image strips and {} curve plots -> {} (index.json: best and worst strip per class)", written,

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/eval_html.h"
 #include "vcpclip/app/eval_png.h"
 #include "vcpclip/app/score.h"
 #include "vcpclip/common/error.h"
@@ -253,10 +254,12 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_se
   if (req.eval.export_png) export_eval_pngs(req, collected.accs, collected.infos, result);
   if (!req.calibration_out.empty()) write_eval_calibration(req, ranges, collected.accs, result);
   write_reports(req, result);
+  const std::string html = write_eval_report_html(req.out_dir);
   { auto done = std::move(writing); }
   if (req.profile) print_profile(req, device, timer, load_seconds, run_start, result);
-  spdlog::info("eval: {} images in {} classes ({} skipped) in {:.2f} s ({:.2f} img/s) -> {}", result.images,
-               result.report.classes.size(), result.skipped, result.seconds, result.images_per_second, req.out_dir);
+  spdlog::info("eval: {} images in {} classes ({} skipped) in {:.2f} s ({:.2f} img/s) -> {} (open {})", result.images,
+               result.report.classes.size(), result.skipped, result.seconds, result.images_per_second, req.out_dir,
+               html);
   return result;
 }
 

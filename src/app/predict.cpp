@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "vcpclip/app/decider.h"
+#include "vcpclip/app/predict_html.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/app/run_util.h"
 #include "vcpclip/common/error.h"
@@ -287,8 +288,8 @@ void write_outputs(const PredictRequest& req, const Processed& p, int64_t j, con
   }
 }
 
-void write_scores_json(const PredictRequest& req, const PredictSummary& summary, int64_t size,
-                       const std::optional<Decider>& decider) {
+nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary& summary, int64_t size,
+                                 const std::optional<Decider>& decider) {
   const auto& pp = req.postprocess;
   nlohmann::json j;
   j["checkpoint"] = req.checkpoint;
@@ -307,6 +308,7 @@ void write_scores_json(const PredictRequest& req, const PredictSummary& summary,
                         {"score_post", r.score_post},
                         {"map_min", r.map_min},
                         {"map_max", r.map_max}};
+    if (req.predict.heatmap) e["heatmap"] = r.stem + ".png";
     if (r.decision) e.update(decision_json(*r.decision, r.stem + "_mask.png"));
     j["images"].push_back(e);
   }
@@ -314,6 +316,7 @@ void write_scores_json(const PredictRequest& req, const PredictSummary& summary,
   j["skipped"] = nlohmann::json::array();
   for (const auto& [path, e] : summary.skipped) j["skipped"].push_back({{"path", path}, {"error", e}});
   io::write_file_atomically((fs::path(req.out_dir) / "scores.json").string(), j.dump(2) + "\n");
+  return j;
 }
 
 /// Loads the model and checkpoint (the "load" stage).
@@ -376,10 +379,11 @@ PredictSummary run_predict(const PredictRequest& req) {
   summary.images_per_second = summary.seconds > 0 ? summary.images.size() / summary.seconds : 0.0;
   {
     auto t = timer.scope("writing");
-    write_scores_json(req, summary, s, decider);
+    write_predict_report_html(req.out_dir, write_scores_json(req, summary, s, decider));
   }
-  spdlog::info("predict: {} images ({} skipped) in {:.2f} s ({:.2f} img/s) → {}", summary.images.size(),
-               summary.skipped.size(), summary.seconds, summary.images_per_second, req.out_dir);
+  spdlog::info("predict: {} images ({} skipped) in {:.2f} s ({:.2f} img/s) → {} (open {}/report.html)",
+               summary.images.size(), summary.skipped.size(), summary.seconds, summary.images_per_second, req.out_dir,
+               req.out_dir);
   if (req.profile) {
     summary.profile = timer.to_json(seconds_since(start));
     std::fprintf(stderr, "predict profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "vcpclip/common/error.h"
+#include "vcpclip/eval/html.h"
 #include "vcpclip/io/atomic_file.h"
 
 namespace vcpclip::eval {
@@ -45,14 +46,9 @@ nlohmann::json value(const Metric& m) {
   return *m;
 }
 
+/// The same text as report.html's cells (eval/html.h).
 std::string cell(const Metric& m, bool percent) {
-  if (!m || !std::isfinite(*m)) return "n/a";
-  char b[64];
-  if (percent)
-    std::snprintf(b, sizeof b, "%.2f", std::round(*m * 100 * 100) / 100);
-  else
-    std::snprintf(b, sizeof b, "%.3f", *m);
-  return b;
+  return html::format_number(m, percent ? html::Format::pct2 : html::Format::f3);
 }
 
 std::vector<std::vector<std::string>> table_rows(const EvaluationReport& r, ClassMetrics* mean_out) {

@@ -57,7 +57,8 @@
 // Summary (out_dir/, atomically): summary.md (table "mean ± std" in %), summary.csv (fractions:
 // <metric>_mean, <metric>_std, <metric>_n per variant), summary.json (every run and the
 // summary), summary.png (grouped bar chart: one group per variant, one bar per chart metric,
-// error bars = std). Std is the sample standard deviation (n − 1); undefined with one value.
+// error bars = std), report.html (the table, the chart and the runs, app/ablate_html.h). Std is
+// the sample standard deviation (n − 1); undefined with one value.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -148,7 +149,7 @@ std::string summary_csv(const AblationSummary& s);
 nlohmann::json summary_json(const AblationConfig& cfg, const AblationSummary& s);
 /// The grouped bar chart as an encoded PNG (cfg.metrics, in %).
 std::vector<unsigned char> summary_png(const AblationConfig& cfg, const AblationSummary& s);
-/// Writes out_dir/summary.{md,csv,json,png} atomically.
+/// Writes out_dir/summary.{md,csv,json,png} and out_dir/report.html atomically.
 void write_summary(const AblationConfig& cfg, const AblationSummary& s);
 
 struct AblateOptions {

@@ -11,12 +11,14 @@
 //      the config is written from the built-in copy to DIR/model/demo.json. When model.weights is
 //      `demo.backbone.out`, the demo backbone is made from the training images
 //      (app/demo_backbone.h; reused when unchanged).
-//   3. eval of the UNTRAINED head (same seeded init) → DIR/eval_untrained/ (demo.untrained_baseline)
+//   3. eval of the UNTRAINED head (same seeded init) → DIR/eval_untrained/ (demo.untrained_baseline;
+//      with PNGs when eval.export_png, for the side-by-side report)
 //   4. train (train::run_training, the request `vcpclip train -c` builds) → DIR/train/last.pth
 //   5. eval of the trained head → DIR/eval/ (metrics.json, metrics.md, imgs/... PNGs, imgs/index.json)
-//   6. DIR/summary.json (written last, atomically: its presence means the demo finished), the
-//      metric tables, a trained-vs-untrained comparison and the files to open (best and worst
-//      strip per class, ROC/PRO plots) on the output stream.
+//   6. DIR/report.html (app/demo_html.h: untrained vs trained side by side, metrics and strips),
+//      then DIR/summary.json (written last, atomically: its presence means the demo finished); on
+//      the output stream the metric tables, a trained-vs-untrained comparison and, last, the one
+//      file to open: "demo finished in 14.2 s. Open DIR/report.html".
 //
 // Demo config = a run config (app/run_config.h: runtime, model, postprocess, train, eval) plus
 //   demo:
@@ -88,9 +90,5 @@ DemoResult run_demo(const DemoConfig& cfg, std::ostream& out, const DemoOptions&
 
 /// The "trained vs untrained" comparison table (pixel/image metrics of the class means).
 std::string format_demo_comparison(const EvalResult* untrained, const EvalResult& trained);
-
-/// "Where to look": the metrics table, and per class the best and the worst strip and the ROC /
-/// PRO plots, from <eval_dir>/imgs/index.json (app/eval_png.h); a note when there is none.
-std::string format_where_to_look(const std::string& eval_dir);
 
 }  // namespace vcpclip::app

@@ -8,8 +8,11 @@
 //   index.json                           where to look: per class the best and the worst
 //                                        anomalous strip (by the image's own pixel AUROC), the
 //                                        curve plots; {"classes": [{"name", "roc", "pro",
-//                                        "best": {"strip", "pixel_auroc"}, "worst": {...}}]},
-//                                        paths relative to <out_dir>
+//                                        "best": {"strip", "pixel_auroc"}, "worst": {...},
+//                                        "strips": [{"strip", "heatmap", "defect", "anomalous",
+//                                        "score" (class-normalised), "pixel_auroc" (null for a
+//                                        normal image)}, ...] every strip written, in selection
+//                                        order}]}, paths relative to <out_dir>
 // Strips per class: at most eval.png_limit (0 = all); the best and the worst anomalous image are
 // always among them, then the others in dataset order.
 #include <map>

@@ -11,7 +11,9 @@
 // and OUT/scores.json:
 //   {"checkpoint": ..., "image_size": S, "alpha": .., "sigma": .., "topk": ..,
 //    "images": [{"path": .., "stem": .., "score": .., "score_raw": .., "score_post": ..,
-//                "map_min": .., "map_max": ..}, ...], "skipped": [{"path": .., "error": ..}]}
+//                "map_min": .., "map_max": .., "heatmap": "<stem>.png" (with predict.heatmap)}, ...],
+//    "skipped": [{"path": .., "error": ..}]}
+// and OUT/report.html (app/predict_html.h): the images, scores, decisions and thumbnails.
 //   score = mean(top-k of M_raw) + mean(top-k of M_post), unnormalised.
 // With a calibration (--calibration F [--class NAME], app/decider.h) also <stem>_mask.png (0 ok,
 // 255 anomalous, at the input's size), scores.json "calibration": {path, class, method, thresholds}
