@@ -26,7 +26,8 @@ Outputs (tests/fixtures/train/):
   masks.npy        [2, S, S] float32 0/1 ground truth (the images are tests/fixtures/vcp/images.npy[:2])
   after_step.pth   every trainable tensor after the step, in the reference checkpoint layout
   grads.pth        the gradients of the step, same layout (zeros where the reference has none)
-  grads_f64.pth    the gradients of the float64 step, same layout, float64
+  grads_f64.npy    the gradients of the float64 step, float64, flattened and concatenated in the
+                   order of golden.json's "float64" "tensors" (each with its offset and shape)
   golden.json      settings, loss / loss_raw / loss_post, the names of the tensors the step changed,
                    and "float64": the float64 loss and, per tensor, max |g64| and max |g32 - g64|
 """
@@ -201,15 +202,18 @@ def write_float32(args, s32, masks):
 
 
 def float64_section(args, s64, grads32):
-    """grads_f64.pth and golden.json's "float64": the float64 loss and, per tensor, max |g64| and
-    the float32 gradients' (grads.pth) largest distance from them."""
-    save_layout(s64["grads"], os.path.join(args.out, "grads_f64.pth"), True)
-    tensors = {}
+    """grads_f64.npy and golden.json's "float64": the float64 loss and, per tensor, its offset and
+    shape in grads_f64.npy, max |g64| and the float32 gradients' (grads.pth) largest distance."""
+    tensors, flat, offset = {}, [], 0
     for n, g in sorted(s64["grads"].items()):
-        tensors[n] = {"max_abs_grad": float(g.abs().max()), "max_abs_f32_error": float((grads32[n].double() - g).abs().max())}
+        flat.append(g.detach().reshape(-1).numpy().astype(np.float64))
+        tensors[n] = {"offset": offset, "shape": list(g.shape), "max_abs_grad": float(g.abs().max()),
+                      "max_abs_f32_error": float((grads32[n].double() - g).abs().max())}
+        offset += g.numel()
         print(f"  {n}: max |g64| {tensors[n]['max_abs_grad']:.3g}, max |g32 - g64| {tensors[n]['max_abs_f32_error']:.3g}")
+    np.save(os.path.join(args.out, "grads_f64.npy"), np.concatenate(flat))
     print(f"float64 loss {s64['loss'][0]:.7f}")
-    return {"grads": "grads_f64.pth", "loss": s64["loss"][0], "loss_raw": s64["loss"][1], "loss_post": s64["loss"][2],
+    return {"grads": "grads_f64.npy", "loss": s64["loss"][0], "loss_raw": s64["loss"][1], "loss_post": s64["loss"][2],
             "tensors": tensors}
 
 
@@ -240,7 +244,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "fixtures", "train"))
     ap.add_argument("--float64-only", action="store_true",
                     help="keep the float32 fixtures in --out (their last bits depend on the thread count and "
-                         "BLAS kernels) and (re)write only grads_f64.pth and golden.json's float64 section")
+                         "BLAS kernels) and (re)write only grads_f64.npy and golden.json's float64 section")
     args = ap.parse_args()
     if not os.path.exists(args.vocab):
         args.vocab = "/work/shared/assets/bpe_simple_vocab_16e6.txt.gz"
