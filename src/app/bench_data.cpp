@@ -110,17 +110,24 @@ nlohmann::json data_section(BenchContext& ctx) {
   try {
     const std::string vocab = model::find_vocab();
     const std::string text = "a photo of a damaged <|class|> with scratches, dents and 3 cracks";
-    const double fresh = median_seconds(3, [&] { model::Tokenizer::load(vocab).encode(text); });
-    const double load = median_seconds(3, [&] { model::Tokenizer::load(vocab); });
+    std::vector<double> firsts;  // the first encode on a freshly loaded tokenizer (its load not timed)
+    for (int i = 0; i < 3; ++i) {
+      const auto fresh = model::Tokenizer::load(vocab);
+      const auto t0 = Clock::now();
+      fresh.encode(text);
+      firsts.push_back(seconds_since(t0));
+    }
+    std::sort(firsts.begin(), firsts.end());
+    const double first = firsts[1];
     auto tok = model::Tokenizer::load(vocab);
     tok.encode(text);
     const int reps = 2000;
     const double cached = median_seconds(3, [&] {
       for (int i = 0; i < reps; ++i) tok.encode(text);
     });
-    row(ctx, "tokenizer encode, first time (BPE of every word)", (fresh - load) * 1e6, "us/prompt");
+    row(ctx, "tokenizer encode, first time (BPE of every word)", first * 1e6, "us/prompt");
     row(ctx, "tokenizer encode, cached", cached / reps * 1e6, "us/prompt");
-    j["tokenizer"] = {{"first_encode_us", (fresh - load) * 1e6}, {"cached_encode_us", cached / reps * 1e6}};
+    j["tokenizer"] = {{"first_encode_us", first * 1e6}, {"cached_encode_us", cached / reps * 1e6}};
   } catch (const Error& e) {
     ctx.note(std::string("tokenizer rows skipped: ") + e.what());
   }
