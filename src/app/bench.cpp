@@ -1,5 +1,5 @@
 // `vcpclip bench`: vision tower vs sgemm, predict and metrics vs the Python reference, training
-// step time, peak RSS (see include/vcpclip/app/bench.h).
+// step time, data input speed, peak RSS (see include/vcpclip/app/bench.h).
 #include "vcpclip/app/bench.h"
 
 #include <ATen/ATen.h>
@@ -195,11 +195,10 @@ void fill_synthetic_maps(eval::ClassAccumulator& acc, int n, int size, uint32_t 
   acc.normalize();
 }
 
-std::optional<std::string> find_python_with_torch(std::string* why) {
+std::optional<std::string> find_python_with_torch(std::string* why, const std::vector<std::string>& fallbacks) {
   std::vector<std::string> candidates;
   if (const char* env = std::getenv("VCPCLIP_PYTHON"); env && *env) candidates.push_back(env);
-  candidates.push_back("/usr/bin/python3");
-  candidates.push_back("python3");
+  candidates.insert(candidates.end(), fallbacks.begin(), fallbacks.end());
   std::string tried;
   for (const auto& py : candidates) {
     if (py.find('/') != std::string::npos && !fs::exists(py)) {
@@ -291,6 +290,7 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   if (wanted("real") && !opts.quick) j["predict_real"] = real_predict_section(ctx);
   if (wanted("metrics")) j["metrics"] = metrics_section(ctx);
   if (wanted("train")) j["train"] = train_section(ctx);
+  if (wanted("data")) j["data"] = data_section(ctx);
   j["peak_rss_mb"] = peak_rss_mb();
   j["seconds"] = seconds_since(start);
   j["notes"] = ctx.notes;

@@ -1,7 +1,7 @@
 // `vcpclip bench [--json F] [--quick] [--threads N] [--device D] [--ref DIR] [--no-python] [--only S]
 // [--weights-dir D] [--models M...] [--repeats R]`: vision tower vs sgemm, predict (small models and
 // the real sizes ViT-B-16@224, ViT-L-14-336@518, fp32 and bf16) and metrics vs the Python
-// reference, training step time and peak RSS in one run. All logic lives in vcpclip::app::run_bench.
+// reference, training step time, data input speed and peak RSS in one run. All logic lives in vcpclip::app::run_bench.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -23,7 +23,7 @@ struct BenchArgs {
 static vcpclip::cli::CommandRegistrar reg(
     "bench",
     "Benchmarks side by side: vision tower vs sgemm peak, predict and metrics vs the Python reference, "
-    "training step time, peak RSS",
+    "training step time, data input speed, peak RSS",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<BenchArgs>();
       sub.add_option("--json", a->json, "also write the results as JSON to this file");
@@ -34,8 +34,8 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--work-dir", a->opts.work_dir, "keep temporary files (weights, maps) here");
       sub.add_flag("--no-python", a->no_python, "skip the Python reference columns");
       sub.add_flag("--no-progress", a->no_progress, "no progress lines");
-      sub.add_option("--only", a->opts.only, "run only these sections: vision, predict, real, metrics, train")
-          ->check(CLI::IsMember({"vision", "predict", "real", "metrics", "train"}));
+      sub.add_option("--only", a->opts.only, "run only these sections: vision, predict, real, metrics, train, data")
+          ->check(CLI::IsMember({"vision", "predict", "real", "metrics", "train", "data"}));
       sub.add_option("--weights-dir", a->opts.weights_dir, "real-size weight files (made there once)")
           ->capture_default_str();
       sub.add_option("--models", a->opts.real_models, "real-size rows (ViT-B-16, ViT-L-14-336)")->capture_default_str();

@@ -159,7 +159,9 @@ TEST(Predict, ProfileNamesEveryStage) {
   fs::remove_all(out);
 }
 
-TEST(Predict, Bf16MapsStayWithinTolerance) {
+// bf16 really computes in bf16 (the maps differ from fp32: 8 mantissa bits give differences far
+// above fp32 rounding) and stays within docs/design.md's 1e-2 of the fp32 maps.
+TEST(Predict, Bf16ChangesTheMapsWithinTolerance) {
   auto out32 = fresh_dir("fp32"), out16 = fresh_dir("bf16");
   auto req = request(out32);
   app::run_predict(req);
@@ -173,6 +175,7 @@ TEST(Predict, Bf16MapsStayWithinTolerance) {
   }
   std::printf("predict bf16 vs fp32, golden fixture: max |final map diff| %.3g\n", worst);
   EXPECT_LE(worst, 1e-2);
+  EXPECT_GE(worst, 1e-4) << "bf16 maps (nearly) equal the fp32 ones: was bf16 used at all?";
   EXPECT_EQ(read_json(out16 / "scores.json").at("precision"), "bf16");
   fs::remove_all(out32);
   fs::remove_all(out16);

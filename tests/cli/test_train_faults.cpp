@@ -1,6 +1,7 @@
 // Fault tolerance of `vcpclip train` through the real binary:
-//  - a run is killed with SIGKILL inside epochs (after a few steps, in the middle of writing
-//    resume.pt, late in the second epoch) and continued with --resume each time: the final
+//  - a run is killed inside epochs (SIGKILL after a few steps; SIGXFSZ from a file-size limit in
+//    the middle of writing resume.pt, the partial temporary file left as proof; SIGKILL late in
+//    the second epoch) and continued with --resume each time: the final
 //    weights equal an uninterrupted run's within 1e-6, every step is logged exactly once, and no
 //    temporary file is left behind;
 //  - a full disk (RLIMIT_FSIZE, SIGXFSZ ignored) while writing resume.pt or last.pth: exit 1 with
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +51,31 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log, uint64
   return pid;
 }
 
+/// Starts `vcpclip <args>` (output appended to `log`) under a file-size limit that kills it: with
+/// SIGXFSZ at its default action, the first write past `bytes` ends the process by that signal,
+/// in the middle of writing that file, with no handler or destructor running (as SIGKILL).
+pid_t spawn_killed_at_file_size(const std::vector<std::string>& args, const std::string& log, uint64_t bytes) {
+  const std::string binary = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::signal(SIGXFSZ, SIG_DFL);
+    rlimit lim{};
+    ::setrlimit(RLIMIT_CORE, &lim);  // no core file
+    ::getrlimit(RLIMIT_FSIZE, &lim);
+    lim.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 /// Exit status, or 128 + signal.
 int wait_for(pid_t pid) {
   int status = 0;
@@ -60,13 +87,6 @@ int wait_for(pid_t pid) {
 int steps_logged(const fs::path& out) {
   const std::string text = vcpclip::testing::slurp((out / "steps.jsonl").string());
   return int(std::count(text.begin(), text.end(), '\n'));
-}
-
-bool resume_write_in_flight(const fs::path& out) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(out, ec))
-    if (e.path().filename().string().rfind("resume.pt.tmp.", 0) == 0) return true;
-  return false;
 }
 
 /// Runs until `when` says so, then SIGKILL; the process must still have been running.
@@ -109,7 +129,7 @@ fs::path write_config(const fs::path& dir, const std::string& data, const std::s
 
 }  // namespace
 
-TEST(TrainFaults, SigkillAnywhereThenResumeEqualsAnUninterruptedRun) {
+TEST(TrainFaults, KilledMidStepMidWriteAndLateThenResumeEqualsAnUninterruptedRun) {
   TempDir tmp("train_kill");
   const auto data = make_dataset(tmp.path / "data", 8);  // 16 images, batch 2: 8 steps per epoch
   const auto cfg = write_config(tmp.path, data, "  epochs: 2\n  resume_every_steps: 3\n  resume_every_seconds: 0\n");
@@ -123,10 +143,25 @@ TEST(TrainFaults, SigkillAnywhereThenResumeEqualsAnUninterruptedRun) {
   const std::string ref_log = (tmp.path / "ref.log").string(), log = (tmp.path / "killed.log").string();
   ASSERT_EQ(wait_for(spawn(args(ref, false), ref_log)), 0) << vcpclip::testing::slurp(ref_log);
 
-  // Kill 1: after 2 steps (state of step 0 on disk); kill 2: while resume.pt is being written (or
-  // at step 7 if the write is too quick to be seen); kill 3: late in epoch 2.
+  // Kill 1: SIGKILL after 2 steps (state of step 0 on disk).
   kill_when(args(out, false), log, [&] { return steps_logged(out) >= 2; });
-  kill_when(args(out, true), log, [&] { return resume_write_in_flight(out) || steps_logged(out) >= 7; });
+  // Kill 2: in the middle of writing resume.pt. A file-size limit of half its size ends the
+  // process by SIGXFSZ at the first write past it: the resumed run's next resume.pt write.
+  const std::string resume = (out / "resume.pt").string(), mid_log = (tmp.path / "mid_write.log").string();
+  const std::string resume_before = vcpclip::testing::slurp(resume);
+  ASSERT_GT(resume_before.size(), 1000u);
+  const uint64_t limit = resume_before.size() / 2;
+  EXPECT_EQ(wait_for(spawn_killed_at_file_size(args(out, true), mid_log, limit)), 128 + SIGXFSZ)
+      << vcpclip::testing::slurp(mid_log);
+  std::vector<fs::path> partial;
+  for (const auto& e : fs::directory_iterator(out))
+    if (e.path().filename().string().rfind("resume.pt.tmp.", 0) == 0) partial.push_back(e.path());
+  ASSERT_EQ(partial.size(), 1u) << "the kill did not land while resume.pt was being written:\n"
+                                << vcpclip::testing::slurp(mid_log);
+  EXPECT_EQ(fs::file_size(partial[0]), limit);  // cut off mid-file
+  EXPECT_EQ(vcpclip::testing::slurp(resume), resume_before);
+  std::ofstream(log, std::ios::app) << vcpclip::testing::slurp(mid_log);
+  // Kill 3: SIGKILL late in epoch 2.
   kill_when(args(out, true), log, [&] { return steps_logged(out) >= 13; });
   ASSERT_EQ(wait_for(spawn(args(out, true), log)), 0) << vcpclip::testing::slurp(log);
 

@@ -1,4 +1,5 @@
-// Dataset readers on generated synthetic sets and on the real VisA csv / MVTec meta files.
+// Dataset readers on generated synthetic sets and on real rows of the VisA split file and the MVTec
+// meta file (committed excerpts, tests/fixtures/data/README.md).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -21,7 +22,7 @@ using namespace vcpclip::data;
 
 namespace {
 
-const std::string kShared = std::string(VCPCLIP_SOURCE_DIR) + "/../shared/data";
+const std::string kFixtures = std::string(VCPCLIP_SOURCE_DIR) + "/tests/fixtures/data/";
 
 std::string tmpdir(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("vcpclip_test_datasets_" + name);
@@ -165,10 +166,11 @@ TEST(Datasets, MetaReaderOnWrittenFile) {
 }
 
 TEST(Datasets, RealVisaSplitFile) {
-  const std::string csv = kShared + "/visa/1cls.csv";
-  if (!fs::exists(csv)) GTEST_SKIP() << "no " << csv;
+  // Real rows of VisA's split file (tests/fixtures/data/README.md): 3 objects, CRLF line ends.
+  const std::string csv = kFixtures + "visa_1cls_excerpt.csv";
   // Independent count with a plain line parser.
   std::ifstream in(csv);
+  ASSERT_TRUE(in) << csv;
   std::string line;
   std::getline(in, line);
   std::map<std::string, std::map<std::string, int>> counts;  // object -> "split/label" -> n
@@ -184,38 +186,44 @@ TEST(Datasets, RealVisaSplitFile) {
     counts[obj][split + "/" + label]++;
     ++rows;
   }
-  EXPECT_EQ(rows, 10821);  // published VisA size
-  EXPECT_EQ(counts.size(), 12u);
+  EXPECT_EQ(rows, 18);
+  EXPECT_EQ(counts.size(), 3u);
   // The reader needs a root directory; the images themselves are not needed to list samples.
   const std::string root = tmpdir("realvisa");
   fs::create_directories(root);
   for (const std::string split : {"train", "test"}) {
     auto idx = read_visa(root, csv, split, {});
-    EXPECT_EQ(idx.classes.size(), 12u);
+    EXPECT_EQ(idx.classes, (std::vector<std::string>{"candle", "pcb4", "pipe_fryum"})) << split;
     std::map<std::string, int> normal, anomalous;
     for (const auto& s : idx.samples) (s.anomaly ? anomalous : normal)[s.cls_name]++;
     for (const auto& [obj, c] : counts) {
       EXPECT_EQ(normal[obj], c.count(split + "/normal") ? c.at(split + "/normal") : 0) << obj << " " << split;
       EXPECT_EQ(anomalous[obj], c.count(split + "/anomaly") ? c.at(split + "/anomaly") : 0) << obj << " " << split;
     }
+    EXPECT_EQ(idx.samples.size(), split == "train" ? 6u : 12u) << split;
   }
   auto test = read_visa(root, csv, "test", {"pcb4"});
-  EXPECT_EQ(test.samples.size(), 201u);
-  // First pcb4 test row of the file (file order is kept).
+  ASSERT_EQ(test.samples.size(), 4u);
+  // File order is kept; masks only for anomaly rows.
   EXPECT_EQ(test.samples.front().image_path, (fs::path(root) / "pcb4/Data/Images/Normal/0107.JPG").string());
+  EXPECT_EQ(test.samples.front().mask_path, "");
+  EXPECT_EQ(test.samples[2].image_path, (fs::path(root) / "pcb4/Data/Images/Anomaly/000.JPG").string());
+  EXPECT_EQ(test.samples[2].mask_path, (fs::path(root) / "pcb4/Data/Masks/Anomaly/000.png").string());
+  EXPECT_EQ(test.samples[2].anomaly, 1);
   fs::remove_all(root);
 }
 
 TEST(Datasets, RealMvtecMetaFile) {
-  const std::string meta = kShared + "/mvtec/meta_mvtec.json";
-  if (!fs::exists(meta)) GTEST_SKIP() << "no " << meta;
+  // Real entries of the reference's MVTec AD meta file (tests/fixtures/data/README.md).
+  const std::string meta = kFixtures + "meta_mvtec_excerpt.json";
   std::ifstream in(meta);
+  ASSERT_TRUE(in) << meta;
   const auto j = nlohmann::json::parse(in);
   const std::string root = tmpdir("realmeta");
   fs::create_directories(root);
   auto idx = read_meta(root, meta, "test", {});
-  EXPECT_EQ(idx.samples.size(), 1725u);  // published MVTec AD test split
-  EXPECT_EQ(idx.classes.size(), 15u);
+  EXPECT_EQ(idx.samples.size(), 12u);
+  EXPECT_EQ(idx.classes, (std::vector<std::string>{"bottle", "carpet", "zipper"}));
   std::map<std::string, int> per_class, anomalous;
   for (const auto& s : idx.samples) {
     per_class[s.cls_name]++;
@@ -228,8 +236,13 @@ TEST(Datasets, RealMvtecMetaFile) {
     for (const auto& it : items) a += it["anomaly"].get<int>();
     EXPECT_EQ(anomalous[cls], a) << cls;
   }
-  EXPECT_EQ(per_class["bottle"], 83);
-  EXPECT_EQ(read_meta(root, meta, "test", {"bottle", "zipper"}).samples.size(), 83u + 151u);
+  EXPECT_EQ(anomalous["carpet"], 2);
+  // File order; paths joined to the root as the reference does.
+  EXPECT_EQ(idx.samples[1].image_path,
+            (fs::path(root) / "mvtec/bottle/test/anomaly/mvtec_contamination_000266.bmp").string());
+  EXPECT_EQ(idx.samples[1].specie_name, "anomaly");
+  EXPECT_EQ(read_meta(root, meta, "train", {}).samples.size(), 4u);
+  EXPECT_EQ(read_meta(root, meta, "test", {"bottle", "zipper"}).samples.size(), 8u);
   fs::remove_all(root);
 }
 

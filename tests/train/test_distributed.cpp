@@ -79,7 +79,7 @@ TEST(DistributedWorker, Run) {
 }
 
 TEST(DataParallel, TwoProcessesEqualOneProcess) {
-  if (std::getenv("VCPCLIP_TEST_DIST_OUT")) GTEST_SKIP();
+  if (std::getenv("VCPCLIP_TEST_DIST_OUT")) GTEST_SKIP() << "inside a worker process of DataParallel";
   if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
   const fs::path dir = fs::temp_directory_path() / ("vcpclip_dist_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -115,7 +115,7 @@ TEST(DataParallel, TwoProcessesEqualOneProcess) {
 }
 
 TEST(DistEnvTest, ReadsAndValidatesEnvironment) {
-  if (std::getenv("VCPCLIP_TEST_DIST_OUT")) GTEST_SKIP();
+  if (std::getenv("VCPCLIP_TEST_DIST_OUT")) GTEST_SKIP() << "inside a worker process of DataParallel";
   for (auto v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"}) ::unsetenv(v);
   EXPECT_EQ(dist_env_from_environment().world_size, 1);
   ::setenv("WORLD_SIZE", "2", 1);

@@ -142,3 +142,64 @@ TEST(TrainStepParity, OneAdamStepMatchesReference) {
     EXPECT_FALSE(kv.value().grad().defined()) << kv.key();
   }
 }
+
+// The step again with lr = lr_temp = eps = 1000: Adam's first update is then lr·g/(|g| + eps) =
+// g·1000/(|g| + 1000), about g itself, so the updated tensors carry the gradients' magnitudes (the
+// check above, at eps = 1e-8, sees little beyond their signs). Compared with the reference step's
+// float64 gradients (grads_f64.npy) through that exact formula, per tensor within its own float32
+// noise: 4 × the distance of the reference's float32 gradients from the float64 ones, plus one
+// float32 rounding of the stored values (measured: ours within 1.3 × that distance). The test first checks that each
+// such tolerance is below 0.05 % of the tensor's largest gradient, so that a 0.1 % error in any gradient fails it.
+TEST(TrainStepParity, UpdateAtLrEqualsEpsFollowsFloat64GradientMagnitudes) {
+  const auto vcp = read_json(kVcp + "golden.json");
+  const auto gold = read_json(kTrain + "golden.json");
+  auto m = build_fixture_model(vcp);
+  m->train();
+  train::TrainOptions to;
+  to.lr = to.lr_temp = to.eps = 1000;
+  to.betas = {gold.at("betas")[0].get<double>(), gold.at("betas")[1].get<double>()};
+  auto opt = train::make_optimizer(*m->head, to);
+  const int64_t batch = gold.at("batch").get<int64_t>();
+  auto images = io::read_npy(kVcp + vcp.at("tensors").at("images").at("file").get<std::string>()).slice(0, 0, batch);
+  auto masks = io::read_npy(kTrain + gold.at("masks").get<std::string>());
+  const auto r = train::train_step(*m, *opt, images, masks, 1);
+  const double loss64 = gold.at("float64").at("loss").get<double>();
+  EXPECT_NEAR(r.loss, loss64, 1e-5 * loss64);
+
+  // float64 gradients: one flat .npy, each tensor at its offset (golden.json "float64" "tensors").
+  const auto all64 = io::read_npy(kTrain + gold.at("float64").at("grads").get<std::string>());
+  ASSERT_EQ(all64.scalar_type(), at::kDouble);
+  std::map<std::string, at::Tensor> g64;
+  for (const auto& [name, e] : gold.at("float64").at("tensors").items()) {
+    const auto shape = e.at("shape").get<std::vector<int64_t>>();
+    int64_t numel = 1;
+    for (auto d : shape) numel *= d;
+    const int64_t off = e.at("offset").get<int64_t>();
+    g64[name] = all64.slice(0, off, off + numel).reshape(shape);
+  }
+  auto g32 = io::read_reference_checkpoint(kTrain + gold.at("grads").get<std::string>()).flatten();
+  auto before = io::read_reference_checkpoint(kVcp + vcp.at("checkpoint").get<std::string>()).flatten();
+  auto after = m->head->to_checkpoint().flatten();
+  ASSERT_EQ(g64.size(), after.size());
+  int checked = 0;
+  for (const auto& [name, g] : g64) {
+    ASSERT_TRUE(after.count(name) && g32.count(name) && before.count(name)) << name;
+    ASSERT_EQ(after.at(name).sizes(), g.sizes()) << name;
+    const auto expect = g * to.lr / (g.abs() + to.eps);
+    const auto moved = before.at(name).to(at::kDouble) - after.at(name).to(at::kDouble);
+    const double noise = (g32.at(name).to(at::kDouble) - g).abs().max().item<double>();
+    const double rounding = after.at(name).abs().max().item<double>() * std::ldexp(1.0, -24);
+    const double tol = 4 * noise + rounding;
+    const double scale = g.abs().max().item<double>();
+    const double err = (moved - expect).abs().max().item<double>();
+    if (scale > 1e-6) {  // a real gradient (two biases have analytically zero ones: ~1e-15 here)
+      EXPECT_LT(tol, 5e-4 * scale) << name << ": the tolerance would hide a 0.1 % gradient error";
+      ++checked;
+    }
+    EXPECT_LE(err, tol) << name << ": max |update - lr·g64/(|g64| + eps)| " << err << ", largest |g64| " << scale
+                        << ", float32 noise " << noise;
+    std::printf("%-40s max|g64| %.3g  err %.3g  tol %.3g  (%.2g%% of max|g64|)\n", name.c_str(), scale, err, tol,
+                scale > 0 ? 100 * tol / scale : 0.0);
+  }
+  EXPECT_EQ(checked, 23);  // 26 tensors: all but the two analytically-zero biases and the unused projection
+}

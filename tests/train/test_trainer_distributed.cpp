@@ -58,7 +58,7 @@ TEST(DdpWorker, Run) {
 }
 
 TEST(DataParallelTraining, TwoRanksEqualOneProcess) {
-  if (std::getenv("VCPCLIP_TEST_DDP_DATA")) GTEST_SKIP();
+  if (std::getenv("VCPCLIP_TEST_DDP_DATA")) GTEST_SKIP() << "inside a worker process of DataParallelTraining";
   if (!train::distributed_available()) GTEST_SKIP() << "built without Gloo";
   TempDir tmp("trainer_ddp");
   const auto data_root = make_dataset(tmp.path / "data");  // 12 images: 3 global batches of 4

@@ -12,6 +12,8 @@
 //   metrics  all metrics of one class vs sklearn + the reference cal_pro_score
 //            (scripts/bench_metrics_reference.py, same maps)
 //   train    training step time (train::train_step, tiny and mid)
+//   data     synthetic set generation, preprocess_image 1024² -> 518², the training loader
+//            (augmentation, inline and 2 workers), tokenizer encode (first and cached)
 //   peak RSS of the process
 // The Python columns need a python3 with torch, numpy, scikit-learn and the reference code
 // (--ref, default /tmp/ref): $VCPCLIP_PYTHON, else /usr/bin/python3, else python3 on PATH; when
@@ -45,9 +47,11 @@ double peak_rss_mb();
 /// of size×size, seeded, and normalises it.
 void fill_synthetic_maps(eval::ClassAccumulator& acc, int n, int size, uint32_t seed);
 
-/// A python3 that can import torch: $VCPCLIP_PYTHON, /usr/bin/python3, python3 on PATH (first
-/// that works). nullopt and `why` set when none does.
-std::optional<std::string> find_python_with_torch(std::string* why);
+/// A python3 that can import torch, numpy and scikit-learn: $VCPCLIP_PYTHON, then `fallbacks`
+/// (by default /usr/bin/python3, then python3 on PATH), the first that works. nullopt and `why`
+/// (each candidate and why it failed) set when none does.
+std::optional<std::string> find_python_with_torch(std::string* why, const std::vector<std::string>& fallbacks = {
+                                                                        "/usr/bin/python3", "python3"});
 
 struct VisionCase {
   std::string backbone;
@@ -68,14 +72,14 @@ struct BenchOptions {
   std::string ref_dir = "/tmp/ref";  ///< reference code for the Python scripts
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
-  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train); empty = all
+  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train, data); empty = all
   std::string weights_dir = "runs/bench/weights";  ///< real-size weight files (made there once, reused)
   std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
   int repeats = 3;                                                   ///< repetitions of each real-size row
 };
 
 /// Runs every section, prints the side-by-side tables to `out`, returns the results as JSON
-/// ({"machine", "vision", "predict", "metrics", "train", "peak_rss_mb", "notes"}).
+/// ({"machine", "vision", "predict", "metrics", "train", "data", "peak_rss_mb", "notes"}).
 nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out);
 
 }  // namespace vcpclip::app
