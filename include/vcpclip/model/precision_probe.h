@@ -6,10 +6,13 @@
 //
 // The probe: the four linear layers of one vision block (in_proj W→3W, out_proj W→W, c_fc W→4W,
 // c_proj 4W→W) as at::linear, in fp32 and in bf16, with M input rows and the first C of each layer's
-// N outputs. C grows ×4 from 64 to N, then M ×4 from 1 to the tokens of one image ((S / patch)² + 1),
-// until one round of the four takes ≥ 4 ms in either precision; then both rounds repeat,
-// alternating, until ~80 ms have passed. The rate of each precision is 2·M·Σ K·min(N, C) over its
-// fastest round at the final M and C, the same work for both.
+// N outputs. C grows ×4 from 16 to N, then M ×4 from 1 to the tokens of one image ((S / patch)² + 1),
+// until one round of the four takes ≥ 3 ms in either precision; then both rounds repeat,
+// alternating, at least 3 times each and until ~60 ms have passed. The rate of each precision is
+// 2·M·Σ K·min(N, C) over its fastest round at the final M and C, the same work for both. On the
+// CPU the probe runs on one intra-op thread and rounds are timed in that thread's CPU time, so that
+// preemption on a loaded machine cannot decide (it did, timed in wall-clock on all threads); the
+// rates are then one core's. On CUDA they are wall-clock, synchronised.
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
