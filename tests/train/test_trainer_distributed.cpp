@@ -38,6 +38,7 @@ train::TrainRequest ddp_request(const std::string& data_root, const std::string&
   r.model.prompt_dropout = 0.0;
   r.train.epochs = 2;
   r.train.batch_size = 4;
+  r.runtime.log_level = "info";  // train.log then has the backend line (train/distributed.h)
   // Adam's first steps move each element by ≈ lr·sign(g): elements whose gradient is rounding
   // noise (two biases have analytically zero gradients) would differ by ±lr between any two
   // summation orders. A large eps makes the update ≈ lr·g/eps, linear in the gradient, so the
