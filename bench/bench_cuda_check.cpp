@@ -288,7 +288,11 @@ void run_big(const c10::Device& dev, const std::string& backbone, int64_t size, 
   print_mem("after model load", memory(dev));
 
   set_tf32(false);  // PyTorch's default for matmuls; cuDNN (patch embedding) likewise off here
-  {
+  // Training steps in fp32 and under CUDA autocast (runtime.precision autocast, the reference's
+  // train.py setting); each from a fresh optimizer, peak memory per precision.
+  for (const Precision p : {Precision::kFp32, Precision::kAutocast}) {
+    if (!dev.is_cuda() && p == Precision::kAutocast) continue;
+    m->set_precision(p);
     m->train();
     train::TrainOptions topts;
     auto optim = train::make_optimizer(*m->head, topts);
@@ -300,13 +304,14 @@ void run_big(const c10::Device& dev, const std::string& backbone, int64_t size, 
       t0 = Clock::now();
       auto r = train::train_step(*m, *optim, images, masks, i + 1);
       sync(dev);
-      std::printf("  train step %d: %.3f s, loss %.5f (%.1f images/s)%s\n", i + 1, seconds_since(t0), r.loss,
-                  batch / seconds_since(t0), i == 0 ? "  [first: includes cuBLAS/cuDNN set-up]" : "");
+      std::printf("  train step %d (%s): %.3f s, loss %.5f (%.1f images/s)%s\n", i + 1, to_string(p), seconds_since(t0),
+                  r.loss, batch / seconds_since(t0), i == 0 ? "  [first: includes cuBLAS/cuDNN set-up]" : "");
       print_mem("  memory", memory(dev));
       std::fflush(stdout);
     }
-    for (auto& p : m->head->parameters()) p.mutable_grad() = at::Tensor();
+    for (auto& prm : m->head->parameters()) prm.mutable_grad() = at::Tensor();
   }
+  m->set_precision(Precision::kFp32);
   m->eval();
 
   struct Mode {

@@ -13,9 +13,14 @@ width 384 / 6 layers, text 256 / 4 layers, S = 224), and the real sizes "ViT-B-1
 <weights-dir>/<name>_clip.pt (OpenAI form), <name>_clip.json, <name>.pth (reference layout).
 Timing: one warm-up image, then t(1) and t(N) (images in batches of --batch); the per-image time
 is (t(N) - t(1)) / (N - 1). The JSON also has the load time (torch.jit.load + .float(), as the
-reference's Load_CLIP) and this process's peak RSS.
+reference's Load_CLIP), this process's peak RSS and the BLAS kernels it ran on.
+
+On a GPU (scripts/device_check.sh): --device cuda runs the pipeline there (synchronised timing, peak
+CUDA memory in the JSON); --autocast wraps it in torch.cuda.amp.autocast() as the reference's test.py
+does, and then also records the largest |map difference| against its own fp32 run of the same images.
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -99,12 +104,12 @@ def make_files(mc, pre, post, name, out):
     os.replace(tmp, archive)
 
 
-def load(mc, pre, post, name, out):
+def load(mc, pre, post, name, out, device="cpu"):
     cfg, size, feats = CONFIGS[name]
     archive, _, ckpt = paths(out, name)
     d = cfg["text_cfg"]["layers"] - 1
     t0 = time.perf_counter()
-    model, _, _ = mc.Load_CLIP(size, archive, device="cpu", deep_prompt_len=1, total_d_layer_len=d)
+    model, _, _ = mc.Load_CLIP(size, archive, device=device, deep_prompt_len=1, total_d_layer_len=d)
     load_s = time.perf_counter() - t0
     v, t = cfg["vision_cfg"], cfg["text_cfg"]
     lin = g.LinearLayer(v["width"], cfg["embed_dim"], len(feats))
@@ -116,17 +121,19 @@ def load(mc, pre, post, name, out):
     zero.load_state_dict(sd["Zero_try"])
     model.load_state_dict({k: v for k, v in sd.items() if "prompt" in k}, strict=False)
     for m in (model, lin, lan, zero):
-        m.eval()
+        m.to(device).eval()
     return (model, lin, lan, zero), load_s
 
 
-def run(mc, pe, mods, images, feats, size):
+def run(mc, pe, mods, images, feats, size, autocast=False):
     model, lin, lan, zero = mods
     ens = pe.Prompt_Ensemble(2, mc.tokenize)
-    with torch.no_grad():
+    device = str(images.device)
+    amp = torch.cuda.amp.autocast() if autocast else contextlib.nullcontext()
+    with torch.no_grad(), amp:
         gl, tokens = g.vision_forward(model.visual, images, feats)
         cls = lan.before_extract_feat(tokens, gl.clone(), use_global=True)
-        text = ens.forward_ensemble(model, cls, "cpu").permute(0, 2, 1)
+        text = ens.forward_ensemble(model, cls, device).permute(0, 2, 1)
         raws, posts = [], []
         for layer in range(len(tokens)):
             dense = tokens[layer][:, 1:, :]
@@ -136,19 +143,42 @@ def run(mc, pe, mods, images, feats, size):
             b, l, _ = lg.shape
             h = int(np.sqrt(l))
             up = F.interpolate(lg.permute(0, 2, 1).view(b, 2, h, h), size=size, mode="bilinear", align_corners=True)
-            posts.append(torch.softmax(up, dim=1)[:, 1].numpy())
+            posts.append(torch.softmax(up, dim=1)[:, 1].float().cpu().numpy())
             x = lin.fc[layer](tokens[layer][:, 1:, :])
             x = x / x.norm(dim=-1, keepdim=True)
             lg = lan.prompt_temp.exp() * x @ text
             up = F.interpolate(lg.permute(0, 2, 1).view(b, 2, h, h), size=size, mode="bilinear", align_corners=True)
-            raws.append(torch.softmax(up, dim=1)[:, 1].numpy())
+            raws.append(torch.softmax(up, dim=1)[:, 1].float().cpu().numpy())
     return np.mean(raws, 0), np.mean(posts, 0)
 
 
-def timed(mc, pe, mods, images, feats, size, batch):
+def blas_kernels():
+    """The kernel set of the OpenBLAS this process loaded (found in /proc/self/maps, asked through
+    its openblas_get_corename), or a note saying it is not OpenBLAS."""
+    import ctypes
+    with open("/proc/self/maps") as f:
+        libs = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+    for path in libs:
+        try:
+            fn = ctypes.CDLL(path).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
+    return "not OpenBLAS"
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(mc, pe, mods, images, feats, size, batch, autocast=False):
+    sync(images.device)
     t0 = time.perf_counter()
     for s in range(0, images.shape[0], batch):
-        run(mc, pe, mods, images[s:s + batch], feats, size)
+        run(mc, pe, mods, images[s:s + batch], feats, size, autocast)
+    sync(images.device)
     return time.perf_counter() - t0
 
 
@@ -163,6 +193,8 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--json", default="")
     ap.add_argument("--make-only", action="store_true", help="only make the weight files")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--autocast", action="store_true", help="torch.cuda.amp.autocast(), as the reference's test.py")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.weights_dir, exist_ok=True)
@@ -176,17 +208,30 @@ def main():
     make_files(mc, pre, post, name, args.weights_dir)
     if args.make_only:
         return
-    mods, load_s = load(mc, pre, post, name, args.weights_dir)
+    mods, load_s = load(mc, pre, post, name, args.weights_dir, args.device)
     n = max(2, args.images)
-    images = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
-    run(mc, pe, mods, images[:1], feats, size)  # warm-up
-    t1 = timed(mc, pe, mods, images[:1], feats, size, args.batch)
-    tn = timed(mc, pe, mods, images, feats, size, args.batch)
+    images = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0)).to(args.device)
+    run(mc, pe, mods, images[:1], feats, size, args.autocast)  # warm-up
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    t1 = timed(mc, pe, mods, images[:1], feats, size, args.batch, args.autocast)
+    tn = timed(mc, pe, mods, images, feats, size, args.batch, args.autocast)
     res = {"config": name, "image_size": size, "features_list": feats, "threads": args.threads, "batch": args.batch,
            "images": n, "t1": t1, "tN": tn, "seconds_per_image": (tn - t1) / (n - 1), "load_seconds": load_s,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-    print(f"reference {name}: {res['seconds_per_image']:.3f} s/img (S={size}, {args.threads} threads, "
-          f"batch {args.batch}, load {load_s:.1f} s)")
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+           "blas_kernels": blas_kernels(), "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", ""),
+           "device": args.device, "autocast": args.autocast}
+    if args.device.startswith("cuda"):
+        res["cuda_peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        res["images_per_second"] = 1.0 / res["seconds_per_image"]
+    if args.autocast:  # the reference's own GPU numerics: autocast against fp32, same images
+        k = min(n, args.batch)
+        a = run(mc, pe, mods, images[:k], feats, size, True)
+        b = run(mc, pe, mods, images[:k], feats, size, False)
+        res["max_map_diff_autocast_vs_fp32"] = {"raw": float(np.abs(a[0] - b[0]).max()),
+                                                "post": float(np.abs(a[1] - b[1]).max())}
+    print(f"reference {name}: {res['seconds_per_image']:.3f} s/img (S={size}, {args.device}"
+          f"{' autocast' if args.autocast else ''}, {args.threads} threads, batch {args.batch}, load {load_s:.1f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

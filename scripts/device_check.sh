@@ -14,6 +14,17 @@
 #      nvidia-smi sampled too), vision-tower images/s
 #   4. the VcpParity / ClipParity / TrainStepParity tests (CPU, against this LibTorch)
 #   5. the demo on CUDA, then eval in fp32, fp16, autocast and bf16: metric changes against fp32
+#
+#   PART=A bash scripts/device_check.sh     # issue 21 Part A only (build, then steps 6, 7, 5, 8; < 10 min on an H200)
+#   6. side by side with the reference on the same GPU, same random OpenAI-format ViT-L-14-336 weights,
+#      S = 518: predict images/s at batch 8 for vcpclip fp32, tf32, autocast, fp16, bf16 and the
+#      reference (scripts/bench_predict_reference.py) in autocast and fp32; one training step at
+#      batch 32 (time, peak memory) for vcpclip fp32 and autocast (bench_cuda_check) and the reference
+#      (scripts/bench_train_reference.py) fp32 and autocast. Targets: vcpclip autocast >= 1.3x the
+#      reference's autocast throughput and step, peak memory <= the reference's.
+#   7. numerics on the golden fixture: predict maps in tf32/autocast/fp16/bf16 against fp32 (CUDA)
+#   8. NCCL: the build found it (configure line, `vcpclip version`), and the backend logged in train.log
+#   Needs the reference's code: REF (default .devdeps/ref, scripts/make_device_bundle.sh with REF=...).
 set -u
 OUT=${OUT:-/tmp/vcpclip_device_out}
 mkdir -p "$OUT"
@@ -24,6 +35,8 @@ ROOT=$PWD
 D=$ROOT/.devdeps
 B=$ROOT/build-cuda
 BUILD_LIMIT=${BUILD_LIMIT:-240}
+PART=${PART:-all}
+REF=${REF:-$D/ref}
 
 stamp "machine"
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
@@ -83,6 +96,7 @@ fi
 grep -iE "cuda|torch|warning" "$OUT/configure.txt" | grep -v "^--   " | head -12
 
 stamp "build (limit ${BUILD_LIMIT}s)"
+if [ "$PART" = A ]; then TARGETS=${TARGETS:-"vcpclip bench_cuda_check"}; fi
 TARGETS=${TARGETS:-"vcpclip bench_cuda_check tests_model tests_train"}
 timeout "$BUILD_LIMIT" ninja -C "$B" -k 0 -j "$(nproc)" $TARGETS > "$OUT/build.txt" 2>&1
 echo "ninja exit $?"; grep -E "error|FAILED" "$OUT/build.txt" | head -30
@@ -98,6 +112,132 @@ if ! "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big; then  # libtorc
   "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big
 fi
 
+part_a() {
+  W=$OUT/weights
+  mkdir -p "$W"
+  RPY="$PY $ROOT/scripts/bench_predict_reference.py --ref $REF --vocab $VCPCLIP_VOCAB --config ViT-L-14-336 --weights-dir $W"
+  stamp "6a. random OpenAI-format ViT-L-14-336 weights (shared by both sides)"
+  timeout 180 $RPY --make-only; echo "make weights exit $?"; ls -la "$W"
+  stamp "6b. reference predict on cuda, batch 8, S = 518: autocast (as test.py) and fp32"
+  timeout 120 $RPY --device cuda --autocast --images 17 --batch 8 --json "$OUT/ref_predict_autocast.json"
+  echo "exit $?"
+  timeout 90 $RPY --device cuda --images 17 --batch 8 --json "$OUT/ref_predict_fp32.json"; echo "exit $?"
+  stamp "6c. vcpclip predict on cuda, batch 8, S = 518: fp32, tf32, autocast, fp16, bf16"
+  mkdir -p "$OUT/in_one" "$OUT/in_all"
+  $PY - "$OUT" <<'EOF2'
+import struct, sys, zlib, numpy as np
+o = sys.argv[1]
+def png(path, a):  # 8-bit RGB PNG with the standard library (no imaging package on the GPU machine)
+    h, w, _ = a.shape
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + a[y].tobytes() for y in range(h))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+rng = np.random.default_rng(7)
+for i in range(17):
+    a = rng.integers(0, 256, (518, 518, 3), dtype=np.uint8)
+    png(f"{o}/in_all/img{i}.png", a)
+    if i == 0: png(f"{o}/in_one/img0.png", a)
+EOF2
+  cat > "$OUT/predict_vitl.yaml" <<EOF2
+runtime: {device: cuda}
+model: {backbone: $W/ViT-L-14-336_clip.json, weights: $W/ViT-L-14-336_clip.pt, image_size: 518, features_list: [6, 12, 18, 24]}
+predict: {batch_size: 8, heatmap: false}
+EOF2
+  for mode in fp32 tf32 autocast fp16 bf16; do
+    p=$mode; extra=""; [ "$mode" = tf32 ] && { p=fp32; extra="--set runtime.tf32=true"; }
+    for in in one all; do
+      s0=$(date +%s%N)
+      timeout 90 "$B/vcpclip" predict --no-progress -c "$OUT/predict_vitl.yaml" -k "$W/ViT-L-14-336.pth" \
+        -i "$OUT/in_$in" -o "$OUT/vp_${mode}_$in" --set runtime.precision=$p $extra > "$OUT/vp_${mode}_$in.txt" 2>&1
+      echo "$mode $in exit $? $(( ($(date +%s%N) - s0) / 1000000 ))" >> "$OUT/vp_times.txt"
+    done
+  done
+  cat "$OUT/vp_times.txt"
+  stamp "6d. one training step at batch 32: vcpclip fp32 + autocast (bench_cuda_check), reference fp32 + autocast"
+  timeout 200 "$B/bench_cuda_check" --device cuda --skip-tiny --batch 32 --size 518 --steps 3 --iters 2
+  echo "exit $?"
+  for a in "" --autocast; do
+    timeout 120 $PY "$ROOT/scripts/bench_train_reference.py" --ref "$REF" --vocab "$VCPCLIP_VOCAB" --weights-dir "$W" \
+      --batch 32 --steps 3 $a --json "$OUT/ref_train${a:+_autocast}.json"; echo "exit $?"
+  done
+  $PY - "$OUT" <<'EOF2'
+import json, os, sys
+import numpy as np
+o = sys.argv[1]
+t = {}
+for line in open(f"{o}/vp_times.txt"):
+    mode, which, _, rc, ms = line.split()
+    t.setdefault(mode, {})[which] = float(ms) / 1e3 if rc == "0" else None
+print("  predict ViT-L-14-336 @ 518, batch 8, images/s = 16 / (t(17 images) - t(1 image)):")
+ips = {}
+for mode, v in t.items():
+    if v.get("one") and v.get("all"):
+        ips[mode] = 16 / (v["all"] - v["one"])
+        print(f"    vcpclip {mode:9s} {ips[mode]:8.2f} img/s")
+    else:
+        print(f"    vcpclip {mode:9s} failed")
+for k in ("autocast", "fp32"):
+    f = f"{o}/ref_predict_{k}.json"
+    if os.path.exists(f):
+        r = json.load(open(f)); ips["ref_" + k] = r["images_per_second"]
+        print(f"    reference {k:7s} {r['images_per_second']:8.2f} img/s, peak allocated {r['cuda_peak_allocated_gib']:.2f} GiB"
+              + (f", maps autocast vs fp32 max |diff| {r['max_map_diff_autocast_vs_fp32']}" if k == "autocast" else ""))
+if "autocast" in ips and "ref_autocast" in ips:
+    print(f"  vcpclip autocast / reference autocast: {ips['autocast'] / ips['ref_autocast']:.2f}x (target >= 1.3x)")
+for k in ("", "_autocast"):
+    f = f"{o}/ref_train{k}.json"
+    if os.path.exists(f):
+        r = json.load(open(f))
+        print(f"  reference train step{k or ' fp32'}: best {r['best_step_seconds']:.3f} s, peak {r['cuda_peak_allocated_gib']:.2f} GiB")
+print("  (vcpclip's train steps and peak memory: the bench_cuda_check lines above; target: autocast step >= 1.3x faster, peak <= the reference's)")
+for mode in ("tf32", "autocast", "fp16", "bf16"):
+    d = [np.abs(np.load(f"{o}/vp_{mode}_all/img{i}_map.npy") - np.load(f"{o}/vp_fp32_all/img{i}_map.npy")).max()
+         for i in range(17) if os.path.exists(f"{o}/vp_{mode}_all/img{i}_map.npy")]
+    if d: print(f"  ViT-L maps {mode} vs fp32: max |diff| {max(d):.3g}")
+EOF2
+  rm -rf "$OUT"/in_* "$OUT"/vp_*_one "$OUT"/vp_*_all "$W"
+}
+
+part_a_numerics() {
+  stamp "7. golden fixture on cuda: predict maps in tf32 / autocast / fp16 / bf16 against fp32"
+  for mode in fp32 tf32 autocast fp16 bf16; do
+    p=$mode; extra=""; [ "$mode" = tf32 ] && { p=fp32; extra="--set runtime.tf32=true"; }
+    timeout 60 "$B/vcpclip" predict --no-progress -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth \
+      -i tests/fixtures/vcp -o "$OUT/gold_$mode" --set runtime.device=cuda --set runtime.precision=$p $extra \
+      > "$OUT/gold_$mode.txt" 2>&1; echo "predict $mode exit $?"
+  done
+  $PY - "$OUT" <<'EOF2'
+import json, sys, numpy as np
+o = sys.argv[1]
+g = np.load("tests/fixtures/vcp/final_map.npy")
+for mode in ("fp32", "tf32", "autocast", "fp16", "bf16"):
+    try:
+        sc = {i["stem"]: i["score"] for i in json.load(open(f"{o}/gold_{mode}/scores.json"))["images"]}
+        ref = {i["stem"]: i["score"] for i in json.load(open(f"{o}/gold_fp32/scores.json"))["images"]}
+        d = max(np.abs(np.load(f"{o}/gold_{mode}/{s}_map.npy") - np.load(f"{o}/gold_fp32/{s}_map.npy")).max() for s in sc)
+        dg = max(np.abs(np.load(f"{o}/gold_{mode}/{s}_map.npy") - g[k]).max() for k, s in enumerate(sorted(sc)))
+        ds = max(abs(sc[s] - ref[s]) for s in sc)
+        print(f"  {mode:9s} map vs fp32 {d:.3g}, vs golden {dg:.3g}, score vs fp32 {ds:.3g}")
+    except Exception as e:
+        print(f"  {mode}: {e}")
+EOF2
+}
+
+part_a_nccl() {
+  stamp "8. NCCL: found at configure, reported by vcpclip version, logged in train.log"
+  grep -E "ProcessGroupNCCL for CUDA training" "$OUT/configure.txt"
+  "$B/vcpclip" version | grep -E "data-parallel|CUDA available"
+  grep -h "distributed:" "$OUT"/demo/train/train.log 2>/dev/null | head -3
+}
+
+if [ "$PART" = A ]; then
+  [ -d "$REF/models" ] || echo "no reference code at REF=$REF: the reference columns will fail"
+  part_a
+  part_a_numerics
+fi
+
+[ "$PART" = A ] || {
 stamp "1. tiny fixture: CPU vs CUDA (bench_cuda_check --skip-big)"
 timeout 120 "$B/bench_cuda_check" --device cuda --skip-big; echo "exit $?"
 
@@ -130,6 +270,8 @@ for t in "tests_model --gtest_filter=VcpParity.*:ClipParity.*" "tests_train --gt
   set -- $t
   [ -x "$B/tests/$1" ] && (cd "$B" && timeout 120 "./tests/$1" "$2" 2>&1 | grep -E "^\[  (PASSED|FAILED)|Failure|max \|diff\||OK \]" | head -30)
 done
+
+}  # steps 1-4: PART=all only
 
 # 5. Precision on CUDA (README "Benchmarks", runtime.precision): the demo's head trained on CUDA in
 #    fp32, then evaluated on the synthetic target set in fp32, fp16, autocast and bf16; each metric's
@@ -178,4 +320,5 @@ for p in ("fp16", "autocast", "bf16"):
               if isinstance(a.get(k), float) and isinstance(b.get(k), float))
     print(f"  {p} vs fp32: largest change of a mean metric {mean:.3f} points, of any class metric {cls:.3f} points")
 EOF
+[ "$PART" = A ] && part_a_nccl
 stamp "done"

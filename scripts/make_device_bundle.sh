@@ -16,6 +16,8 @@
 #   .devdeps/cmake/        minimal package configs; `cmake -C .devdeps/devdeps.cmake` points the
 #                          project's find_package calls at them
 #   .devdeps/assets/       the CLIP BPE vocabulary
+#   .devdeps/ref/          the reference VCP-CLIP's models/ and utils/ (REF=<its checkout>, when given),
+#                          for the side-by-side GPU timing of scripts/device_check.sh (PART=A)
 #
 # Usage: scripts/make_device_bundle.sh [OUT_DIR (default .devdeps)]
 set -euo pipefail
@@ -180,4 +182,10 @@ C
 for v in assets/bpe_simple_vocab_16e6.txt.gz ../shared/assets/bpe_simple_vocab_16e6.txt.gz; do
   [ -f "$v" ] && { cp "$v" "$OUT/assets/"; break; }
 done
+# --- the reference's Python code (imported by the timing scripts on the GPU machine only)
+if [ -n "${REF:-}" ] && [ -d "$REF/models" ]; then
+  mkdir -p "$OUT/ref"
+  cp -r "$REF/models" "$REF/utils" "$OUT/ref/"
+  find "$OUT/ref" -name '__pycache__' -prune -exec rm -rf {} +
+fi
 du -sh "$OUT"

@@ -72,6 +72,12 @@ class Inferencer {
 
   int64_t image_size() const;  ///< S, the model's working size
   bool calibrated() const;
+  /// The precision the model runs in: "fp32", "bf16", ... (runtime.precision auto resolved by the
+  /// start-up GEMM probe, README "Precision and BLAS kernels").
+  std::string precision() const;
+  /// The choice as JSON text: {"requested", "used"} and, for auto, "probe" with both rates in
+  /// GFLOP/s (model/precision_probe.h), as `predict` writes it into scores.json.
+  std::string precision_report() const;
 
  private:
   struct Impl;

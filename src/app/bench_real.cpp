@@ -12,6 +12,7 @@
 
 #include "bench_sections.h"
 #include "vcpclip/build_info.h"
+#include "vcpclip/common/blas_kernels.h"
 #include "vcpclip/io/npy.h"
 #include "vcpclip/io/weights_reader.h"
 
@@ -128,7 +129,14 @@ double fp32_weights_mb(const fs::path& archive) {
 
 struct RealSamples {
   std::vector<double> ref, fp32, bf16, ref_rss, fp32_rss, bf16_rss, load, load_rss;
+  std::string ref_kernels;  ///< the reference's BLAS kernels and where they came from
 };
+
+/// The reference's kernels (its JSON: blas_kernels, openblas_coretype_env) and their origin.
+std::string reference_kernels(const nlohmann::json& ref) {
+  return child_kernels_origin(ref.value("blas_kernels", std::string("unknown")),
+                              ref.value("openblas_coretype_env", std::string()), !reference_blas_env().empty());
+}
 
 nlohmann::json summarise(BenchContext& ctx, const RealCase& c, const RealSamples& s, double diff, double weights_mb) {
   const Spread ref = spread(s.ref), f32 = spread(s.fp32), b16 = spread(s.bf16), load = spread(s.load);
@@ -144,7 +152,8 @@ nlohmann::json summarise(BenchContext& ctx, const RealCase& c, const RealSamples
           << " s/img, peak RSS " << fmt("%.0f", spread(s.bf16_rss).max) << " MB  -> " << text(gain, "%.2f")
           << "x vcpclip fp32; max |map bf16 - fp32| " << fmt("%.2g", diff) << "\n    loading (info)  "
           << text(load, "%.2f") << " s, peak RSS " << fmt("%.0f", spread(s.load_rss).max) << " MB (fp32 weights "
-          << fmt("%.0f", weights_mb) << " MB)\n"
+          << fmt("%.0f", weights_mb) << " MB)\n    BLAS kernels    vcpclip " << kernels_origin(select_blas_kernels())
+          << "; reference " << s.ref_kernels << "\n"
           << std::flush;
   return {{"model", c.name},
           {"image_size", c.size},
@@ -161,7 +170,8 @@ nlohmann::json summarise(BenchContext& ctx, const RealCase& c, const RealSamples
           {"max_map_diff_bf16_vs_fp32", diff},
           {"load_seconds", to_json(load)},
           {"load_peak_rss_mb", spread(s.load_rss).max},
-          {"fp32_weights_mb", weights_mb}};
+          {"fp32_weights_mb", weights_mb},
+          {"blas_kernels", {{"vcpclip", kernels_origin(select_blas_kernels())}, {"reference", s.ref_kernels}}}};
 }
 
 nlohmann::json real_case(BenchContext& ctx, const RealCase& c) {
@@ -196,6 +206,7 @@ nlohmann::json real_case(BenchContext& ctx, const RealCase& c) {
     s.bf16.push_back(b16.seconds_per_image), s.bf16_rss.push_back(b16.peak_rss_mb);
     s.ref.push_back(ref.at("seconds_per_image").get<double>()), s.ref_rss.push_back(ref.at("process_peak_rss_mb"));
     s.load.push_back(load.seconds), s.load_rss.push_back(load.peak_rss_mb);
+    s.ref_kernels = reference_kernels(ref);
   }
   return summarise(ctx, c, s, max_map_diff(c, dir), fp32_weights_mb(weights / (c.name + "_clip.pt")));
 }

@@ -37,6 +37,7 @@ eval::Calibration calibration_header(const EvalRequest& req, const std::string& 
   c.checkpoint_sha256 = io::sha256_file(req.checkpoint, "checkpoint");
   c.config_path = req.config_path.empty() ? "" : fs::absolute(req.config_path).lexically_normal().string();
   c.settings = calibration_settings(req.model, req.postprocess);
+  c.precision = to_string(req.runtime.precision);
   const auto& d = *req.eval.data;
   c.data = {{"layout", d.layout},
             {"root", fs::absolute(d.root).lexically_normal().string()},
@@ -65,6 +66,7 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
   const auto device = apply_runtime(e.runtime);
   auto model = model::build_vcp_clip(e.model, device);
   model::load_vcp_checkpoint(*model, e.checkpoint);
+  model->set_precision(e.runtime.precision);  // recorded in calibration.json (calibration_header)
   model->eval();
   const auto index = data::read_index(*e.eval.data);
   std::vector<data::SampleInfo> normal;
@@ -147,6 +149,7 @@ eval::Calibration run_calibrate(const CalibrateRequest& req) {
   VCP_CHECK(!req.eval.checkpoint.empty(), "calibrate: no checkpoint given (--checkpoint)");
   VCP_CHECK(req.eval.eval.data.has_value(), "calibrate: no calibration set (an `eval.data` section) given");
   VCP_CHECK(!req.eval.out_dir.empty(), "calibrate: no output directory given (--out)");
+  refuse_auto_precision(req.eval.runtime.precision, "calibrate");
   const std::string path = calibration_path(req.eval.out_dir);
   if (req.method == "quantile") {
     fs::create_directories(req.eval.out_dir);

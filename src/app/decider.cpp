@@ -2,6 +2,7 @@
 #include "vcpclip/app/decider.h"
 
 #include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -50,6 +51,7 @@ Decider::Decider(const std::string& calibration_path, const std::string& class_n
     : path_(calibration_path) {
   const auto cal = load_checked_calibration(calibration_path, model, pp, checkpoint);
   method_ = cal.method;
+  precision_ = cal.precision;
   cls_ = cal.find(class_name, calibration_path);
 }
 
@@ -70,6 +72,25 @@ eval::Decision Decider::apply(const at::Tensor& map, double score_raw, double sc
 
 double Decider::eval_score(double score_raw, double score_post) {
   return double(static_cast<float>(score_raw) + static_cast<float>(score_post));
+}
+
+std::string calibration_precision_warning(const std::string& path, const std::string& calibrated, Precision used) {
+  const std::string run = to_string(used);
+  if (calibrated.empty()) {
+    if (used == Precision::kFp32) return "";
+    return msg("calibration ", path, " does not record its precision (made by an older vcpclip, normally in fp32) ",
+               "and this run uses ", run, ": decisions near a threshold may differ (calibrate again, or run in fp32)");
+  }
+  if (calibrated == run) return "";
+  return msg("calibration ", path, " was made in ", calibrated, " and this run uses ", run,
+             ": its thresholds were set on ", calibrated, " maps; decisions near a threshold may differ (calibrate in ",
+             run, ", or run in ", calibrated, ")");
+}
+
+std::string Decider::warn_if_other_precision(Precision used) const {
+  auto w = calibration_precision_warning(path_, precision_, used);
+  if (!w.empty()) spdlog::warn("{}", w);
+  return w;
 }
 
 nlohmann::json Decider::describe() const {

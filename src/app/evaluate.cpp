@@ -209,6 +209,7 @@ EvalRequest make_eval_request(const RunConfig& cfg) {
 
 EvalResult run_eval(const EvalRequest& req) {
   VCP_CHECK(req.eval.data.has_value(), "eval: no test set (an `eval.data` section) given");
+  refuse_auto_precision(req.runtime.precision, "eval");
   const auto start = std::chrono::steady_clock::now();
   const auto device = apply_runtime(req.runtime);
   auto model = model::build_vcp_clip(req.model, device);
@@ -220,6 +221,7 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_se
   const auto run_start = std::chrono::steady_clock::now();
   VCP_CHECK(req.eval.data.has_value(), "eval: no test set (an `eval.data` section) given");
   VCP_CHECK(!req.out_dir.empty(), "eval: no output directory given (--out or eval.out_dir)");
+  refuse_auto_precision(req.runtime.precision, "eval");
   const auto device = model->head->prompt_embeddings.device();
   StageTimer timer(req.profile, device_sync(device));
   if (load_seconds > 0) timer.add("load (weights, tokenizer)", load_seconds);

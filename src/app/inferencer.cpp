@@ -8,6 +8,7 @@
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"
+#include "vcpclip/model/precision_probe.h"
 #include "vcpclip/model/vcp_clip.h"
 #include "vcpclip/vcpclip.h"
 
@@ -18,6 +19,7 @@ struct Inferencer::Impl {
   app::PostprocessOptions pp;
   c10::Device device{c10::kCPU};
   model::VcpClip model{nullptr};
+  model::PrecisionChoice precision;
   std::optional<app::Decider> decider;
   std::mutex forward;  ///< serialises the forward passes (see the header's thread-safety note)
 };
@@ -37,8 +39,9 @@ Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl
   impl_->device = apply_runtime(cfg.runtime);
   impl_->model = model::build_vcp_clip(impl_->model_opts, impl_->device);
   model::load_vcp_checkpoint(*impl_->model, o.checkpoint);
-  impl_->model->set_precision(cfg.runtime.precision);
   impl_->model->eval();
+  impl_->precision = model::set_model_precision(*impl_->model, cfg.runtime.precision);  // auto: the GEMM probe
+  if (impl_->decider) impl_->decider->warn_if_other_precision(impl_->precision.used);
 }
 
 Inferencer::~Inferencer() = default;
@@ -47,6 +50,8 @@ Inferencer& Inferencer::operator=(Inferencer&&) noexcept = default;
 
 int64_t Inferencer::image_size() const { return impl_->model->input_size(); }
 bool Inferencer::calibrated() const { return impl_->decider.has_value(); }
+std::string Inferencer::precision() const { return to_string(impl_->precision.used); }
+std::string Inferencer::precision_report() const { return impl_->precision.to_json().dump(); }
 
 Prediction Inferencer::predict(const cv::Mat& image, ColorOrder order) const {
   VCP_CHECK(!image.empty(), "Inferencer::predict: the image is empty");

@@ -31,6 +31,7 @@
 #include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/npy.h"
+#include "vcpclip/model/precision_probe.h"
 #include "vcpclip/model/vcp_clip.h"
 
 namespace fs = std::filesystem;
@@ -289,7 +290,7 @@ void write_outputs(const PredictRequest& req, const Processed& p, int64_t j, con
 }
 
 nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary& summary, int64_t size,
-                                 const std::optional<Decider>& decider) {
+                                 const std::optional<Decider>& decider, const model::PrecisionChoice& precision) {
   const auto& pp = req.postprocess;
   nlohmann::json j;
   j["checkpoint"] = req.checkpoint;
@@ -298,7 +299,8 @@ nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary
   j["sigma"] = pp.sigma;
   j["topk"] = pp.topk;
   j["post_vcp"] = req.model.post_vcp;
-  j["precision"] = to_string(req.runtime.precision);
+  j["precision"] = to_string(precision.used);
+  if (precision.probe) j["precision_probe"] = precision.to_json().at("probe");
   j["images"] = nlohmann::json::array();
   for (const auto& r : summary.images) {
     nlohmann::json e = {{"path", r.path},
@@ -319,13 +321,18 @@ nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary
   return j;
 }
 
-/// Loads the model and checkpoint (the "load" stage).
-model::VcpClip load_model(const PredictRequest& req, const c10::Device& device, StageTimer& timer) {
-  auto t = timer.scope("load (weights, tokenizer, checkpoint)");
-  auto model = model::build_vcp_clip(req.model, device);
-  model::load_vcp_checkpoint(*model, req.checkpoint);
-  model->set_precision(req.runtime.precision);
-  model->eval();
+/// Loads the model and checkpoint (the "load" stage) and sets its precision (auto: the probe).
+model::VcpClip load_model(const PredictRequest& req, const c10::Device& device, StageTimer& timer,
+                          model::PrecisionChoice* precision) {
+  auto model = [&] {
+    auto t = timer.scope("load (weights, tokenizer, checkpoint)");
+    auto m = model::build_vcp_clip(req.model, device);
+    model::load_vcp_checkpoint(*m, req.checkpoint);
+    m->eval();
+    return m;
+  }();
+  *precision = model::set_model_precision(*model, req.runtime.precision);
+  if (precision->probe) timer.add("precision probe (runtime.precision auto)", precision->probe->seconds);
   return model;
 }
 
@@ -343,7 +350,9 @@ PredictSummary run_predict(const PredictRequest& req) {
   std::optional<Decider> decider;  // --calibration (app/decider.h): checked before the model is built
   if (!req.calibration.empty())
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
-  auto model = load_model(req, device, timer);
+  model::PrecisionChoice precision;
+  auto model = load_model(req, device, timer, &precision);
+  if (decider) decider->warn_if_other_precision(precision.used);
   fs::create_directories(req.out_dir);
   const int64_t s = model->input_size();
   PredictSummary summary;
@@ -379,14 +388,14 @@ PredictSummary run_predict(const PredictRequest& req) {
   summary.images_per_second = summary.seconds > 0 ? summary.images.size() / summary.seconds : 0.0;
   {
     auto t = timer.scope("writing");
-    write_predict_report_html(req.out_dir, write_scores_json(req, summary, s, decider));
+    write_predict_report_html(req.out_dir, write_scores_json(req, summary, s, decider, precision));
   }
   spdlog::info("predict: {} images ({} skipped) in {:.2f} s ({:.2f} img/s) → {} (open {}/report.html)",
                summary.images.size(), summary.skipped.size(), summary.seconds, summary.images_per_second, req.out_dir,
                req.out_dir);
   if (req.profile) {
     summary.profile = timer.to_json(seconds_since(start));
-    std::fprintf(stderr, "predict profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),
+    std::fprintf(stderr, "predict profile (%s, %s):\n%s", device.str().c_str(), to_string(precision.used),
                  timer.table(seconds_since(start)).c_str());
   }
   return summary;

@@ -46,7 +46,8 @@ Precision parse_precision(const std::string& text, const std::string& where) {
   if (text == "bf16") return Precision::kBf16;
   if (text == "fp16") return Precision::kFp16;
   if (text == "autocast") return Precision::kAutocast;
-  fail(where, ": expected fp32, bf16, fp16 or autocast, found '", text, "'");
+  if (text == "auto") return Precision::kAuto;
+  fail(where, ": expected fp32, bf16, fp16, autocast or auto, found '", text, "'");
 }
 
 const char* to_string(Precision p) {
@@ -57,12 +58,16 @@ const char* to_string(Precision p) {
       return "fp16";
     case Precision::kAutocast:
       return "autocast";
+    case Precision::kAuto:
+      return "auto";
     default:
       return "fp32";
   }
 }
 
 c10::ScalarType block_dtype(Precision p) {
+  VCP_CHECK(p != Precision::kAuto, "runtime.precision auto must be resolved (model/precision_probe.h) before the ",
+            "model is set to a precision");
   if (p == Precision::kBf16) return c10::kBFloat16;
   if (p == Precision::kFp16) return c10::kHalf;
   return c10::kFloat;
@@ -74,6 +79,12 @@ void check_precision(Precision p, const c10::Device& device) {
             "matrix multiply (\"addmm_impl_cpu_\" not implemented for 'Half'); use bf16 on the CPU");
   VCP_CHECK(p != Precision::kAutocast, "runtime.precision autocast is CUDA autocast (fp16 over fp32 weights, the ",
             "reference's GPU setting) and needs a CUDA device; use bf16 or fp32 on the CPU");
+}
+
+void refuse_auto_precision(Precision p, const std::string& command) {
+  VCP_CHECK(p != Precision::kAuto, command, ": runtime.precision auto is for predict and the Inferencer; ", command,
+            " needs an explicit precision (fp32, the default, or bf16/fp16/autocast) so that its results mean what ",
+            "the config says");
 }
 
 int local_world_size() {

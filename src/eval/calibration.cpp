@@ -275,6 +275,7 @@ json to_json(const Calibration& c) {
           {"data", c.data},
           {"checkpoint", {{"path", c.checkpoint}, {"sha256", c.checkpoint_sha256}}},
           {"config", {{"path", c.config_path}, {"settings", c.settings}}},
+          {"precision", c.precision},
           {"classes", classes},
           {"skipped_classes", skipped}};
 }
@@ -300,6 +301,7 @@ Calibration calibration_from_json(const json& j, const std::string& origin) {
   const json cfg = get_key<json>(j, "config", "", origin);
   c.config_path = get_key<std::string>(cfg, "path", "config.", origin);
   c.settings = get_key<json>(cfg, "settings", "config.", origin);
+  if (j.contains("precision")) c.precision = get_key<std::string>(j, "precision", "", origin);  // absent: older file
   const json classes = get_key<json>(j, "classes", "", origin);
   VCP_CHECK(classes.is_array() && !classes.empty(), "calibration file ", origin,
             ": 'classes' must be a non-empty list");

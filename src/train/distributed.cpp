@@ -9,12 +9,21 @@
 
 #include "vcpclip/common/error.h"
 
+#if defined(VCPCLIP_HAVE_GLOO) || defined(VCPCLIP_HAVE_NCCL)
+#define VCPCLIP_HAVE_C10D 1
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
 #ifdef VCPCLIP_HAVE_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef VCPCLIP_HAVE_NCCL  // a CUDA LibTorch with NCCL (CMakeLists.txt); its header is guarded by USE_C10D_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace vcpclip::train {
@@ -71,28 +80,94 @@ bool distributed_available() {
 #endif
 }
 
+bool nccl_available() {
+#ifdef VCPCLIP_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+const char* to_string(CommBackend b) { return b == CommBackend::kNccl ? "nccl" : "gloo"; }
+
+BackendChoice choose_backend(const c10::Device& device, bool nccl_built) {
+  if (!device.is_cuda()) return {CommBackend::kGloo, "CPU training"};
+  if (nccl_built) return {CommBackend::kNccl, "CUDA training and this LibTorch has NCCL"};
+  return {CommBackend::kGloo, "CUDA training but this LibTorch has no NCCL: gradients go through host memory"};
+}
+
 struct Distributed::Impl {
-#ifdef VCPCLIP_HAVE_GLOO
+  c10::Device device{c10::kCPU};  ///< where the collectives' tensors live (CPU for Gloo)
+#ifdef VCPCLIP_HAVE_C10D
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+#endif
+#ifdef VCPCLIP_HAVE_GLOO
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#endif
+#ifdef VCPCLIP_HAVE_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+  /// f(process group) on the group this process joined.
+  template <typename F>
+  auto run(F f) {
+#if defined(VCPCLIP_HAVE_NCCL) && defined(VCPCLIP_HAVE_GLOO)
+    if (nccl) return f(nccl);
+    return f(gloo);
+#elif defined(VCPCLIP_HAVE_NCCL)
+    return f(nccl);
+#elif defined(VCPCLIP_HAVE_GLOO)
+    return f(gloo);
+#endif
+  }
+#ifdef VCPCLIP_HAVE_C10D
+  /// Joins the group of `backend` (one the build has: the constructor checked).
+  void join(const DistEnv& env, CommBackend backend, std::chrono::milliseconds timeout);
 #endif
 };
 
-Distributed::Distributed(const DistEnv& env, std::chrono::seconds timeout) : env_(env) {
-  if (env.world_size <= 1) return;
-#ifdef VCPCLIP_HAVE_GLOO
-  impl_ = std::make_unique<Impl>();
+#ifdef VCPCLIP_HAVE_C10D
+void Distributed::Impl::join(const DistEnv& env, CommBackend backend, std::chrono::milliseconds timeout) {
+  auto& impl = *this;
   c10d::TCPStoreOptions sopts;
   sopts.port = static_cast<uint16_t>(env.master_port);
   sopts.isServer = env.rank == 0;
   sopts.numWorkers = static_cast<size_t>(env.world_size);
   sopts.waitWorkers = true;
-  sopts.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+  sopts.timeout = timeout;
+  impl.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, sopts);
+#ifdef VCPCLIP_HAVE_NCCL
+  if (backend == CommBackend::kNccl) {
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = timeout;
+    impl.nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl.store, env.rank, env.world_size, opts);
+    return;
+  }
+#endif
+#ifdef VCPCLIP_HAVE_GLOO
+  auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+  opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
+  impl.gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl.store, env.rank, env.world_size, opts);
+#endif
+}
+#endif
+
+std::string Distributed::describe() const {
+  if (env_.world_size <= 1) return "distributed: single process (no process group)";
+  return msg("distributed: ", env_.world_size, " processes, backend ", to_string(backend_.backend), " (",
+             backend_.reason, ")");
+}
+
+Distributed::Distributed(const DistEnv& env, std::chrono::seconds timeout, c10::Device device)
+    : env_(env), backend_(choose_backend(device, nccl_available())) {
+  if (env.world_size <= 1) return;
+  VCP_CHECK(backend_.backend == CommBackend::kNccl || distributed_available(), "WORLD_SIZE=", env.world_size,
+            ": this vcpclip was built without c10d/Gloo support (install libgloo-dev "
+            "and reconfigure), so only single-process training is available");
+#ifdef VCPCLIP_HAVE_C10D
+  impl_ = std::make_unique<Impl>();
+  impl_->device = backend_.backend == CommBackend::kNccl ? device : c10::Device(c10::kCPU);
   try {
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, sopts);
-    auto opts = c10d::ProcessGroupGloo::Options::create(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
-    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, opts);
+    impl_->join(env, backend_.backend, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
   } catch (const c10::Error& e) {
     fail("rank ", env.rank, "/", env.world_size, ": cannot join the process group at ", env.master_addr, ":",
          env.master_port, ": ", e.what_without_backtrace());
@@ -100,18 +175,14 @@ Distributed::Distributed(const DistEnv& env, std::chrono::seconds timeout) : env
     fail("rank ", env.rank, "/", env.world_size, ": cannot join the process group at ", env.master_addr, ":",
          env.master_port, ": ", e.what());
   }
-  spdlog::info("distributed: rank {}/{} joined (gloo, {}:{})", env.rank, env.world_size, env.master_addr,
-               env.master_port);
-#else
-  fail("WORLD_SIZE=", env.world_size,
-       ": this vcpclip was built without c10d/Gloo support (install libgloo-dev "
-       "and reconfigure), so only single-process training is available");
+  spdlog::info("distributed: rank {}/{} joined ({}, {}:{}; {})", env.rank, env.world_size, to_string(backend_.backend),
+               env.master_addr, env.master_port, backend_.reason);
 #endif
 }
 
 Distributed::~Distributed() = default;
 
-#ifdef VCPCLIP_HAVE_GLOO
+#ifdef VCPCLIP_HAVE_C10D
 namespace {
 void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
   try {
@@ -125,22 +196,22 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
 
 void Distributed::allreduce_mean(const std::vector<at::Tensor>& tensors) {
   if (env_.world_size <= 1) return;
-#ifdef VCPCLIP_HAVE_GLOO
+#ifdef VCPCLIP_HAVE_C10D
   std::vector<at::Tensor> defined;
   for (const auto& t : tensors)
     if (t.defined()) defined.push_back(t);
   if (defined.empty()) return;
-  // One flat CPU buffer (a single collective instead of one per tensor).
+  // One flat buffer on the backend's device (a single collective instead of one per tensor).
   const auto dtype = defined.front().scalar_type();
   std::vector<at::Tensor> flat_parts;
   flat_parts.reserve(defined.size());
   for (const auto& t : defined) {
     VCP_CHECK(t.scalar_type() == dtype, "allreduce_mean: all tensors must have one dtype, found ", dtype, " and ",
               t.scalar_type());
-    flat_parts.push_back(t.detach().to(at::kCPU).reshape({-1}));
+    flat_parts.push_back(t.detach().to(impl_->device).reshape({-1}));
   }
   std::vector<at::Tensor> buf{at::cat(flat_parts)};
-  wait(impl_->pg->allreduce(buf), "all-reduce");
+  wait(impl_->run([&](auto& pg) { return pg->allreduce(buf); }), "all-reduce");
   buf[0].div_(static_cast<double>(env_.world_size));
   int64_t off = 0;
   for (auto& t : defined) {
@@ -155,10 +226,10 @@ double Distributed::allreduce_sum(double value) { return allreduce_sum(std::vect
 
 std::vector<double> Distributed::allreduce_sum(const std::vector<double>& values) {
   if (env_.world_size <= 1 || values.empty()) return values;
-#ifdef VCPCLIP_HAVE_GLOO
-  std::vector<at::Tensor> buf{at::tensor(values, at::TensorOptions().dtype(at::kDouble))};
-  wait(impl_->pg->allreduce(buf), "all-reduce");
-  auto t = buf[0].contiguous();
+#ifdef VCPCLIP_HAVE_C10D
+  std::vector<at::Tensor> buf{at::tensor(values, at::TensorOptions().dtype(at::kDouble)).to(impl_->device)};
+  wait(impl_->run([&](auto& pg) { return pg->allreduce(buf); }), "all-reduce");
+  auto t = buf[0].to(at::kCPU).contiguous();
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
 #else
   return values;
@@ -167,13 +238,13 @@ std::vector<double> Distributed::allreduce_sum(const std::vector<double>& values
 
 void Distributed::broadcast(const std::vector<at::Tensor>& tensors, int root) {
   if (env_.world_size <= 1) return;
-#ifdef VCPCLIP_HAVE_GLOO
+#ifdef VCPCLIP_HAVE_C10D
   for (const auto& t : tensors) {
     if (!t.defined()) continue;
-    std::vector<at::Tensor> buf{t.detach().to(at::kCPU).contiguous().clone()};
+    std::vector<at::Tensor> buf{t.detach().to(impl_->device).contiguous().clone()};
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    wait(impl_->pg->broadcast(buf, o), "broadcast");
+    wait(impl_->run([&](auto& pg) { return pg->broadcast(buf, o); }), "broadcast");
     t.detach().copy_(buf[0]);
   }
 #endif
@@ -181,8 +252,8 @@ void Distributed::broadcast(const std::vector<at::Tensor>& tensors, int root) {
 
 void Distributed::barrier() {
   if (env_.world_size <= 1) return;
-#ifdef VCPCLIP_HAVE_GLOO
-  wait(impl_->pg->barrier(), "barrier");
+#ifdef VCPCLIP_HAVE_C10D
+  wait(impl_->run([&](auto& pg) { return pg->barrier(); }), "barrier");
 #endif
 }
 

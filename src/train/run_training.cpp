@@ -143,7 +143,11 @@ std::vector<data::SampleInfo> validation_samples(const TrainRequest& req, bool m
 class Run {
  public:
   Run(const TrainRequest& req, model::VcpClip model)
-      : req_(req), to_(req_.train), model_(std::move(model)), dist_(dist_env_from_environment()), files_(to_.out_dir) {}
+      : req_(req),
+        to_(req_.train),
+        model_(std::move(model)),
+        dist_(dist_env_from_environment(), std::chrono::seconds(3600), model_->head->prompt_embeddings.device()),
+        files_(to_.out_dir) {}
 
   TrainSummary train();
 
@@ -186,6 +190,7 @@ void Run::open_files() {
   }
   dist_.barrier();
   if (dist_.is_main()) file_log_ = std::make_unique<FileLog>(files_.log);
+  spdlog::info("{}", dist_.describe());  // the backend choice, in train.log too (train/distributed.h)
   if (dist_.is_main() && !req_.config_text.empty()) {
     spdlog::info("effective config:\n{}", req_.config_text);
     io::write_file_atomically((files_.dir / "config.yaml").string(), req_.config_text);
@@ -415,6 +420,7 @@ TrainSummary Run::train() {
 
 TrainSummary run_training(const TrainRequest& request) {
   TrainRequest req = request;
+  refuse_auto_precision(req.runtime.precision, "train");
   apply_deterministic(req);
   const auto device = apply_runtime(req.runtime);
   auto model = model::build_vcp_clip(req.model, device);

@@ -4,7 +4,10 @@
 // saved scores and maps), the quantile method on normal images, and the refusals (another
 // checkpoint, another config, unknown class) with their exact messages.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,6 +18,7 @@
 #include "../model/vcp_fixture.h"
 #include "support/test_util.h"
 #include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/decider.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/app/synth.h"
 #include "vcpclip/data/transforms.h"
@@ -273,4 +277,60 @@ TEST(Calibrate, QuantileMethodOnNormalImages) {
   req.image_quantile = 0.5;
   req.eval.checkpoint = "";
   EXPECT_EQ(error_of([&] { app::run_calibrate(req); }), "calibrate: no checkpoint given (--checkpoint)");
+}
+
+// calibration.json records its precision; used in another precision, predict warns with both names
+// (and still decides); auto is refused by calibrate and eval, whose results must mean what the config says.
+TEST(Calibrate, RecordsItsPrecisionAndWarnsWhenUsedInAnother) {
+  const auto& c = calibrated();
+  const std::string cal = (c.dir / "calibration.json").string();
+  EXPECT_EQ(c.cal.precision, "fp32");
+  EXPECT_EQ(app::calibration_precision_warning(cal, "fp32", Precision::kFp32), "");
+  EXPECT_EQ(app::calibration_precision_warning(cal, "fp32", Precision::kBf16),
+            "calibration " + cal +
+                " was made in fp32 and this run uses bf16: its thresholds were set on fp32 maps; decisions near a "
+                "threshold may differ (calibrate in bf16, or run in fp32)");
+  EXPECT_EQ(app::calibration_precision_warning(cal, "", Precision::kFp32), "");
+  EXPECT_EQ(app::calibration_precision_warning(cal, "", Precision::kBf16),
+            "calibration " + cal +
+                " does not record its precision (made by an older vcpclip, normally in fp32) and this run uses bf16: "
+                "decisions near a threshold may differ (calibrate again, or run in fp32)");
+  // predict in bf16 with the fp32 calibration: the warning is logged, the decisions are made.
+  std::ostringstream logged;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
+  spdlog::default_logger()->sinks().push_back(sink);
+  auto req = predict_request({fx::path("image_1.png")}, fresh_dir("bf16_cal"), cal, c.cal.classes[0].name);
+  req.runtime.precision = Precision::kBf16;
+  const auto summary = app::run_predict(req);
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+  ASSERT_EQ(summary.images.size(), 1u);
+  EXPECT_TRUE(summary.images[0].decision.has_value());
+  EXPECT_NE(logged.str().find(app::calibration_precision_warning(cal, "fp32", Precision::kBf16)), std::string::npos)
+      << logged.str();
+  // A file without the key (older vcpclip) reads as "not recorded".
+  auto j = eval::to_json(c.cal);
+  j.erase("precision");
+  EXPECT_EQ(eval::calibration_from_json(j, "F").precision, "");
+  j["precision"] = 3;
+  EXPECT_EQ(error_of([&] { eval::calibration_from_json(j, "F"); }),
+            "calibration file F: key 'precision' has the wrong type (found 3)");
+}
+
+TEST(Calibrate, AutoPrecisionIsRefusedAndBf16IsRecorded) {
+  const auto dir = fresh_dir("precision");
+  app::CalibrateRequest req;
+  req.eval = eval_request(dir, "train");
+  req.method = "quantile";
+  req.eval.runtime.precision = Precision::kAuto;
+  EXPECT_EQ(error_of([&] { app::run_calibrate(req); }),
+            "calibrate: runtime.precision auto is for predict and the Inferencer; calibrate needs an explicit "
+            "precision (fp32, the default, or bf16/fp16/autocast) so that its results mean what the config says");
+  EXPECT_EQ(error_of([&] { app::run_eval(req.eval); }),
+            "eval: runtime.precision auto is for predict and the Inferencer; eval needs an explicit precision (fp32, "
+            "the default, or bf16/fp16/autocast) so that its results mean what the config says");
+  EXPECT_FALSE(fs::exists(app::calibration_path(dir.string())));
+  req.eval.runtime.precision = Precision::kBf16;
+  EXPECT_EQ(app::run_calibrate(req).precision, "bf16");
+  EXPECT_EQ(eval::read_calibration(app::calibration_path(dir.string())).precision, "bf16");
 }

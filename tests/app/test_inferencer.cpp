@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "vcpclip/app/calibrate.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/app/synth.h"
+#include "vcpclip/model/precision_probe.h"
 #include "vcpclip/vcpclip.h"
 
 using namespace vcpclip;
@@ -201,4 +203,26 @@ TEST(Inferencer, ErrorsCarryTheCliMessages) {
   o = options();
   o.checkpoint = "/nonexistent/k.pth";
   EXPECT_NE(error_of([&] { Inferencer x(o); }).find("/nonexistent/k.pth"), std::string::npos);
+}
+
+// runtime.precision auto: the Inferencer runs the start-up GEMM probe, uses the precision the pure
+// decision takes from its rates, and gives the same maps as an Inferencer set to that precision.
+TEST(Inferencer, PrecisionAutoUsesTheProbesChoice) {
+  auto o = options();
+  o.overrides = {"runtime.precision=auto"};
+  const Inferencer inf(o);
+  const auto report = nlohmann::json::parse(inf.precision_report());
+  EXPECT_EQ(report.at("requested"), "auto");
+  model::ProbeRates r;
+  r.fp32_gflops = report.at("probe").at("fp32_gflops").get<double>();
+  r.bf16_gflops = report.at("probe").at("bf16_gflops").get<double>();
+  EXPECT_EQ(inf.precision(), to_string(model::choose_precision(r)));
+  EXPECT_EQ(report.at("used"), inf.precision());
+  auto fixed_opts = options();
+  fixed_opts.overrides = {"runtime.precision=" + inf.precision()};
+  const Inferencer fixed(fixed_opts);
+  EXPECT_EQ(fixed.precision(), inf.precision());
+  EXPECT_FALSE(nlohmann::json::parse(fixed.precision_report()).contains("probe"));
+  const cv::Mat image = cv::imread(fx::path("image_1.png"));
+  EXPECT_EQ(max_diff(inf.predict(image).map, fixed.predict(image).map), 0.0);
 }

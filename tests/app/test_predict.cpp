@@ -15,6 +15,7 @@
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/npy.h"
+#include "vcpclip/model/precision_probe.h"
 
 using namespace vcpclip;
 namespace fx = vcp_fixture;
@@ -179,6 +180,42 @@ TEST(Predict, Bf16ChangesTheMapsWithinTolerance) {
   EXPECT_EQ(read_json(out16 / "scores.json").at("precision"), "bf16");
   fs::remove_all(out32);
   fs::remove_all(out16);
+}
+
+// runtime.precision auto, as a process: scores.json names the precision used and both probe rates,
+// the choice is the one the pure decision makes from those rates, and the maps are exactly those of
+// a run with that precision set explicitly.
+TEST(Predict, PrecisionAutoRecordsTheProbeAndMatchesTheChosenPrecision) {
+  auto out = fresh_dir("auto"), fixed = fresh_dir("auto_fixed");
+  const std::string bin = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
+  auto cli = [&](const fs::path& o, const std::string& precision) {
+    return "cd " + std::string(VCPCLIP_SOURCE_DIR) + " && VCPCLIP_VOCAB=" + fx::vocab_path() + " " + bin +
+           " predict --no-progress -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth -i " +
+           fx::path("image_0.png") + " -i " + fx::path("image_1.png") + " --out " + o.string() +
+           " --set runtime.threads=1 --set runtime.precision=" + precision + " > " + (o / "log.txt").string() + " 2>&1";
+  };
+  ASSERT_EQ(std::system(cli(out, "auto").c_str()), 0) << cli(out, "auto");
+  const auto scores = read_json(out / "scores.json");
+  const auto& probe = scores.at("precision_probe");
+  model::ProbeRates rates;
+  rates.fp32_gflops = probe.at("fp32_gflops").get<double>();
+  rates.bf16_gflops = probe.at("bf16_gflops").get<double>();
+  EXPECT_GT(rates.fp32_gflops, 0);
+  EXPECT_GT(rates.bf16_gflops, 0);
+  EXPECT_EQ(probe.at("min_bf16_speedup").get<double>(), 1.3);
+  EXPECT_EQ(probe.at("shapes").size(), 4u);  // the tiny backbone's vision block: W→3W, W→W, W→4W, 4W→W
+  EXPECT_GE(probe.at("rows").get<int64_t>(), 1);
+  const std::string used = scores.at("precision").get<std::string>();
+  EXPECT_EQ(used, to_string(model::choose_precision(rates)));
+  std::ifstream log(out / "log.txt");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("precision auto -> " + used + ": GEMM probe fp32 "), std::string::npos) << text;
+  ASSERT_EQ(std::system(cli(fixed, used).c_str()), 0);
+  EXPECT_FALSE(read_json(fixed / "scores.json").contains("precision_probe"));
+  for (const char* f : {"image_0_map.npy", "image_1_map.npy"})
+    EXPECT_TRUE(at::equal(io::read_npy((out / f).string()), io::read_npy((fixed / f).string()))) << f;
+  fs::remove_all(out);
+  fs::remove_all(fixed);
 }
 
 TEST(Predict, RequestFromRunConfigAndFlags) {

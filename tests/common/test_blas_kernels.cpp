@@ -63,3 +63,48 @@ TEST(BlasKernels, VersionReportsTheChoiceAndRespectsTheUsersSetting) {
   const bool recognised = plain.out.find("BLAS: OpenBLAS recognised this CPU") != std::string::npos;
   EXPECT_TRUE(switched || recognised || plain.out.find("neither AVX2 nor AVX-512") != std::string::npos) << plain.out;
 }
+
+// An OPENBLAS_CORETYPE older than the CPU's best kernels gets a hint (README "Precision and BLAS
+// kernels"); `bench` names where each side's kernels came from.
+TEST(BlasKernels, OlderCoreTypeGetsAHintAndOriginsAreNamed) {
+  const std::string hint =
+      "; this CPU supports the SkylakeX kernels: unset OPENBLAS_CORETYPE (vcpclip then chooses) or set it to "
+      "SkylakeX for faster fp32 (README \"Precision and BLAS kernels\")";
+  EXPECT_EQ(coretype_hint("Haswell", "SkylakeX"), hint);
+  EXPECT_EQ(coretype_hint("zen", "SkylakeX"), hint);
+  EXPECT_EQ(coretype_hint("Prescott", "Haswell"),
+            "; this CPU supports the Haswell kernels: unset OPENBLAS_CORETYPE (vcpclip then chooses) or set it to "
+            "Haswell for faster fp32 (README \"Precision and BLAS kernels\")");
+  EXPECT_EQ(coretype_hint("SkylakeX", "SkylakeX"), "");
+  EXPECT_EQ(coretype_hint("CooperLake", "SkylakeX"), "");  // newer, not older
+  EXPECT_EQ(coretype_hint("Haswell", "Haswell"), "");
+  EXPECT_EQ(coretype_hint("SkylakeX", "Haswell"), "");  // the user's business (OpenBLAS may refuse it)
+  EXPECT_EQ(coretype_hint("MyCore", "SkylakeX"), "");   // unknown names: no guess
+  EXPECT_EQ(coretype_hint("Haswell", ""), "");
+
+  BlasKernels k;
+  EXPECT_EQ(kernels_origin(k), "not OpenBLAS");
+  k.openblas = true, k.before = "Prescott", k.after = "SkylakeX";
+  EXPECT_EQ(kernels_origin(k), "SkylakeX (switched by vcpclip from Prescott, OpenBLAS's fallback)");
+  k.before = "Haswell", k.after = "Haswell";
+  EXPECT_EQ(kernels_origin(k), "Haswell (OpenBLAS's own choice for this CPU)");
+  k.coretype_env = "Haswell";
+  EXPECT_EQ(kernels_origin(k), "Haswell (OPENBLAS_CORETYPE=Haswell from the environment)");
+  EXPECT_EQ(child_kernels_origin("Zen", "", false), "Zen (OpenBLAS's own choice for this CPU)");
+  EXPECT_EQ(child_kernels_origin("SkylakeX", "SkylakeX", true),
+            "SkylakeX (OPENBLAS_CORETYPE=SkylakeX set by vcpclip bench, as vcpclip's)");
+  EXPECT_EQ(child_kernels_origin("Haswell", "Haswell", false),
+            "Haswell (OPENBLAS_CORETYPE=Haswell from the environment)");
+}
+
+TEST(BlasKernels, VersionHintsWhenTheEnvironmentPicksOlderKernels) {
+  const std::string best = best_openblas_core();
+  if (best.empty()) GTEST_SKIP() << "neither AVX2 nor AVX-512";
+  const std::string exe = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip version";
+  const auto old = run_command("OPENBLAS_CORETYPE=Prescott " + exe);
+  ASSERT_EQ(old.status, 0) << old.out;
+  if (old.out.find("not OpenBLAS") != std::string::npos) GTEST_SKIP() << old.out;
+  EXPECT_NE(old.out.find("BLAS: OPENBLAS_CORETYPE=Prescott is set: left as it is" + coretype_hint("Prescott", best)),
+            std::string::npos)
+      << old.out;
+}

@@ -51,10 +51,12 @@ TEST(Runtime, ThreadsAreCoresPerLocalProcess) {
 }
 
 TEST(Runtime, PrecisionNamesAndDevices) {
-  for (auto p : {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kAutocast})
+  for (auto p : {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kAutocast, Precision::kAuto})
     EXPECT_EQ(parse_precision(to_string(p), "k"), p);
   EXPECT_EQ(error_of([] { parse_precision("half", "config key 'runtime.precision' in c.yaml"); }),
-            "config key 'runtime.precision' in c.yaml: expected fp32, bf16, fp16 or autocast, found 'half'");
+            "config key 'runtime.precision' in c.yaml: expected fp32, bf16, fp16, autocast or auto, found 'half'");
+  EXPECT_EQ(error_of([] { block_dtype(Precision::kAuto); }),
+            "runtime.precision auto must be resolved (model/precision_probe.h) before the model is set to a precision");
   EXPECT_EQ(block_dtype(Precision::kBf16), c10::kBFloat16);
   EXPECT_EQ(block_dtype(Precision::kFp16), c10::kHalf);
   EXPECT_EQ(block_dtype(Precision::kAutocast), c10::kFloat);  // autocast keeps fp32 weights
@@ -66,4 +68,11 @@ TEST(Runtime, PrecisionNamesAndDevices) {
   EXPECT_EQ(error_of([&] { check_precision(Precision::kAutocast, cpu); }),
             "runtime.precision autocast is CUDA autocast (fp16 over fp32 weights, the reference's GPU setting) and "
             "needs a CUDA device; use bf16 or fp32 on the CPU");
+}
+
+TEST(Runtime, AutoPrecisionRefusedOutsidePredict) {
+  for (auto p : {Precision::kFp32, Precision::kBf16}) EXPECT_NO_THROW(refuse_auto_precision(p, "eval"));
+  EXPECT_EQ(error_of([] { refuse_auto_precision(Precision::kAuto, "calibrate"); }),
+            "calibrate: runtime.precision auto is for predict and the Inferencer; calibrate needs an explicit "
+            "precision (fp32, the default, or bf16/fp16/autocast) so that its results mean what the config says");
 }

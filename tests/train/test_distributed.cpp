@@ -75,6 +75,7 @@ TEST(DistributedWorker, Run) {
   dist.broadcast({b}, 0);
   EXPECT_EQ(b[1].item<float>(), 5.0f);
   dist.barrier();
+  std::ofstream(std::string(out) + "/rank" + std::to_string(dist.rank()) + ".txt") << dist.describe();
   torch::save(params, std::string(out) + "/rank" + std::to_string(dist.rank()) + ".pt");
 }
 
@@ -110,6 +111,10 @@ TEST(DataParallel, TwoProcessesEqualOneProcess) {
     at::Tensor got;
     torch::load(got, (dir / ("rank" + std::to_string(r) + ".pt")).string());
     EXPECT_TRUE(at::allclose(got, expect, 1e-6, 1e-6)) << "rank " << r << "\n" << got << "\n" << expect;
+    std::ifstream in(dir / ("rank" + std::to_string(r) + ".txt"));
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "distributed: 2 processes, backend gloo (CPU training)");  // CPU training: Gloo
   }
   fs::remove_all(dir);
 }
@@ -141,4 +146,33 @@ TEST(DistEnvTest, ReadsAndValidatesEnvironment) {
   EXPECT_EQ(env.local_rank, 1);
   EXPECT_EQ(env.master_port, 29511);
   for (auto v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"}) ::unsetenv(v);
+}
+
+// The backend selection (pure): NCCL only for CUDA training with a LibTorch that has it; Gloo stays
+// the CPU backend. And the wiring: a Distributed on a CUDA device asks nccl_available().
+TEST(DistBackend, NcclForCudaWhenBuiltGlooOtherwise) {
+  if (std::getenv("VCPCLIP_TEST_DIST_OUT")) GTEST_SKIP();
+  const c10::Device cpu(c10::kCPU), cuda(c10::kCUDA, 0), cuda1(c10::kCUDA, 1);
+  for (bool built : {false, true}) {
+    const auto c = choose_backend(cpu, built);
+    EXPECT_EQ(c.backend, CommBackend::kGloo);
+    EXPECT_EQ(c.reason, "CPU training");
+  }
+  for (const auto& d : {cuda, cuda1}) {
+    const auto n = choose_backend(d, true);
+    EXPECT_EQ(n.backend, CommBackend::kNccl);
+    EXPECT_EQ(n.reason, "CUDA training and this LibTorch has NCCL");
+    const auto g = choose_backend(d, false);
+    EXPECT_EQ(g.backend, CommBackend::kGloo);
+    EXPECT_EQ(g.reason, "CUDA training but this LibTorch has no NCCL: gradients go through host memory");
+  }
+  EXPECT_STREQ(to_string(CommBackend::kNccl), "nccl");
+  EXPECT_STREQ(to_string(CommBackend::kGloo), "gloo");
+  // World size 1 joins nothing, whatever the device; the choice is still made and reported.
+  Distributed single(DistEnv{});
+  EXPECT_EQ(single.backend().backend, CommBackend::kGloo);
+  EXPECT_EQ(single.describe(), "distributed: single process (no process group)");
+  Distributed on_cuda(DistEnv{}, std::chrono::seconds(60), cuda);
+  EXPECT_EQ(on_cuda.backend().backend, nccl_available() ? CommBackend::kNccl : CommBackend::kGloo);
+  EXPECT_EQ(on_cuda.backend().reason, choose_backend(cuda, nccl_available()).reason);
 }

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/test_util.h"
 #include "trainer_fixture.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/train/losses.h"
@@ -25,6 +26,13 @@ TEST(Trainer, ResumeEqualsUninterruptedRun) {
                         "epochs.jsonl", "steps.jsonl"})
     EXPECT_TRUE(fs::exists(tmp.path / "a" / f)) << f;
   EXPECT_EQ(count_lines((tmp.path / "a" / "steps.jsonl").string()), 6);
+  // runtime.precision auto is predict's: train refuses it, before anything is written.
+  auto bad = request(data_root, (tmp.path / "auto").string());
+  bad.runtime.precision = Precision::kAuto;
+  EXPECT_EQ(vcpclip::testing::error_of([&] { train::run_training(bad); }),
+            "train: runtime.precision auto is for predict and the Inferencer; train needs an explicit precision "
+            "(fp32, the default, or bf16/fp16/autocast) so that its results mean what the config says");
+  EXPECT_FALSE(fs::exists(tmp.path / "auto"));
   EXPECT_EQ(count_lines((tmp.path / "a" / "epochs.jsonl").string()), 2);
   {
     std::ifstream in(tmp.path / "a" / "epochs.jsonl");

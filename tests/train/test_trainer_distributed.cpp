@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/test_util.h"
 #include "trainer_fixture.h"
 #include "vcpclip/train/distributed.h"
 
@@ -37,6 +38,7 @@ train::TrainRequest ddp_request(const std::string& data_root, const std::string&
   r.model.prompt_dropout = 0.0;
   r.train.epochs = 2;
   r.train.batch_size = 4;
+  r.runtime.log_level = "info";  // train.log then has the backend line (train/distributed.h)
   // Adam's first steps move each element by ≈ lr·sign(g): elements whose gradient is rounding
   // noise (two biases have analytically zero gradients) would differ by ±lr between any two
   // summation orders. A large eps makes the update ≈ lr·g/eps, linear in the gradient, so the
@@ -95,6 +97,11 @@ TEST(DataParallelTraining, TwoRanksEqualOneProcess) {
   const double d = max_diff(ta, tb);
   std::printf("max |2-rank - 1-process| over all trainable tensors after 6 steps: %.3g\n", d);
   EXPECT_LE(d, 1e-6);
+  // The backend choice is in rank 0's train.log (CPU training: Gloo), the single process's says so too.
+  const auto log = vcpclip::testing::slurp(ddp_out + "/train.log");
+  EXPECT_NE(log.find("distributed: 2 processes, backend gloo (CPU training)"), std::string::npos) << log;
+  const auto single_log = vcpclip::testing::slurp((tmp.path / "single" / "train.log").string());
+  EXPECT_NE(single_log.find("distributed: single process (no process group)"), std::string::npos) << single_log;
   // ... and training did move the tensors by far more than that.
   EXPECT_GT(max_diff(read_ckpt(ddp_out + "/checkpoint_epoch_1.pth"), ta), 1e-4);
   // The per-step losses rank 0 logged are those of the global batch.

@@ -36,6 +36,15 @@ nlohmann::json calibration_settings(const model::ModelOptions& model, const Post
 eval::Calibration load_checked_calibration(const std::string& path, const model::ModelOptions& model,
                                            const PostprocessOptions& pp, const std::string& checkpoint);
 
+/// The warning for a calibration made in another precision than the run's (README "Precision and
+/// BLAS kernels"); "" when they agree. `calibrated` is the file's "precision" ("" = not recorded,
+/// warned about only when the run is not fp32):
+///   "calibration F was made in fp32 and this run uses bf16: its thresholds were set on fp32 maps;
+///    decisions near a threshold may differ (calibrate in bf16, or run in fp32)"
+///   "calibration F does not record its precision (made by an older vcpclip, normally in fp32) and this
+///    run uses bf16: decisions near a threshold may differ (calibrate again, or run in fp32)"
+std::string calibration_precision_warning(const std::string& path, const std::string& calibrated, Precision used);
+
 /// One class of a checked calibration, applied image by image.
 class Decider {
  public:
@@ -57,11 +66,14 @@ class Decider {
 
   /// {"path", "class", "method", "image_threshold", "pixel_threshold"} for scores.json.
   nlohmann::json describe() const;
+  /// Logs calibration_precision_warning(path, the calibration's precision, used) as a warning when
+  /// there is one, and returns it.
+  std::string warn_if_other_precision(Precision used) const;
 
   const eval::ClassCalibration& calibration() const { return cls_; }
 
  private:
-  std::string path_, method_;
+  std::string path_, method_, precision_;
   eval::ClassCalibration cls_;
 };
 

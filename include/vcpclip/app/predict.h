@@ -23,7 +23,11 @@
 // Images are decoded and preprocessed on loader threads while the model computes; with `profile`
 // the time per stage (load, decoding, vision tower, Pre-VCP, text tower, Post-VCP + maps,
 // post-processing, writing) is printed to stderr and returned in PredictSummary::profile.
-// runtime.precision applies to the CLIP towers (common/runtime.h).
+// runtime.precision applies to the CLIP towers (common/runtime.h); scores.json "precision" is the one
+// used. With runtime.precision auto, a start-up GEMM probe picks fp32 or bf16 (model/precision_probe.h)
+// and scores.json also has "precision_probe": {"fp32_gflops", "bf16_gflops", "bf16_speedup",
+// "min_bf16_speedup", "rows", "shapes", "seconds"}. A calibration made in another precision is used
+// with a warning naming both (app/decider.h).
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>

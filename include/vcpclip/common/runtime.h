@@ -13,18 +13,26 @@ namespace vcpclip {
 /// runtime.precision: what the CLIP towers compute in (the VCP head, losses and post-processing
 /// stay fp32 in every mode except autocast, which is the reference's GPU setting).
 enum class Precision {
-  kFp32,     ///< default; golden parity
-  kBf16,     ///< vision tower matmuls in bfloat16 (CPU: oneDNN; CUDA), the rest fp32
-  kFp16,     ///< the same in float16 (CUDA only: LibTorch 1.13's CPU has no fp16 matmul)
-  kAutocast  ///< CUDA autocast (fp16) over fp32 weights for everything, as the reference's train.py/test.py
+  kFp32,      ///< default; golden parity
+  kBf16,      ///< vision tower matmuls in bfloat16 (CPU: oneDNN; CUDA), the rest fp32
+  kFp16,      ///< the same in float16 (CUDA only: LibTorch 1.13's CPU has no fp16 matmul)
+  kAutocast,  ///< CUDA autocast (fp16) over fp32 weights for everything, as the reference's train.py/test.py
+  kAuto       ///< predict and the Inferencer only: fp32 or bf16, whichever a start-up GEMM probe finds faster
+              ///< (model/precision_probe.h); resolved before the model runs
 };
-/// "fp32" | "bf16" | "fp16" | "autocast"; anything else: "<where>: expected fp32, bf16, fp16 or autocast, found 'x'".
+/// "fp32" | "bf16" | "fp16" | "autocast" | "auto"; anything else:
+/// "<where>: expected fp32, bf16, fp16, autocast or auto, found 'x'".
 Precision parse_precision(const std::string& text, const std::string& where);
 const char* to_string(Precision p);
 /// The dtype of the vision tower's attention/MLP weights and matmuls (fp32 for kFp32 and kAutocast).
 c10::ScalarType block_dtype(Precision p);
 /// A vcpclip::Error when `device` cannot run `p` (fp16 and autocast need CUDA).
 void check_precision(Precision p, const c10::Device& device);
+/// eval, train and calibrate keep an explicit precision, so that published metrics and calibrations
+/// mean exactly what their config says. runtime.precision auto there is this vcpclip::Error:
+/// "<command>: runtime.precision auto is for predict and the Inferencer; <command> needs an explicit
+///  precision (fp32, the default, or bf16/fp16/autocast) so that its results mean what the config says"
+void refuse_auto_precision(Precision p, const std::string& command);
 
 /// `runtime:` section of a run config.
 struct RuntimeOptions {

@@ -24,6 +24,7 @@
 //    "image_quantile": q | null, "pixel_quantile": q | null, "created": ISO time, "vcpclip": version,
 //    "data": {...what it was calibrated on...}, "checkpoint": {"path", "sha256"},
 //    "config": {"path", "settings": {...}},   settings: what determines maps and scores (app/calibrate.h)
+//    "precision": runtime.precision of the maps ("fp32", "bf16", ...; absent in files of older versions),
 //    "classes": [{"name", "images", "anomalous", "score_min", "score_max", "map_min", "map_max",
 //                 "image_threshold", "pixel_threshold", "image_f1", "pixel_f1", "image_f1_threshold",
 //                 "pixel_f1_threshold", "image_confusion": {"tp","fp","fn","tn"},
@@ -68,6 +69,9 @@ struct Calibration {
   std::string checkpoint, checkpoint_sha256;
   std::string config_path;
   nlohmann::json settings = nlohmann::json::object();  ///< what determines maps and scores
+  /// runtime.precision of the maps ("fp32", "bf16", ...; "" = not recorded: made before vcpclip
+  /// recorded it). Another precision in a run is a warning, not a refusal (app/decider.h).
+  std::string precision;
   std::vector<ClassCalibration> classes;
   std::vector<std::pair<std::string, std::string>> skipped;  ///< (class, reason)
 
