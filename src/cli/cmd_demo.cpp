@@ -23,7 +23,7 @@ static vcpclip::cli::CommandRegistrar reg(
     "demo",
     "Run the whole protocol without downloads: synthetic auxiliary/target sets of disjoint products, the "
     "demo backbone, training on the auxiliary set, zero-shot evaluation of the untrained and trained head on the "
-    "target set, anomaly-map PNGs and the files to open (configs/demo.yaml, built in)",
+    "target set, anomaly-map PNGs and report.html to open (configs/demo.yaml, built in)",
     [](CLI::App& sub) -> vcpclip::cli::Action {
       auto a = std::make_shared<DemoArgs>();
       sub.add_option("--out,-o", a->out, "output directory (default: demo.out_dir = runs/demo)");
