@@ -18,6 +18,7 @@
 //   eval:         batch_size, out_dir, save_maps, export_png, png_limit
 //                 + eval.data (data::parse_data_options) + eval::parse_metrics_options keys
 //                 (aupro, aupro_fpr_limit, aupro_steps, curves)
+//   serve:        app::parse_serve_options (host, port, batching, limits, token)
 //
 // An unknown or mistyped key anywhere (top level or inside any section) is a vcpclip::Error naming
 // the key and the file. Sections absent from the file get their defaults; sections without a
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "vcpclip/app/predict.h"
+#include "vcpclip/app/serve_options.h"
 #include "vcpclip/common/runtime.h"
 #include "vcpclip/data/datasets.h"
 #include "vcpclip/eval/metrics.h"
@@ -73,6 +75,7 @@ struct RunConfig {
   PredictOptions predict;
   TrainSection train;
   EvalSection eval;
+  ServeOptions serve;
 
   /// The model options, or a vcpclip::Error "<command> needs a `model` section in <path>".
   const model::ModelOptions& require_model(const std::string& command) const;
