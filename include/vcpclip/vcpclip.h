@@ -72,8 +72,7 @@ class Inferencer {
 
   /// Several images in ONE forward pass (what `vcpclip serve` batches): element i is what
   /// predict(images[i]) gives, up to the BLAS rounding of a larger batch. Empty in, empty out.
-  std::vector<Prediction> predict_batch(const std::vector<cv::Mat>& images,
-                                        ColorOrder order = ColorOrder::kBGR) const;
+  std::vector<Prediction> predict_batch(const std::vector<cv::Mat>& images, ColorOrder order = ColorOrder::kBGR) const;
 
   int64_t image_size() const;  ///< S, the model's working size
   bool calibrated() const;

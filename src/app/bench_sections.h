@@ -36,7 +36,8 @@ nlohmann::json predict_section(BenchContext& ctx);       ///< tiny/mid, in proce
 nlohmann::json real_predict_section(BenchContext& ctx);  ///< ViT-B-16@224, ViT-L-14-336@518, `predict` processes
 nlohmann::json metrics_section(BenchContext& ctx);
 nlohmann::json train_section(BenchContext& ctx);
-nlohmann::json serve_section(BenchContext& ctx);  ///< `vcpclip serve` vs Inferencer::predict and `predict` (bench_serve.cpp)
+nlohmann::json serve_section(
+    BenchContext& ctx);  ///< `vcpclip serve` vs Inferencer::predict and `predict` (bench_serve.cpp)
 
 // ---- helpers shared by the sections ----
 void sync(const c10::Device& d);

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
@@ -20,6 +21,7 @@
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/app/run_util.h"
 #include "vcpclip/app/serve.h"
+#include "vcpclip/common/error.h"
 #include "vcpclip/http_lib.h"
 
 namespace fs = std::filesystem;
@@ -146,8 +148,8 @@ nlohmann::json serve_section(BenchContext& ctx) {
              "`vcpclip predict` (8 clients, img/s; predict batch 8); 256x256 PNGs, "
           << repeats << " repetition(s): median [min, max]\n";
   char line[240];
-  std::snprintf(line, sizeof line, "  %-5s %4s %22s %22s %9s %20s %20s %7s\n", "model", "S", "Inferencer ms",
-                "HTTP ms", "added", "serve img/s", "predict img/s", "ratio");
+  std::snprintf(line, sizeof line, "  %-5s %4s %22s %22s %9s %20s %20s %7s\n", "model", "S", "Inferencer ms", "HTTP ms",
+                "added", "serve img/s", "predict img/s", "ratio");
   ctx.out << line;
   nlohmann::json arr = nlohmann::json::array();
   for (const std::string name : {"tiny", "mid"}) {
@@ -157,14 +159,19 @@ nlohmann::json serve_section(BenchContext& ctx) {
     const auto paths = write_images(dir / (name + "_images"), name == "tiny" ? 32 : 16);
     const int requests = ctx.opts.quick ? 8 : (name == "tiny" ? 64 : 16);
     std::vector<Row> rows;
-    for (int r = 0; r < repeats; ++r) rows.push_back(measure(config, checkpoint, paths, requests, dir / (name + "_out")));
+    for (int r = 0; r < repeats; ++r)
+      rows.push_back(measure(config, checkpoint, paths, requests, dir / (name + "_out")));
     auto stat = [&](double Row::*f) {
       std::vector<double> v;
       for (const auto& r : rows) v.push_back(r.*f);
-      return std::array<double, 3>{median(v), *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end())};
+      return std::array<double, 3>{median(v), *std::min_element(v.begin(), v.end()),
+                                   *std::max_element(v.begin(), v.end())};
     };
-    const auto d = stat(&Row::direct_ms), h = stat(&Row::http_ms), s = stat(&Row::serve_ips), p = stat(&Row::predict_ips);
-    auto cell = [](const std::array<double, 3>& v) { return fmt("%.2f", v[0]) + " [" + fmt("%.2f", v[1]) + ", " + fmt("%.2f", v[2]) + "]"; };
+    const auto d = stat(&Row::direct_ms), h = stat(&Row::http_ms), s = stat(&Row::serve_ips),
+               p = stat(&Row::predict_ips);
+    auto cell = [](const std::array<double, 3>& v) {
+      return fmt("%.2f", v[0]) + " [" + fmt("%.2f", v[1]) + ", " + fmt("%.2f", v[2]) + "]";
+    };
     const double added = h[0] - d[0], allowed = 0.05 * d[0] + 2.0;
     const int64_t size = name == "tiny" ? 64 : 224;
     std::snprintf(line, sizeof line, "  %-5s %4lld %22s %22s %9s %20s %20s %6.2fx\n", name.c_str(), (long long)size,

@@ -1,12 +1,11 @@
 // The inference endpoints of `vcpclip serve` (README "Serving"): POST /v1/predict and the KServe
 // v2 POST /v2/models/vcpclip/infer. Both decode the image in the request's worker thread, queue
 // it for the batcher (app/serve_batcher.h) and wait at most serve.timeout_s for its batch.
-#include "vcpclip/http_lib.h"
-
 #include <chrono>
 
 #include "serve_internal.h"
 #include "vcpclip/app/serve_image.h"
+#include "vcpclip/http_lib.h"
 
 namespace vcpclip::app {
 namespace {
@@ -27,8 +26,8 @@ BatchOutcome infer(ServeContext& ctx, cv::Mat image) {
                                        : "the queue is full (serve.queue = " + std::to_string(ctx.options.queue) +
                                              " images waiting); retry later");
   if (future->wait_for(std::chrono::seconds(ctx.options.timeout_s)) != std::future_status::ready)
-    throw ServeError(503, "no answer from the model within serve.timeout_s = " +
-                              std::to_string(ctx.options.timeout_s) + " s");
+    throw ServeError(
+        503, "no answer from the model within serve.timeout_s = " + std::to_string(ctx.options.timeout_s) + " s");
   BatchOutcome out = future->get();
   if (out.status != 200) throw ServeError(out.status, out.error);
   return out;
@@ -103,8 +102,7 @@ std::string infer_input(const nlohmann::json& body) {
   if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array() || body["inputs"].size() != 1)
     throw ServeError(400, "expected {\"inputs\": [one input named \"image\"]} (KServe v2 inference request)");
   const auto& in = body["inputs"][0];
-  if (!in.is_object() || in.value("name", "") != "image")
-    throw ServeError(400, "the input must be named \"image\"");
+  if (!in.is_object() || in.value("name", "") != "image") throw ServeError(400, "the input must be named \"image\"");
   if (in.value("datatype", "") != "BYTES") throw ServeError(400, "input \"image\": expected datatype BYTES");
   if (in.value("shape", nlohmann::json()) != nlohmann::json::array({1}))
     throw ServeError(400, "input \"image\": expected shape [1] (one image per request)");
@@ -123,9 +121,12 @@ void run_infer_request(ServeContext& ctx, const httplib::Request& req, httplib::
     want_score = want_decision = false;
     for (const auto& o : body["outputs"]) {
       const std::string name = o.is_object() ? o.value("name", "") : "";
-      if (name == "score") want_score = true;
-      else if (name == "decision" && ctx.calibration) want_decision = true;
-      else if (name == "anomaly_map") want_map = true;
+      if (name == "score")
+        want_score = true;
+      else if (name == "decision" && ctx.calibration)
+        want_decision = true;
+      else if (name == "anomaly_map")
+        want_map = true;
       else
         throw ServeError(400, "unknown output '" + name.substr(0, 40) + "' (score, anomaly_map" +
                                   (ctx.calibration ? ", decision)" : "; decision needs a calibration)"));

@@ -2,7 +2,6 @@
 // error answers, metrics and draining. The inference endpoints are in serve_handlers.cpp.
 #include "vcpclip/app/serve_http.h"
 
-#include "vcpclip/http_lib.h"
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -11,6 +10,7 @@
 
 #include "serve_internal.h"
 #include "vcpclip/common/error.h"
+#include "vcpclip/http_lib.h"
 
 namespace vcpclip::app {
 namespace {
@@ -46,8 +46,8 @@ std::string default_message(int status, const httplib::Request& req, const Serve
     case 404:
       return "no route " + path + " (see GET / for the page, POST /v1/predict, /v2/...)";
     case 405:
-      return "method " + req.method.substr(0, 20) + " is not allowed on " + path + " (allowed: " +
-             routes().at(req.path) + ")";
+      return "method " + req.method.substr(0, 20) + " is not allowed on " + path +
+             " (allowed: " + routes().at(req.path) + ")";
     case 413:
       return "the body is over serve.max_body_mb = " + std::to_string(o.max_body_mb) + " MB";
     case 414:
@@ -116,15 +116,16 @@ void ServeServer::Impl::configure() {
               req.has_header("Authorization") ? "wrong token" : "missing token (send Authorization: Bearer <token>)");
     return httplib::Server::HandlerResponse::Handled;
   });
-  svr.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const auto it = routes().find(req.path);
-    if (res.status == 404 && it != routes().end() && req.method != it->second) {
-      res.status = 405;
-      res.set_header("Allow", it->second);
-    }
-    if (res.body.empty()) set_error(res, res.status, default_message(res.status, req, ctx.options));
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  svr.set_error_handler(
+      httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+        const auto it = routes().find(req.path);
+        if (res.status == 404 && it != routes().end() && req.method != it->second) {
+          res.status = 405;
+          res.set_header("Allow", it->second);
+        }
+        if (res.body.empty()) set_error(res, res.status, default_message(res.status, req, ctx.options));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "unknown error";
     try {
@@ -174,7 +175,8 @@ void ServeServer::Impl::add_routes() {
     if (!ctx.ready) return set_error(res, 503, "the model is still loading");
     json(res, ctx.metadata);
   });
-  svr.Post("/v1/predict", [this](const httplib::Request& req, httplib::Response& res) { handle_predict(ctx, req, res); });
+  svr.Post("/v1/predict",
+           [this](const httplib::Request& req, httplib::Response& res) { handle_predict(ctx, req, res); });
   svr.Post("/v2/models/vcpclip/infer",
            [this](const httplib::Request& req, httplib::Response& res) { handle_infer(ctx, req, res); });
 }
@@ -201,9 +203,10 @@ int ServeServer::bind() {
             "--host / --port");
   const bool loopback = o.host == "127.0.0.1" || o.host == "::1" || o.host == "localhost";
   if (!loopback && impl_->token.empty())
-    spdlog::warn("serve: listening on {} without a token: anyone who can reach this port can use the model "
-                 "(set serve.token or VCPCLIP_SERVE_TOKEN)",
-                 o.host);
+    spdlog::warn(
+        "serve: listening on {} without a token: anyone who can reach this port can use the model "
+        "(set serve.token or VCPCLIP_SERVE_TOKEN)",
+        o.host);
   return port;
 }
 
@@ -218,8 +221,8 @@ void ServeServer::set_model(ServeModel model) {
   ctx.metadata = std::move(model.metadata);
   if (model.map_range) ctx.calibration = ServeCalibration{*model.map_range, model.pixel_threshold};
   const auto& o = ctx.options;
-  ctx.batcher = std::make_unique<Batcher>(*ctx.inferencer, BatcherOptions{o.max_batch, o.max_wait_ms, o.queue},
-                                          &ctx.metrics);
+  ctx.batcher =
+      std::make_unique<Batcher>(*ctx.inferencer, BatcherOptions{o.max_batch, o.max_wait_ms, o.queue}, &ctx.metrics);
   if (ctx.draining) ctx.batcher->drain(Clock::now() + std::chrono::seconds(o.timeout_s));
   ctx.ready = true;
 }

@@ -16,7 +16,9 @@ uint32_t be16(const std::string& b, size_t i) { return (uint8_t(b[i]) << 8) | ui
 uint32_t be32(const std::string& b, size_t i) { return (be16(b, i) << 16) | be16(b, i + 2); }
 uint32_t le16(const std::string& b, size_t i) { return uint8_t(b[i]) | (uint8_t(b[i + 1]) << 8); }
 uint32_t le32(const std::string& b, size_t i) { return le16(b, i) | (le16(b, i + 2) << 16); }
-bool starts(const std::string& b, const char* magic, size_t n) { return b.size() >= n && b.compare(0, n, magic, n) == 0; }
+bool starts(const std::string& b, const char* magic, size_t n) {
+  return b.size() >= n && b.compare(0, n, magic, n) == 0;
+}
 
 /// The frame header (SOFn) of a JPEG: walks the marker segments.
 std::optional<cv::Size> jpeg_size(const std::string& b) {
@@ -52,8 +54,7 @@ std::optional<cv::Size> announced_size(const std::string& b) {
   }
   if ((starts(b, "GIF87a", 6) || starts(b, "GIF89a", 6)) && b.size() >= 10) return size(le16(b, 6), le16(b, 8));
   if (starts(b, "RIFF", 4) && b.size() >= 30 && b.compare(8, 4, "WEBP") == 0) {
-    if (b.compare(12, 4, "VP8X") == 0)
-      return size(1 + (le32(b, 24) & 0xFFFFFF), 1 + (le32(b, 27) & 0xFFFFFF));
+    if (b.compare(12, 4, "VP8X") == 0) return size(1 + (le32(b, 24) & 0xFFFFFF), 1 + (le32(b, 27) & 0xFFFFFF));
     if (b.compare(12, 4, "VP8 ") == 0) return size(le16(b, 26) & 0x3FFF, le16(b, 28) & 0x3FFF);
   }
   return std::nullopt;
@@ -80,8 +81,7 @@ cv::Mat decode_request_image(const std::string& bytes, int64_t max_pixels) {
     throw ServeError(400, "unsupported image: expected 8 or 16 bits per channel, found OpenCV depth " +
                               std::to_string(image.depth()));
   if (image.channels() != 1 && image.channels() != 3 && image.channels() != 4)
-    throw ServeError(400, "unsupported image: expected 1, 3 or 4 channels, found " +
-                              std::to_string(image.channels()));
+    throw ServeError(400, "unsupported image: expected 1, 3 or 4 channels, found " + std::to_string(image.channels()));
   return image;
 }
 

@@ -119,7 +119,8 @@ TEST(ServeImage, HeaderLimitsAndBase64) {
     EXPECT_EQ(e.status(), 413);
     EXPECT_STREQ(e.what(), "the image has 52x40 pixels, over the limit of 2079 (serve.max_pixels)");
   }
-  for (const std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)})
+  for (const std::string& s :
+       std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)})
     EXPECT_EQ(app::base64_decode(app::base64_encode(s), "x"), s);
   EXPECT_EQ(app::base64_encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(app::base64_decode("Zm9vYg", "x"), "foob");

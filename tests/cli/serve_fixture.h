@@ -75,8 +75,8 @@ class ServerProcess {
   /// Starts `vcpclip serve -c config -k <fixture checkpoint> extra...` and waits until it printed its port.
   ServerProcess(const std::string& config, const std::vector<std::string>& extra, const std::string& env_token = "") {
     log_ = (fs::temp_directory_path() / ("serve_" + std::to_string(++counter()) + ".log")).string();
-    std::vector<std::string> args{std::string(VCPCLIP_BINARY_DIR) + "/vcpclip", "serve", "-c", config, "-k",
-                                  fx::path("tiny_vcp.pth")};
+    std::vector<std::string> args{
+        std::string(VCPCLIP_BINARY_DIR) + "/vcpclip", "serve", "-c", config, "-k", fx::path("tiny_vcp.pth")};
     args.insert(args.end(), extra.begin(), extra.end());
     // Everything the child needs is prepared before fork(): the child only redirects and execs.
     std::vector<char*> argv;
@@ -102,8 +102,10 @@ class ServerProcess {
     for (int i = 0; i < 600 && port_ == 0; ++i) {
       std::smatch m;
       const std::string text = log();
-      if (std::regex_search(text, m, re)) port_ = std::stoi(m[1]);
-      else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (std::regex_search(text, m, re))
+        port_ = std::stoi(m[1]);
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
   ~ServerProcess() {

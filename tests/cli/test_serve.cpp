@@ -98,20 +98,20 @@ TEST(Serve, ScoresAndDecisionsEqualPredictInBatches) {
     const cv::Mat image = cv::imread(images()[i], cv::IMREAD_UNCHANGED);
     EXPECT_EQ(a["image_size"], json::array({image.rows, image.cols}));
     const cv::Mat mask = png_of(a["mask_png"].get<std::string>());
-    const cv::Mat predicted = cv::imread((fs::temp_directory_path() / "serve_parity_predict" /
-                                          (e["stem"].get<std::string>() + "_mask.png"))
-                                             .string(),
-                                         cv::IMREAD_UNCHANGED);
+    const cv::Mat predicted = cv::imread(
+        (fs::temp_directory_path() / "serve_parity_predict" / (e["stem"].get<std::string>() + "_mask.png")).string(),
+        cv::IMREAD_UNCHANGED);
     ASSERT_EQ(mask.size(), predicted.size());
     EXPECT_EQ(cv::countNonZero(mask != predicted), 0) << "mask differs from predict's for " << images()[i];
     EXPECT_EQ(a["regions"].size(), e["regions"].size());
   }
   // KServe v2: the same score and decision; the anomaly map at the input's size.
   httplib::Client c("127.0.0.1", server.port());
-  const json req = {{"inputs", {{{"name", "image"}, {"datatype", "BYTES"}, {"shape", {1}},
-                                 {"data", {b64(sf::file_bytes(images()[1]))}}}}},
-                    {"outputs", {{{"name", "score"}}, {{"name", "decision"}}, {{"name", "anomaly_map"}}}},
-                    {"id", "part-17"}};
+  const json req = {
+      {"inputs",
+       {{{"name", "image"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {b64(sf::file_bytes(images()[1]))}}}}},
+      {"outputs", {{{"name", "score"}}, {{"name", "decision"}}, {{"name", "anomaly_map"}}}},
+      {"id", "part-17"}};
   auto r = c.Post("/v2/models/vcpclip/infer", req.dump(), "application/json");
   ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
   const json k = json::parse(r->body);
@@ -160,10 +160,11 @@ TEST(Serve, MetadataMapsAndMetrics) {
   EXPECT_EQ(r->body.find("http://"), std::string::npos) << "the page must not load anything from elsewhere";
   r = c.Get("/metrics");
   ASSERT_TRUE(r && r->status == 200);
-  for (const char* line : {"vcpclip_requests_total{path=\"/v1/predict\",status=\"200\"} 1",
-                           "vcpclip_requests_total{path=\"/v2/models/vcpclip\",status=\"200\"} 1",
-                           "vcpclip_batch_size_bucket{le=\"1\"} 1", "vcpclip_batch_size_count 1",
-                           "vcpclip_images_processed_total 1", "vcpclip_queue_depth 0", "vcpclip_request_seconds_count"})
+  for (const char* line :
+       {"vcpclip_requests_total{path=\"/v1/predict\",status=\"200\"} 1",
+        "vcpclip_requests_total{path=\"/v2/models/vcpclip\",status=\"200\"} 1", "vcpclip_batch_size_bucket{le=\"1\"} 1",
+        "vcpclip_batch_size_count 1", "vcpclip_images_processed_total 1", "vcpclip_queue_depth 0",
+        "vcpclip_request_seconds_count"})
     EXPECT_NE(r->body.find(line), std::string::npos) << line << "\n" << r->body;
 }
 
@@ -251,6 +252,7 @@ TEST(Serve, UnknownServeKeyIsAnError) {
   const auto r = vcpclip::testing::run_vcpclip("serve -c " + config + " -k " + fx::path("tiny_vcp.pth"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("serve.max_batchs"), std::string::npos) << r.out;
-  const auto bad = vcpclip::testing::run_vcpclip("serve -c " + config + " -k x.pth --set serve.max_batchs=null --set serve.port=70000");
+  const auto bad = vcpclip::testing::run_vcpclip("serve -c " + config +
+                                                 " -k x.pth --set serve.max_batchs=null --set serve.port=70000");
   EXPECT_EQ(bad.status, 1);
 }

@@ -44,9 +44,9 @@ TEST(ServeBrowser, PageShowsTheApiAnswer) {
   const auto api = nlohmann::json::parse(r->body);
   const std::string shot = std::string(VCPCLIP_BINARY_DIR) + "/serve_page.png";
   fs::remove(shot);
-  const auto run = vcpclip::testing::run_command("node " + std::string(VCPCLIP_SOURCE_DIR) +
-                                                 "/tests/browser/serve_page.mjs http://127.0.0.1:" +
-                                                 std::to_string(server.port()) + "/ " + image + " " + shot);
+  const auto run = vcpclip::testing::run_command(
+      "node " + std::string(VCPCLIP_SOURCE_DIR) +
+      "/tests/browser/serve_page.mjs http://127.0.0.1:" + std::to_string(server.port()) + "/ " + image + " " + shot);
   ASSERT_EQ(run.status, 0) << run.out;
   const auto shown = nlohmann::json::parse(run.out.substr(run.out.rfind("{\"score_text\"")));
   char text[64];

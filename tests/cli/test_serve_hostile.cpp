@@ -37,19 +37,18 @@ std::string le16(uint32_t v) { return {char(v), char(v >> 8)}; }
 std::string le32(uint32_t v) { return le16(v & 0xFFFF) + le16(v >> 16); }
 
 std::string png_header(uint32_t w, uint32_t h) {
-  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(w) + be32(h) + std::string("\x08\x02\0\0\0", 5) +
-         be32(0x12345678);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(w) + be32(h) +
+         std::string("\x08\x02\0\0\0", 5) + be32(0x12345678);
 }
 std::string bmp_header(uint32_t w, uint32_t h) {
-  return "BM" + le32(54) + le32(0) + le32(54) + le32(40) + le32(w) + le32(h) + le16(1) + le16(24) + std::string(24, '\0');
+  return "BM" + le32(54) + le32(0) + le32(54) + le32(40) + le32(w) + le32(h) + le16(1) + le16(24) +
+         std::string(24, '\0');
 }
 std::string jpeg_header(uint16_t w, uint16_t h) {
   return std::string("\xFF\xD8\xFF\xC0\x00\x11\x08", 7) + char(h >> 8) + char(h & 0xFF) + char(w >> 8) +
          char(w & 0xFF) + std::string("\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01", 10) + std::string(64, '\0');
 }
-std::string kserve(const std::string& input) {
-  return R"({"inputs":[)" + input + "]}";
-}
+std::string kserve(const std::string& input) { return R"({"inputs":[)" + input + "]}"; }
 std::string multipart(const std::string& field, const std::string& content) {
   return "--XyZ\r\nContent-Disposition: form-data; name=\"" + field +
          "\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n" + content + "\r\n--XyZ--\r\n";
@@ -82,8 +81,8 @@ std::vector<Case> cases() {
       {"multipart with a corrupt image",
        request("POST", p, "multipart/form-data; boundary=XyZ", multipart("image", "garbage")), 400},
       {"bad query flag", request("POST", p + "?map=maybe", "image/png", png), 400},
-      {"header line over 8 KiB", request("GET", "/v2/health/live", "", "", "", "X-Big: " + std::string(10000, 'a') + "\r\n"),
-       400},
+      {"header line over 8 KiB",
+       request("GET", "/v2/health/live", "", "", "", "X-Big: " + std::string(10000, 'a') + "\r\n"), 400},
       {"request line over 8 KiB", request("GET", "/" + std::string(9000, 'a'), "", ""), 414},
       {"unknown method", request("BREW", "/v1/predict", "", ""), 400},
       {"not HTTP", "GARBAGE\r\n\r\n", 400},
@@ -102,7 +101,8 @@ std::vector<Case> cases() {
       {"KServe body not JSON", request("POST", k, "application/json", "{not json"), 400},
       {"KServe no inputs", request("POST", k, "application/json", "{}"), 400},
       {"KServe wrong input name",
-       request("POST", k, "application/json", kserve(R"({"name":"img","datatype":"BYTES","shape":[1],"data":["AA=="]})")),
+       request("POST", k, "application/json",
+               kserve(R"({"name":"img","datatype":"BYTES","shape":[1],"data":["AA=="]})")),
        400},
       {"KServe FP32 input",
        request("POST", k, "application/json", kserve(R"({"name":"image","datatype":"FP32","shape":[1],"data":[1.0]})")),
@@ -112,15 +112,17 @@ std::vector<Case> cases() {
                kserve(R"({"name":"image","datatype":"BYTES","shape":[2],"data":["AA==","AA=="]})")),
        400},
       {"KServe invalid base64",
-       request("POST", k, "application/json", kserve(R"({"name":"image","datatype":"BYTES","shape":[1],"data":["%%%%"]})")),
+       request("POST", k, "application/json",
+               kserve(R"({"name":"image","datatype":"BYTES","shape":[1],"data":["%%%%"]})")),
        400},
       {"KServe base64 of garbage",
        request("POST", k, "application/json",
                kserve(R"({"name":"image","datatype":"BYTES","shape":[1],"data":["aGVsbG8gd29ybGQ="]})")),
        400},
       {"KServe unknown output",
-       request("POST", k, "application/json",
-               R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["AA=="]}],"outputs":[{"name":"x"}]})"),
+       request(
+           "POST", k, "application/json",
+           R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["AA=="]}],"outputs":[{"name":"x"}]})"),
        400},
       // Announces 1000 bytes, sends 10, then stops: serve.timeout_s (2 s) ends it.
       {"client that stops sending its body",

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <numeric>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "serve_fixture.h"
 
@@ -73,9 +73,9 @@ TEST(ServeLoad, TwoThousandRequestsFromSixteenClients) {
   std::printf("serve load: RSS over the first 500 requests %.0f kB, over the last 500 %.0f kB\n", first, last);
   auto m = probe.Get("/metrics");
   ASSERT_TRUE(m);
-  EXPECT_NE(m->body.find("vcpclip_requests_total{path=\"/v1/predict\",status=\"200\"} " +
-                         std::to_string(kRequests + 3)),
-            std::string::npos);
+  EXPECT_NE(
+      m->body.find("vcpclip_requests_total{path=\"/v1/predict\",status=\"200\"} " + std::to_string(kRequests + 3)),
+      std::string::npos);
   server.signal(SIGTERM);
   EXPECT_EQ(server.wait_exit(60), 0) << server.log();
 }

@@ -22,11 +22,11 @@
 namespace vcpclip::app {
 
 struct BatchOutcome {
-  int status = 200;                     ///< 200, or 503 (drained) / 500 (the model failed)
-  std::string error;                    ///< why, when status != 200
+  int status = 200;                      ///< 200, or 503 (drained) / 500 (the model failed)
+  std::string error;                     ///< why, when status != 200
   std::optional<Prediction> prediction;  ///< with status 200
-  double model_ms = 0;                  ///< time of the batch's predict_batch call
-  int batch_size = 0;                   ///< images in that batch
+  double model_ms = 0;                   ///< time of the batch's predict_batch call
+  int batch_size = 0;                    ///< images in that batch
 };
 
 struct BatcherOptions {
