@@ -21,6 +21,7 @@
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/app/run_util.h"
 #include "vcpclip/app/serve.h"
+#include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/http_lib.h"
 
