@@ -158,14 +158,25 @@ TEST(Serve, MetadataMapsAndMetrics) {
   ASSERT_TRUE(r && r->status == 200);
   EXPECT_NE(r->body.find("<title>vcpclip inspection</title>"), std::string::npos);
   EXPECT_EQ(r->body.find("http://"), std::string::npos) << "the page must not load anything from elsewhere";
-  r = c.Get("/metrics");
-  ASSERT_TRUE(r && r->status == 200);
-  for (const char* line :
-       {"vcpclip_requests_total{path=\"/v1/predict\",status=\"200\"} 1",
-        "vcpclip_requests_total{path=\"/v2/models/vcpclip\",status=\"200\"} 1", "vcpclip_batch_size_bucket{le=\"1\"} 1",
-        "vcpclip_batch_size_count 1", "vcpclip_images_processed_total 1", "vcpclip_queue_depth 0",
-        "vcpclip_request_seconds_count"})
-    EXPECT_NE(r->body.find(line), std::string::npos) << line << "\n" << r->body;
+  // The access log (which counts) runs after the answer is sent: wait for it briefly.
+  const std::vector<std::string> lines{"vcpclip_requests_total{path=\"/v1/predict\",status=\"200\"} 1",
+                                       "vcpclip_requests_total{path=\"/v2/models/vcpclip\",status=\"200\"} 1",
+                                       "vcpclip_batch_size_bucket{le=\"1\"} 1",
+                                       "vcpclip_batch_size_count 1",
+                                       "vcpclip_images_processed_total 1",
+                                       "vcpclip_queue_depth 0",
+                                       "vcpclip_request_seconds_count"};
+  std::string text;
+  for (int i = 0; i < 50; ++i) {
+    r = c.Get("/metrics");
+    ASSERT_TRUE(r && r->status == 200);
+    text = r->body;
+    bool all = true;
+    for (const auto& l : lines) all = all && text.find(l) != std::string::npos;
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (const auto& l : lines) EXPECT_NE(text.find(l), std::string::npos) << l << "\n" << text;
 }
 
 TEST(Serve, FullQueueAnswers503AtOnce) {
@@ -176,6 +187,7 @@ TEST(Serve, FullQueueAnswers503AtOnce) {
   for (int i = 0; i < 2; ++i)
     waiting.push_back(std::async(std::launch::async, [&] {
       httplib::Client c("127.0.0.1", server.port());
+      c.set_read_timeout(60, 0);
       auto r = c.Post("/v1/predict", sf::file_bytes(images()[0]), "image/png");
       return r ? r->status : 0;
     }));
