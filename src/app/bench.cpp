@@ -291,6 +291,7 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   if (wanted("real") && !opts.quick) j["predict_real"] = real_predict_section(ctx);
   if (wanted("metrics")) j["metrics"] = metrics_section(ctx);
   if (wanted("train")) j["train"] = train_section(ctx);
+  if (wanted("few_shot")) j["few_shot"] = few_shot_section(ctx);
   j["peak_rss_mb"] = peak_rss_mb();
   j["seconds"] = seconds_since(start);
   j["notes"] = ctx.notes;

@@ -36,6 +36,7 @@ nlohmann::json predict_section(BenchContext& ctx);       ///< tiny/mid, in proce
 nlohmann::json real_predict_section(BenchContext& ctx);  ///< ViT-B-16@224, ViT-L-14-336@518, `predict` processes
 nlohmann::json metrics_section(BenchContext& ctx);
 nlohmann::json train_section(BenchContext& ctx);
+nlohmann::json few_shot_section(BenchContext& ctx);  ///< reference memory cost (bench_few_shot.cpp)
 
 // ---- helpers shared by the sections ----
 void sync(const c10::Device& d);

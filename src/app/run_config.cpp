@@ -107,6 +107,10 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
     auto s = root.section("eval");
     cfg.eval = parse_eval_section(s);
   }
+  {
+    auto s = root.section("few_shot");
+    cfg.few_shot = parse_few_shot_options(s);
+  }
   root.finish();
   return cfg;
 }

@@ -12,6 +12,8 @@
 //   metrics  all metrics of one class vs sklearn + the reference cal_pro_score
 //            (scripts/bench_metrics_reference.py, same maps)
 //   train    training step time (train::train_step, tiny and mid)
+//   few_shot reference memory at ViT-L-14-336@518, random weights (--quick: ViT-B-16@224): MB per
+//            shot, build s/image, predict_maps with a k = 4 memory vs without, RSS (docs/few_shot.md)
 //   peak RSS of the process
 // The Python columns need a python3 with torch, numpy, scikit-learn and the reference code
 // (--ref, default /tmp/ref): $VCPCLIP_PYTHON, else /usr/bin/python3, else python3 on PATH; when
@@ -68,7 +70,7 @@ struct BenchOptions {
   std::string ref_dir = "/tmp/ref";  ///< reference code for the Python scripts
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
-  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train); empty = all
+  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train, few_shot); empty = all
   std::string weights_dir = "runs/bench/weights";  ///< real-size weight files (made there once, reused)
   std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
   int repeats = 3;                                                   ///< repetitions of each real-size row

@@ -18,6 +18,7 @@
 //   eval:         batch_size, out_dir, save_maps, export_png, png_limit
 //                 + eval.data (data::parse_data_options) + eval::parse_metrics_options keys
 //                 (aupro, aupro_fpr_limit, aupro_steps, curves)
+//   few_shot:     k, seed, folder | data, layers, fusion, weight   (app::parse_few_shot_options)
 //
 // An unknown or mistyped key anywhere (top level or inside any section) is a vcpclip::Error naming
 // the key and the file. Sections absent from the file get their defaults; sections without a
@@ -29,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/app/few_shot.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/common/runtime.h"
 #include "vcpclip/data/datasets.h"
@@ -73,6 +75,7 @@ struct RunConfig {
   PredictOptions predict;
   TrainSection train;
   EvalSection eval;
+  FewShotOptions few_shot;  ///< `few_shot:` (k 0 = zero-shot)
 
   /// The model options, or a vcpclip::Error "<command> needs a `model` section in <path>".
   const model::ModelOptions& require_model(const std::string& command) const;
