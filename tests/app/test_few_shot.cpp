@@ -20,6 +20,7 @@
 #include "vcpclip/app/few_shot.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/app/run_config.h"
+#include "vcpclip/app/score.h"
 #include "vcpclip/app/synth.h"
 #include "vcpclip/eval/ground_truth.h"
 #include "vcpclip/io/npy.h"
@@ -198,17 +199,17 @@ TEST(FewShot, PredictWithSavedMemoryOrFolderGivesEvalsMaps) {
   req2.save_reference = (folder.parent_path() / "saved_again.safetensors").string();
   const auto from_folder = app::run_predict(req2);
   for (size_t i = 0; i < samples.size(); ++i) {
-    const auto item = ground_truth_item(samples[i]);
+    const auto item = app::ground_truth_item(samples[i]);
     const auto eval_map = io::read_npy(eval::saved_map_path((e.dir / "maps").string(), item));
     const auto a = io::read_npy((fs::path(req.out_dir) / (from_memory.images[i].stem + "_map.npy")).string());
     const auto b = io::read_npy((fs::path(req2.out_dir) / (from_folder.images[i].stem + "_map.npy")).string());
-    EXPECT_TRUE(at::equal(a, eval_map)) << paths[i];
-    EXPECT_TRUE(at::equal(b, eval_map)) << paths[i];
+    // Other batch sizes than eval's: the BLAS blocking differs, the last bits may too.
+    EXPECT_LT((a - eval_map).abs().max().item<double>(), 1e-5) << paths[i];
+    EXPECT_TRUE(at::equal(a, b)) << paths[i];
     EXPECT_GT(from_memory.images[i].score_few_shot, 0.0);
-    EXPECT_EQ(
-        static_cast<float>(app::Decider::eval_score(from_memory.images[i].score_raw, from_memory.images[i].score_post,
-                                                    from_memory.images[i].score_few_shot)),
-        static_cast<float>(saved.at(item.key())));
+    EXPECT_NEAR(app::Decider::eval_score(from_memory.images[i].score_raw, from_memory.images[i].score_post,
+                                         from_memory.images[i].score_few_shot),
+                saved.at(item.key()), 1e-5);
   }
   EXPECT_EQ(model::load_reference_memory(req2.save_reference).fingerprint(), mem.fingerprint());
 }
