@@ -47,7 +47,9 @@ model::ReferenceMemory golden_memory(const std::vector<int64_t>& layers) {
 
 TEST(FewShotParity, MemoryAndMapMatchThePythonRestatement) {
   const auto images = fx::load("images");
-  for (const auto& set : few_shot_manifest().at("sets")) {
+  const auto manifest = few_shot_manifest();  // kept alive: the loop walks into it
+  ASSERT_EQ(manifest.at("sets").size(), 2u);
+  for (const auto& set : manifest.at("sets")) {
     const auto layers = set.at("layers").get<std::vector<int64_t>>();
     SCOPED_TRACE(::testing::Message() << "layers " << set.at("layers").dump());
     const auto mem = golden_memory(layers);
