@@ -12,18 +12,8 @@ PKGS=(build-essential cmake ccache libtorch-dev libopencv-dev libcli11-dev nlohm
       libspdlog-dev libgtest-dev libgloo-dev libopenblas0-openmp
       python3 python3-torch python3-numpy python3-scipy python3-sklearn python3-pil)
 
-if [ -z "${VCPCLIP_NO_APT:-}" ]; then
-  missing=()
-  for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing ${missing[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-fi
+. scripts/apt_install.sh
+apt_install_missing setup "${PKGS[@]}"
 
 # Debian's LibTorch uses whichever libblas.so.3 is selected; the reference BLAS is ~20x slower.
 if command -v update-alternatives >/dev/null; then

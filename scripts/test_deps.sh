@@ -11,18 +11,8 @@ cd "$(dirname "$0")/.."
 TEST_PKGS=(chromium clang-format python3-regex)
 command -v npm >/dev/null || TEST_PKGS+=(npm)
 
-if [ -z "${VCPCLIP_NO_APT:-}" ]; then
-  missing=()
-  for p in "${TEST_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "test-deps: installing ${missing[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-fi
+. scripts/apt_install.sh
+apt_install_missing test-deps "${TEST_PKGS[@]}"
 
 # playwright-core, pinned (tests/browser/package.json); never downloads a browser.
 if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
