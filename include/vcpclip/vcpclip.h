@@ -70,6 +70,10 @@ class Inferencer {
   /// One image: CV_8U or CV_16U with 1 (grey), 3 or 4 (alpha ignored) channels, any size.
   Prediction predict(const cv::Mat& image, ColorOrder order = ColorOrder::kBGR) const;
 
+  /// Several images in ONE forward pass (what `vcpclip serve` batches): element i is what
+  /// predict(images[i]) gives, up to the BLAS rounding of a larger batch. Empty in, empty out.
+  std::vector<Prediction> predict_batch(const std::vector<cv::Mat>& images, ColorOrder order = ColorOrder::kBGR) const;
+
   int64_t image_size() const;  ///< S, the model's working size
   bool calibrated() const;
   /// The precision the model runs in: "fp32", "bf16", ... (runtime.precision auto resolved by the

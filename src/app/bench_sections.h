@@ -37,6 +37,8 @@ nlohmann::json real_predict_section(BenchContext& ctx);  ///< ViT-B-16@224, ViT-
 nlohmann::json metrics_section(BenchContext& ctx);
 nlohmann::json train_section(BenchContext& ctx);
 nlohmann::json data_section(BenchContext& ctx);  ///< synthetic sets, preprocessing, loader, tokenizer (bench_data.cpp)
+nlohmann::json serve_section(
+    BenchContext& ctx);  ///< `vcpclip serve` vs Inferencer::predict and `predict` (bench_serve.cpp)
 
 // ---- helpers shared by the sections ----
 void sync(const c10::Device& d);

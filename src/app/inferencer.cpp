@@ -54,31 +54,45 @@ std::string Inferencer::precision() const { return to_string(impl_->precision.us
 std::string Inferencer::precision_report() const { return impl_->precision.to_json().dump(); }
 
 Prediction Inferencer::predict(const cv::Mat& image, ColorOrder order) const {
-  VCP_CHECK(!image.empty(), "Inferencer::predict: the image is empty");
-  VCP_CHECK(image.depth() == CV_8U || image.depth() == CV_16U,
-            "Inferencer::predict: expected an 8-bit or 16-bit image, found OpenCV depth ", image.depth());
+  return std::move(predict_batch({image}, order).front());
+}
+
+std::vector<Prediction> Inferencer::predict_batch(const std::vector<cv::Mat>& images, ColorOrder order) const {
+  if (images.empty()) return {};
   const auto channels = order == ColorOrder::kBGR ? data::ChannelOrder::kBGR : data::ChannelOrder::kRGB;
-  const cv::Mat rgb = data::to_rgb(image, channels, "the image passed to Inferencer::predict");
   const int64_t s = impl_->model->input_size();
-  const at::Tensor batch = data::preprocess_image(rgb, s).unsqueeze(0).to(impl_->device);
+  std::vector<cv::Mat> rgbs;
+  std::vector<at::Tensor> inputs;
+  for (const auto& image : images) {
+    VCP_CHECK(!image.empty(), "Inferencer::predict: the image is empty");
+    VCP_CHECK(image.depth() == CV_8U || image.depth() == CV_16U,
+              "Inferencer::predict: expected an 8-bit or 16-bit image, found OpenCV depth ", image.depth());
+    rgbs.push_back(data::to_rgb(image, channels, "the image passed to Inferencer::predict"));
+    inputs.push_back(data::preprocess_image(rgbs.back(), s));
+  }
+  const at::Tensor batch = at::stack(inputs).to(impl_->device);
   model::VcpMaps maps;
   {
     std::lock_guard<std::mutex> lock(impl_->forward);
     maps = impl_->model->predict_maps(batch);
   }
-  const auto& pp = impl_->pp;
-  const auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
-  const at::Tensor pixel = out.pixel[0].to(at::kCPU).contiguous();
-  Prediction p;
-  p.score = out.score[0].item<double>();
+  const auto out = eval::postprocess_maps(maps.raw, maps.post, impl_->pp);
+  const at::Tensor pixels = out.pixel.to(at::kCPU).contiguous();
+  const at::Tensor scores = out.score.to(at::kCPU);
+  std::vector<Prediction> result(images.size());
   const int side = static_cast<int>(s);
-  const cv::Mat grid(side, side, CV_32FC1, const_cast<float*>(pixel.data_ptr<float>()));
-  if (grid.size() == rgb.size())
-    p.map = grid.clone();
-  else
-    cv::resize(grid, p.map, rgb.size(), 0, 0, cv::INTER_LINEAR);
-  if (impl_->decider) p.decision = impl_->decider->decide(pixel, p.score, rgb.size());
-  return p;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const at::Tensor pixel = pixels[static_cast<int64_t>(i)].contiguous();
+    Prediction& p = result[i];
+    p.score = scores[static_cast<int64_t>(i)].item<double>();
+    const cv::Mat grid(side, side, CV_32FC1, const_cast<float*>(pixel.data_ptr<float>()));
+    if (grid.size() == rgbs[i].size())
+      p.map = grid.clone();
+    else
+      cv::resize(grid, p.map, rgbs[i].size(), 0, 0, cv::INTER_LINEAR);
+    if (impl_->decider) p.decision = impl_->decider->decide(pixel, p.score, rgbs[i].size());
+  }
+  return result;
 }
 
 }  // namespace vcpclip

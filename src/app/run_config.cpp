@@ -119,6 +119,10 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
     auto s = root.section("eval");
     cfg.eval = parse_eval_section(s);
   }
+  {
+    auto s = root.section("serve");
+    cfg.serve = parse_serve_options(s);
+  }
   root.finish();
   cfg.effective = root.effective();
   cfg.text = emit_yaml(cfg.effective);

@@ -18,6 +18,7 @@
 //   eval:         batch_size, out_dir, save_maps, export_png, png_limit
 //                 + eval.data (data::parse_data_options) + eval::parse_metrics_options keys
 //                 (aupro, aupro_fpr_limit, aupro_steps, curves)
+//   serve:        app::parse_serve_options (host, port, batching, limits, token)
 //
 // An unknown or mistyped key anywhere (top level or inside any section) is a vcpclip::Error naming
 // the key and the file. Sections absent from the file get their defaults; sections without a
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "vcpclip/app/predict.h"
+#include "vcpclip/app/serve_options.h"
 #include "vcpclip/common/runtime.h"
 #include "vcpclip/data/datasets.h"
 #include "vcpclip/eval/metrics.h"
@@ -74,6 +76,7 @@ struct RunConfig {
   PredictOptions predict;
   TrainSection train;
   EvalSection eval;
+  ServeOptions serve;
 
   /// Changes one key of `effective` (dotted: "model.backbone") and `text`, for the few values a run
   /// changes after loading (the demo's backbone written out); the typed options are set by the caller.

@@ -1,0 +1,41 @@
+#pragma once
+// The `serve:` section of a run config (`vcpclip serve`, README "Serving"):
+//
+//   serve:
+//     host: 127.0.0.1        # bind address; another host without a token logs a warning
+//     port: 8080             # 0 = any free port (the chosen one is printed)
+//     max_batch: 8           # images per forward pass (dynamic batching)
+//     max_wait_ms: 5         # how long the first queued image waits for others
+//     queue: 64              # queued images; one more is answered 503 at once
+//     max_body_mb: 32        # request body limit (413 above)
+//     max_pixels: 40000000   # decoded pixel limit (413 above; checked from the header first)
+//     timeout_s: 30          # socket read/write timeout, per-request wait and drain limit
+//     token: ""              # bearer token ("" = none; VCPCLIP_SERVE_TOKEN wins when set)
+//     threads: 0             # HTTP worker threads (0 = queue + 16, so a full queue answers 503)
+#include <cstdint>
+#include <string>
+
+#include "vcpclip/io/config_node.h"
+
+namespace vcpclip::app {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int max_batch = 8;
+  int max_wait_ms = 5;
+  int queue = 64;
+  int64_t max_body_mb = 32;
+  int64_t max_pixels = 40000000;
+  int timeout_s = 30;
+  std::string token;
+  int threads = 0;
+
+  /// The worker thread count (`threads`, or queue + 16 for 0).
+  int worker_threads() const { return threads > 0 ? threads : queue + 16; }
+};
+
+/// Reads the `serve:` section (every key checked, calls finish()).
+ServeOptions parse_serve_options(io::ConfigNode& node);
+
+}  // namespace vcpclip::app

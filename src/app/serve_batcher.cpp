@@ -1,0 +1,105 @@
+// Dynamic batching for `vcpclip serve` (see include/vcpclip/app/serve_batcher.h).
+#include "vcpclip/app/serve_batcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+namespace vcpclip::app {
+
+using Clock = std::chrono::steady_clock;
+
+Batcher::Batcher(const Inferencer& inferencer, BatcherOptions options, ServeMetrics* metrics)
+    : inferencer_(inferencer), options_(options), metrics_(metrics) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Batcher::~Batcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+std::optional<std::future<BatchOutcome>> Batcher::submit(cv::Mat image) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stop_ || static_cast<int>(queue_.size()) >= options_.queue) return std::nullopt;
+  Item item;
+  item.image = std::move(image);
+  item.arrived = Clock::now();
+  auto future = item.promise.get_future();
+  queue_.push_back(std::move(item));
+  cv_.notify_all();
+  return future;
+}
+
+void Batcher::drain(Clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    draining_ = true;
+    deadline_ = deadline;
+  }
+  cv_.notify_all();
+}
+
+size_t Batcher::depth() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
+
+void Batcher::loop() {
+  const auto max_batch = static_cast<size_t>(options_.max_batch);
+  while (true) {
+    std::deque<Item> batch;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and nothing left
+      const auto until = queue_.front().arrived + std::chrono::milliseconds(options_.max_wait_ms);
+      cv_.wait_until(lock, until, [&] { return stop_ || draining_ || queue_.size() >= max_batch; });
+      const bool late = draining_ && Clock::now() >= deadline_;
+      if (late) {
+        for (auto& item : queue_) item.promise.set_value({503, "the server is shutting down (drain timeout)"});
+        queue_.clear();
+        continue;
+      }
+      while (!queue_.empty() && batch.size() < max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    run(batch);
+  }
+}
+
+void Batcher::run(std::deque<Item>& batch) {
+  std::vector<cv::Mat> images;
+  for (auto& item : batch) images.push_back(item.image);
+  const auto t0 = Clock::now();
+  std::vector<Prediction> predictions;
+  std::string error;
+  try {
+    predictions = inferencer_.predict_batch(images);
+  } catch (const std::exception& e) {
+    error = e.what();
+    spdlog::error("serve: a batch of {} images failed: {}", images.size(), error);
+  }
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  if (metrics_ && error.empty()) metrics_->observe_batch(static_cast<int>(images.size()));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    BatchOutcome out;
+    out.model_ms = ms;
+    out.batch_size = static_cast<int>(batch.size());
+    if (error.empty()) {
+      out.prediction = std::move(predictions[i]);
+    } else {
+      out.status = 500;
+      out.error = "inference failed: " + error.substr(0, error.find('\n'));
+    }
+    batch[i].promise.set_value(std::move(out));
+  }
+}
+
+}  // namespace vcpclip::app
