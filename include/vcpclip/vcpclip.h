@@ -44,6 +44,10 @@ struct InferencerOptions {
   std::string class_name;   ///< the calibration's class ("" = its only class)
   std::vector<std::string> overrides;  ///< "key=value" config overrides, as --set
   std::string config_text;             ///< the run config as YAML text instead of a file (used when config is "")
+  /// Few-shot (docs/design.md §13): a folder of normal images of the product (k of them with
+  /// few_shot.k > 0, else all) or a saved reference memory (.safetensors); "" = few_shot.folder,
+  /// or zero-shot. The memory is built once, here; a calibration must have been made with it.
+  std::string reference;
 };
 
 /// Channel order of the images passed to predict().

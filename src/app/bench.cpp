@@ -292,6 +292,7 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   if (wanted("train")) j["train"] = train_section(ctx);
   if (wanted("data")) j["data"] = data_section(ctx);
   if (wanted("serve")) j["serve"] = serve_section(ctx);
+  if (wanted("few_shot")) j["few_shot"] = few_shot_section(ctx);
   j["peak_rss_mb"] = peak_rss_mb();
   j["seconds"] = seconds_since(start);
   j["notes"] = ctx.notes;

@@ -39,6 +39,7 @@ nlohmann::json train_section(BenchContext& ctx);
 nlohmann::json data_section(BenchContext& ctx);  ///< synthetic sets, preprocessing, loader, tokenizer (bench_data.cpp)
 nlohmann::json serve_section(
     BenchContext& ctx);  ///< `vcpclip serve` vs Inferencer::predict and `predict` (bench_serve.cpp)
+nlohmann::json few_shot_section(BenchContext& ctx);  ///< reference memory cost (bench_few_shot.cpp)
 
 // ---- helpers shared by the sections ----
 void sync(const c10::Device& d);

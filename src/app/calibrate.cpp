@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/run_util.h"
@@ -25,7 +26,8 @@ namespace vcpclip::app {
 namespace {
 
 /// Everything but the classes: method, time, version, checkpoint + SHA-256, config + settings, data.
-eval::Calibration calibration_header(const EvalRequest& req, const std::string& method) {
+eval::Calibration calibration_header(const EvalRequest& req, const std::string& method,
+                                     const nlohmann::json& few_shot) {
   VCP_CHECK(!req.checkpoint.empty(),
             "calibration needs a checkpoint (--checkpoint): its thresholds belong to one "
             "trained head");
@@ -36,7 +38,7 @@ eval::Calibration calibration_header(const EvalRequest& req, const std::string& 
   c.checkpoint = fs::absolute(req.checkpoint).lexically_normal().string();  // informative; matched by SHA-256
   c.checkpoint_sha256 = io::sha256_file(req.checkpoint, "checkpoint");
   c.config_path = req.config_path.empty() ? "" : fs::absolute(req.config_path).lexically_normal().string();
-  c.settings = calibration_settings(req.model, req.postprocess);
+  c.settings = calibration_settings(req.model, req.postprocess, few_shot);
   c.precision = to_string(req.runtime.precision);
   const auto& d = *req.eval.data;
   c.data = {{"layout", d.layout},
@@ -61,7 +63,8 @@ void finish_and_write(eval::Calibration& c, const std::string& path, int64_t ima
 }
 
 /// Maps and scores of the normal images of eval.data, per class (in dataset order).
-std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int64_t* skipped) {
+std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int64_t* skipped,
+                                                nlohmann::json* few_shot) {
   const auto& e = req.eval;
   const auto device = apply_runtime(e.runtime);
   auto model = model::build_vcp_clip(e.model, device);
@@ -69,9 +72,21 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
   model->set_precision(e.runtime.precision);  // recorded in calibration.json (calibration_header)
   model->eval();
   const auto index = data::read_index(*e.eval.data);
+  // few-shot: each class's references (app/few_shot.h), never among the images calibrated on.
+  std::map<std::string, model::ReferenceMemory> memories;
+  if (e.few_shot.enabled()) {
+    std::vector<std::string> classes;
+    for (const auto& s : index.samples)
+      if (!s.anomaly && std::find(classes.begin(), classes.end(), s.cls_name) == classes.end())
+        classes.push_back(s.cls_name);
+    memories = class_memories(*model, e.few_shot, *e.eval.data, classes, {}, run_identity(e.model, e.checkpoint), "");
+    *few_shot = few_shot_settings(e.few_shot, memories);
+  }
+  std::set<std::string> references;
+  for (const auto& [c, m] : memories) references.insert(m.images.begin(), m.images.end());
   std::vector<data::SampleInfo> normal;
   for (const auto& s : index.samples)
-    if (!s.anomaly) normal.push_back(s);
+    if (!s.anomaly && !references.count(s.image_path)) normal.push_back(s);
   VCP_CHECK(!normal.empty(), "calibrate --method quantile: no normal image in ", index.source, " (split '",
             e.eval.data->split, "')");
   std::vector<eval::ClassAccumulator> accs;
@@ -85,8 +100,12 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
   if (e.progress) bar.emplace("calibrate", static_cast<int64_t>(normal.size()), "img");
   const auto& pp = e.postprocess;
   while (auto batch = loader.next()) {
-    const auto maps = model->predict_maps(batch->images.to(device));
-    const auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
+    std::vector<const model::ReferenceMemory*> refs;
+    if (!memories.empty())
+      for (const auto& info : batch->infos) refs.push_back(&memories.at(info.cls_name));
+    const auto maps = model->predict_maps(batch->images.to(device), nullptr, refs);
+    auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
+    eval::fuse_few_shot(out, maps.few_shot, e.few_shot.weight);
     const at::Tensor pixel = out.pixel.to(at::kCPU).contiguous(), score = out.score.to(at::kCPU, at::kDouble);
     for (int64_t j = 0; j < batch->size(); ++j) {
       const auto& info = batch->infos[j];
@@ -102,8 +121,9 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
 
 eval::Calibration run_quantile(const CalibrateRequest& req, const std::string& path) {
   int64_t skipped = 0;
-  const auto accs = normal_maps(req, &skipped);
-  auto cal = calibration_header(req.eval, "quantile");
+  nlohmann::json few_shot;
+  const auto accs = normal_maps(req, &skipped, &few_shot);
+  auto cal = calibration_header(req.eval, "quantile", few_shot);
   cal.image_quantile = req.image_quantile;
   cal.pixel_quantile = req.pixel_quantile;
   int64_t images = 0;
@@ -165,7 +185,7 @@ eval::Calibration run_calibrate(const CalibrateRequest& req) {
 
 void write_eval_calibration(const EvalRequest& req, const std::vector<eval::ClassRange>& ranges,
                             const std::vector<eval::ClassAccumulator>& normalised, const EvalResult& result) {
-  auto cal = calibration_header(req, "f1");
+  auto cal = calibration_header(req, "f1", result.few_shot);
   int64_t images = 0, anomalous = 0;
   for (const auto& m : result.report.classes) {
     const auto acc =

@@ -11,7 +11,8 @@
 
 namespace vcpclip::app {
 
-nlohmann::json calibration_settings(const model::ModelOptions& m, const PostprocessOptions& pp) {
+nlohmann::json calibration_settings(const model::ModelOptions& m, const PostprocessOptions& pp,
+                                    const nlohmann::json& few_shot) {
   nlohmann::json model = {{"backbone_sha256", io::sha256_file(m.backbone, "backbone config")},
                           {"weights_sha256", m.weights.empty() ? "" : io::sha256_file(m.weights, "CLIP weights")},
                           {"image_size", m.input_size},
@@ -26,17 +27,28 @@ nlohmann::json calibration_settings(const model::ModelOptions& m, const Postproc
                           {"templates_normal", m.templates_normal},
                           {"templates_abnormal", m.templates_abnormal}};
   if (m.weights.empty()) model["init_seed"] = m.init_seed;  // the random backbone comes from it
-  return {{"model", model}, {"postprocess", {{"alpha", pp.alpha}, {"sigma", pp.sigma}, {"topk", pp.topk}}}};
+  nlohmann::json out = {{"model", model},
+                        {"postprocess", {{"alpha", pp.alpha}, {"sigma", pp.sigma}, {"topk", pp.topk}}}};
+  if (!few_shot.is_null()) out["few_shot"] = few_shot;  // absent = zero-shot (files of before few-shot)
+  return out;
 }
 
 eval::Calibration load_checked_calibration(const std::string& path, const model::ModelOptions& model,
-                                           const PostprocessOptions& pp, const std::string& checkpoint) {
+                                           const PostprocessOptions& pp, const std::string& checkpoint,
+                                           const nlohmann::json& few_shot, const std::string& class_name) {
   auto cal = eval::read_calibration(path);
   const std::string sha = io::sha256_file(checkpoint, "checkpoint");
   VCP_CHECK(sha == cal.checkpoint_sha256, "calibration ", path, " was made for another checkpoint: ", cal.checkpoint,
             " with SHA-256 ", cal.checkpoint_sha256, ", but this run uses ", checkpoint, " with SHA-256 ", sha,
             "; calibrate again for it (vcpclip calibrate)");
-  const auto diffs = eval::settings_differences(cal.settings, calibration_settings(model, pp));
+  // few-shot: the run holds one class's references; compare them with that class's record.
+  auto recorded = cal.settings;
+  if (recorded.contains("few_shot") && recorded["few_shot"].contains("references") && few_shot.is_object()) {
+    const auto& name = cal.find(class_name, path).name;
+    auto& refs = recorded["few_shot"]["references"];
+    refs = refs.contains(name) ? refs[name] : nlohmann::json("(none for class '" + name + "')");
+  }
+  const auto diffs = eval::settings_differences(recorded, calibration_settings(model, pp, few_shot));
   if (!diffs.empty()) {
     std::string text;
     for (const auto& d : diffs) text += (text.empty() ? "" : "; ") + d;
@@ -47,9 +59,9 @@ eval::Calibration load_checked_calibration(const std::string& path, const model:
 }
 
 Decider::Decider(const std::string& calibration_path, const std::string& class_name, const model::ModelOptions& model,
-                 const PostprocessOptions& pp, const std::string& checkpoint)
+                 const PostprocessOptions& pp, const std::string& checkpoint, const nlohmann::json& few_shot)
     : path_(calibration_path) {
-  const auto cal = load_checked_calibration(calibration_path, model, pp, checkpoint);
+  const auto cal = load_checked_calibration(calibration_path, model, pp, checkpoint, few_shot, class_name);
   method_ = cal.method;
   precision_ = cal.precision;
   cls_ = cal.find(class_name, calibration_path);
@@ -63,15 +75,17 @@ eval::Decision Decider::decide(const at::Tensor& map, double score, cv::Size inp
 }
 
 eval::Decision Decider::apply(const at::Tensor& map, double score_raw, double score_post, cv::Size input_size,
-                              const std::string& mask_path) const {
-  auto d = decide(map, eval_score(score_raw, score_post), input_size);
+                              const std::string& mask_path, double score_few_shot) const {
+  auto d = decide(map, eval_score(score_raw, score_post, score_few_shot), input_size);
   write_mask_png(mask_path, d.mask);
   d.mask.release();
   return d;
 }
 
-double Decider::eval_score(double score_raw, double score_post) {
-  return double(static_cast<float>(score_raw) + static_cast<float>(score_post));
+double Decider::eval_score(double score_raw, double score_post, double score_few_shot) {
+  const float zero_shot = static_cast<float>(score_raw) + static_cast<float>(score_post);
+  if (score_few_shot == 0) return double(zero_shot);
+  return double(zero_shot + static_cast<float>(score_few_shot));
 }
 
 std::string calibration_precision_warning(const std::string& path, const std::string& calibrated, Precision used) {

@@ -108,6 +108,7 @@ nlohmann::json summary_json(const DemoConfig& cfg, const DemoResult& r, const tr
   j["trained"] = metrics_json(r.trained.mean);
   j["untrained"] = r.untrained ? metrics_json(r.untrained->mean) : nlohmann::json(nullptr);
   if (r.untrained) j["untrained_out_dir"] = ereq.out_dir + "_untrained";
+  j["few_shot"] = few_shot_json(r.trained, r.few_shot, cfg.few_shot.seed);
   return j;
 }
 
@@ -153,6 +154,12 @@ DemoConfig load_demo_config(const std::string& path, const std::vector<std::stri
     auto node = demo.section("backbone");
     c.backbone = parse_backbone_recipe(node);
     c.backbone->out = substitute_out_dir(c.backbone->out, c.out_dir);
+  }
+  if (demo.has("few_shot")) {
+    auto node = demo.section("few_shot");
+    c.few_shot = parse_demo_few_shot(node);
+  } else {
+    demo.section("few_shot");
   }
   demo.finish();
   c.demo_effective = YAML::Clone(root.effective()["demo"]);
@@ -246,10 +253,12 @@ DemoResult run_demo(const DemoConfig& cfg_in, std::ostream& out, const DemoOptio
                  ereq.out_dir);
     result.trained = run_eval(ereq);
   });
+  timed("eval_few_shot_seconds", [&] { result.few_shot = run_demo_few_shot(ereq, cfg.few_shot); });
   out << "\nTrained head (" << result.train.steps << " steps on " << treq.data.root << "), zero-shot on "
       << ereq.eval.data->root << ":\n"
       << format_eval_table(result.trained) << "\n"
-      << format_demo_comparison(result.untrained ? &*result.untrained : nullptr, result.trained) << std::flush;
+      << format_demo_comparison(result.untrained ? &*result.untrained : nullptr, result.trained)
+      << format_few_shot_comparison(result.trained, result.few_shot) << std::flush;
   const std::string report =
       write_demo_report_html(cfg.out_dir, msg("head trained for ", result.train.steps, " steps on ", treq.data.root,
                                               ", evaluated zero-shot on ", ereq.eval.data->root, " (",

@@ -41,6 +41,7 @@ struct TestSet {
 /// What the model run collects: per-class accumulators (in TestSet::classes order), the saved
 /// scores (save_maps) and the samples by key (export_png).
 struct Collected {
+  std::map<std::string, model::ReferenceMemory> memories;  ///< few-shot: per class (empty: zero-shot)
   std::vector<eval::ClassAccumulator> accs;
   std::map<std::string, size_t> acc_of;
   std::map<std::string, double> saved_scores;
@@ -87,6 +88,7 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
       {"sigma", req.postprocess.sigma},
       {"topk", req.postprocess.topk},
       {"post_vcp", req.model.post_vcp},
+      {"few_shot", result.few_shot},
       {"device", req.runtime.device},
       {"images", result.images},
       {"skipped", result.skipped},
@@ -97,7 +99,8 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
 
 /// One batch's post-processed maps and scores (docs/design.md §6) into the accumulators (+ saved maps).
 void add_batch(const EvalRequest& req, const data::Batch& batch, const model::VcpMaps& maps, Collected& c) {
-  const auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
+  auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
+  eval::fuse_few_shot(out, maps.few_shot, req.few_shot.weight);
   const at::Tensor pixel = out.pixel.to(at::kCPU, at::kFloat).contiguous();
   const at::Tensor score = out.score.to(at::kCPU, at::kDouble).contiguous();
   const fs::path maps_dir = fs::path(req.out_dir) / "maps";
@@ -140,7 +143,10 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     auto batch = loader.next();
     { auto done = std::move(wait); }
     if (!batch) break;
-    const auto maps = model->predict_maps(batch->images.to(device), &timer);
+    std::vector<const model::ReferenceMemory*> refs;
+    if (!c.memories.empty())
+      for (const auto& info : batch->infos) refs.push_back(&c.memories.at(info.cls_name));
+    const auto maps = model->predict_maps(batch->images.to(device), &timer, refs);
     auto post = timer.scope("post-processing + accumulating");
     add_batch(req, *batch, maps, c);
     result.images += batch->size();
@@ -204,6 +210,7 @@ EvalRequest make_eval_request(const RunConfig& cfg) {
   req.out_dir = cfg.eval.out_dir;
   req.config_path = cfg.path;
   req.config_text = run_config_file_text(cfg.text);
+  req.few_shot = cfg.few_shot;
   return req;
 }
 
@@ -242,6 +249,17 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_se
     io::write_file_atomically((fs::path(req.out_dir) / "config.yaml").string(), req.config_text);
 
   Collected collected;
+  if (req.few_shot.enabled()) {
+    auto refs = timer.scope("few-shot reference memories");
+    std::vector<std::string> tests, classes;
+    for (const auto& si : ts.index.samples) tests.push_back(si.image_path);
+    for (const auto& c : ts.classes)
+      if (ts.images_of.count(c)) classes.push_back(c);
+    collected.memories =
+        class_memories(*model, req.few_shot, *req.eval.data, classes, tests, run_identity(req.model, req.checkpoint),
+                       (fs::path(req.out_dir) / "references").string());
+    result.few_shot = few_shot_settings(req.few_shot, collected.memories);
+  }
   predict_test_set(req, model, ts, collected, result, timer);
   // --calibration-out (app/calibrate.h): the class ranges before the per-class normalisation.
   std::vector<eval::ClassRange> ranges;

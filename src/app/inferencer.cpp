@@ -5,6 +5,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "vcpclip/app/decider.h"
+#include "vcpclip/app/few_shot.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"
@@ -21,6 +22,8 @@ struct Inferencer::Impl {
   model::VcpClip model{nullptr};
   model::PrecisionChoice precision;
   std::optional<app::Decider> decider;
+  std::shared_ptr<model::ReferenceMemory> memory;  ///< few-shot references (null: zero-shot)
+  double few_shot_weight = 1.0;
   std::mutex forward;  ///< serialises the forward passes (see the header's thread-safety note)
 };
 
@@ -33,14 +36,27 @@ Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl
   impl_->model_opts = cfg.require_model("predict");
   impl_->pp = cfg.postprocess;
   VCP_CHECK(!o.checkpoint.empty(), "predict: no checkpoint given (--checkpoint)");
-  // The calibration is checked first: it fails fast, before the model is built.
-  if (!o.calibration.empty())
+  // Without references the calibration is checked first: it fails fast, before the model is built.
+  const std::string reference = o.reference.empty() ? cfg.few_shot.folder : o.reference;
+  VCP_CHECK(!reference.empty() || !cfg.few_shot.enabled(), "Inferencer: few_shot.k is ", cfg.few_shot.k,
+            " but no reference images were given (InferencerOptions::reference or few_shot.folder)");
+  if (!o.calibration.empty() && reference.empty())
     impl_->decider.emplace(o.calibration, o.class_name, impl_->model_opts, impl_->pp, o.checkpoint);
   impl_->device = apply_runtime(cfg.runtime);
   impl_->model = model::build_vcp_clip(impl_->model_opts, impl_->device);
   model::load_vcp_checkpoint(*impl_->model, o.checkpoint);
   impl_->model->eval();
   impl_->precision = model::set_model_precision(*impl_->model, cfg.runtime.precision);  // auto: the GEMM probe
+  if (!reference.empty()) {
+    const auto& fs = cfg.few_shot;
+    impl_->few_shot_weight = fs.weight;
+    impl_->memory = std::make_shared<model::ReferenceMemory>(
+        app::reference_from_path(*impl_->model, reference, fs.k, fs.seed, app::few_shot_layers(fs, impl_->model_opts),
+                                 app::run_identity(impl_->model_opts, o.checkpoint)));
+    if (!o.calibration.empty())
+      impl_->decider.emplace(o.calibration, o.class_name, impl_->model_opts, impl_->pp, o.checkpoint,
+                             app::memory_settings(fs, *impl_->memory));
+  }
   if (impl_->decider) impl_->decider->warn_if_other_precision(impl_->precision.used);
 }
 
@@ -74,9 +90,12 @@ std::vector<Prediction> Inferencer::predict_batch(const std::vector<cv::Mat>& im
   model::VcpMaps maps;
   {
     std::lock_guard<std::mutex> lock(impl_->forward);
-    maps = impl_->model->predict_maps(batch);
+    std::vector<const model::ReferenceMemory*> refs;
+    if (impl_->memory) refs.push_back(impl_->memory.get());
+    maps = impl_->model->predict_maps(batch, nullptr, refs);
   }
-  const auto out = eval::postprocess_maps(maps.raw, maps.post, impl_->pp);
+  auto out = eval::postprocess_maps(maps.raw, maps.post, impl_->pp);
+  eval::fuse_few_shot(out, maps.few_shot, impl_->few_shot_weight);
   const at::Tensor pixels = out.pixel.to(at::kCPU).contiguous();
   const at::Tensor scores = out.score.to(at::kCPU);
   std::vector<Prediction> result(images.size());

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -92,6 +93,9 @@ PredictRequest make_predict_request(const RunConfig& cfg, const PredictFlags& fl
   req.profile = flags.profile;
   req.calibration = flags.calibration;
   req.class_name = flags.class_name;
+  req.few_shot = cfg.few_shot;
+  req.reference = flags.reference;
+  req.save_reference = flags.save_reference;
   return req;
 }
 
@@ -255,12 +259,18 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 /// Maps after post-processing (docs/design.md §6) for one batch, on the CPU.
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; post undefined without Post-VCP
+  at::Tensor few_shot_score;         ///< [B] weight · max D (undefined without references)
 };
-Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp) {
+Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, double few_shot_weight) {
   Processed p;
   p.raw = maps.raw.to(at::kCPU);
   p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
   p.final_maps = eval::pixel_map(p.raw, p.post, pp.alpha, pp.sigma).contiguous();  // M_raw alone without Post-VCP
+  if (maps.few_shot.defined()) {  // eval::fuse_few_shot's arithmetic (float32), image by image
+    const auto d = maps.few_shot.to(at::kCPU, at::kFloat);
+    p.few_shot_score = std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight);
+    p.final_maps = (p.final_maps + d * static_cast<float>(few_shot_weight)).contiguous();
+  }
   return p;
 }
 
@@ -268,7 +278,8 @@ PredictedImage score_image(const Processed& p, int64_t j, const PostprocessOptio
   PredictedImage r;
   r.score_raw = eval::topk_mean(p.raw[j], pp.topk).item<double>();
   r.score_post = p.post.defined() ? eval::topk_mean(p.post[j], pp.topk).item<double>() : 0.0;
-  r.score = r.score_raw + r.score_post;
+  r.score_few_shot = p.few_shot_score.defined() ? p.few_shot_score[j].item<double>() : 0.0;
+  r.score = r.score_raw + r.score_post + r.score_few_shot;
   r.map_min = p.final_maps[j].min().item<float>();
   r.map_max = p.final_maps[j].max().item<float>();
   return r;
@@ -290,7 +301,8 @@ void write_outputs(const PredictRequest& req, const Processed& p, int64_t j, con
 }
 
 nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary& summary, int64_t size,
-                                 const std::optional<Decider>& decider, const model::PrecisionChoice& precision) {
+                                 const std::optional<Decider>& decider, const model::PrecisionChoice& precision,
+                                 const nlohmann::json& few_shot) {
   const auto& pp = req.postprocess;
   nlohmann::json j;
   j["checkpoint"] = req.checkpoint;
@@ -308,6 +320,7 @@ nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary
                         {"score", r.score},
                         {"score_raw", r.score_raw},
                         {"score_post", r.score_post},
+                        {"score_few_shot", r.score_few_shot},
                         {"map_min", r.map_min},
                         {"map_max", r.map_max}};
     if (req.predict.heatmap) e["heatmap"] = r.stem + ".png";
@@ -315,10 +328,37 @@ nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary
     j["images"].push_back(e);
   }
   if (decider) j["calibration"] = decider->describe();
+  j["few_shot"] = few_shot;
   j["skipped"] = nlohmann::json::array();
   for (const auto& [path, e] : summary.skipped) j["skipped"].push_back({{"path", path}, {"error", e}});
   io::write_file_atomically((fs::path(req.out_dir) / "scores.json").string(), j.dump(2) + "\n");
   return j;
+}
+
+/// The few-shot memory of a run (--reference, else few_shot.folder; none: zero-shot).
+struct PredictReferences {
+  std::shared_ptr<model::ReferenceMemory> memory;
+  nlohmann::json settings;  ///< calibration_settings' few_shot record (null: zero-shot)
+};
+PredictReferences predict_references(const PredictRequest& req, model::VcpClipImpl& model, StageTimer& timer) {
+  PredictReferences r;
+  const std::string source = req.reference.empty() ? req.few_shot.folder : req.reference;
+  VCP_CHECK(req.save_reference.empty() || !source.empty(), "predict: --save-reference needs --reference DIR");
+  if (source.empty()) {
+    VCP_CHECK(!req.few_shot.enabled(), "predict: few_shot.k is ", req.few_shot.k,
+              " but no reference images were given: pass --reference DIR (normal images of the product) or set "
+              "few_shot.folder");
+    return r;
+  }
+  auto t = timer.scope("few-shot reference memory");
+  const auto layers = few_shot_layers(req.few_shot, req.model);
+  r.memory = std::make_shared<model::ReferenceMemory>(reference_from_path(
+      model, source, req.few_shot.k, req.few_shot.seed, layers, run_identity(req.model, req.checkpoint)));
+  if (!req.save_reference.empty()) model::save_reference_memory(*r.memory, req.save_reference);
+  r.settings = memory_settings(req.few_shot, *r.memory);
+  spdlog::info("predict: {} reference image(s) from {}, memory {:.1f} MB", r.memory->shots(), source,
+               static_cast<double>(r.memory->bytes()) / 1e6);
+  return r;
 }
 
 /// Loads the model and checkpoint (the "load" stage) and sets its precision (auto: the probe).
@@ -347,11 +387,15 @@ PredictSummary run_predict(const PredictRequest& req) {
   const auto inputs = collect_images(req.inputs);
   std::vector<std::string> paths;
   for (const auto& i : inputs) paths.push_back(i.path);
-  std::optional<Decider> decider;  // --calibration (app/decider.h): checked before the model is built
-  if (!req.calibration.empty())
+  const bool with_references = !req.reference.empty() || !req.few_shot.folder.empty();
+  std::optional<Decider> decider;  // --calibration (app/decider.h): zero-shot, checked before the model is built
+  if (!req.calibration.empty() && !with_references)
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
   model::PrecisionChoice precision;
   auto model = load_model(req, device, timer, &precision);
+  const PredictReferences refs = predict_references(req, *model, timer);
+  if (!req.calibration.empty() && with_references)  // the calibration must have been made with these references
+    decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint, refs.settings);
   if (decider) decider->warn_if_other_precision(precision.used);
   fs::create_directories(req.out_dir);
   const int64_t s = model->input_size();
@@ -363,11 +407,12 @@ PredictSummary run_predict(const PredictRequest& req) {
   for (size_t next = 0; next < paths.size();) {
     Batch b = next_batch(images, paths, next, req, summary, bar, timer);
     if (b.ids.empty()) continue;
-    model::VcpMaps maps = model->predict_maps(at::stack(b.inputs).to(device), &timer);
+    const std::vector<const model::ReferenceMemory*> memories(refs.memory ? b.ids.size() : 0, refs.memory.get());
+    model::VcpMaps maps = model->predict_maps(at::stack(b.inputs).to(device), &timer, memories);
     Processed p;
     {
       auto t = timer.scope("post-processing");
-      p = postprocess(maps, req.postprocess);
+      p = postprocess(maps, req.postprocess, req.few_shot.weight);
     }
     auto t = timer.scope("writing");
     for (size_t j = 0; j < b.ids.size(); ++j) {
@@ -377,7 +422,8 @@ PredictSummary run_predict(const PredictRequest& req) {
       write_outputs(req, p, static_cast<int64_t>(j), b.rgbs[j], r.stem);
       if (decider) {
         const auto mask_path = (fs::path(req.out_dir) / (r.stem + "_mask.png")).string();
-        r.decision = decider->apply(p.final_maps[j], r.score_raw, r.score_post, b.rgbs[j].size(), mask_path);
+        r.decision =
+            decider->apply(p.final_maps[j], r.score_raw, r.score_post, b.rgbs[j].size(), mask_path, r.score_few_shot);
       }
       summary.images.push_back(r);
     }
@@ -388,7 +434,7 @@ PredictSummary run_predict(const PredictRequest& req) {
   summary.images_per_second = summary.seconds > 0 ? summary.images.size() / summary.seconds : 0.0;
   {
     auto t = timer.scope("writing");
-    write_predict_report_html(req.out_dir, write_scores_json(req, summary, s, decider, precision));
+    write_predict_report_html(req.out_dir, write_scores_json(req, summary, s, decider, precision, refs.settings));
   }
   spdlog::info("predict: {} images ({} skipped) in {:.2f} s ({:.2f} img/s) → {} (open {}/report.html)",
                summary.images.size(), summary.skipped.size(), summary.seconds, summary.images_per_second, req.out_dir,

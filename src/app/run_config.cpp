@@ -123,6 +123,10 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
     auto s = root.section("serve");
     cfg.serve = parse_serve_options(s);
   }
+  {
+    auto s = root.section("few_shot");
+    cfg.few_shot = parse_few_shot_options(s);
+  }
   root.finish();
   cfg.effective = root.effective();
   cfg.text = emit_yaml(cfg.effective);

@@ -1,5 +1,6 @@
 // `vcpclip predict --config C --checkpoint K --input IMG|DIR [--input ...] --out OUT
-//  [--save-branches] [--skip-bad] [--calibration F [--class NAME]] [--profile] [--set key=value]...`:
+//  [--save-branches] [--skip-bad] [--calibration F [--class NAME]] [--reference DIR|F [--save-reference F]]
+//  [--profile] [--set key=value]...`:
 // anomaly maps, heatmaps and image scores (docs/design.md §6), with a calibration also OK/NG decisions,
 // masks and regions. All logic lives in vcpclip::app::run_predict.
 #include <cstdio>
@@ -40,6 +41,10 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--calibration", a->flags.calibration,
                      "calibration.json (vcpclip calibrate): OK/NG decision, <stem>_mask.png and regions per image");
       sub.add_option("--class", a->flags.class_name, "the calibration's class (default: its only class)");
+      sub.add_option("--reference", a->flags.reference,
+                     "few-shot: folder of normal images of the product, or a saved reference memory (.safetensors)");
+      sub.add_option("--save-reference", a->flags.save_reference,
+                     "few-shot: write the reference memory built from --reference to this .safetensors file");
       sub.add_flag("--profile", a->flags.profile, "print the time per stage (load, decode, towers, maps, writing)");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. predict.batch_size=4)");

@@ -107,4 +107,13 @@ at::Tensor minmax_normalize(const at::Tensor& x) {
   return (f - mn) / span;
 }
 
+void fuse_few_shot(PostprocessedMaps& out, const at::Tensor& few_shot, double weight) {
+  if (!few_shot.defined()) return;
+  VCP_CHECK(few_shot.sizes() == out.pixel.sizes(), "few-shot fusion: map ", shape_text(few_shot.sizes()),
+            " does not match the pixel maps ", shape_text(out.pixel.sizes()));
+  const auto d = few_shot.to(out.pixel.device(), at::kFloat);
+  out.pixel = out.pixel + d * static_cast<float>(weight);
+  out.score = out.score + std::get<0>(d.flatten(1).max(1)).to(out.score.device()) * static_cast<float>(weight);
+}
+
 }  // namespace vcpclip::eval

@@ -104,7 +104,15 @@ class SafetensorsReader final : public WeightsReader {
     VCP_CHECK(j.is_object(), "safetensors file '", path, "': the header is not a JSON object");
     data_start_ = 8 + header_len;
     for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() == "__metadata__") continue;
+      if (it.key() == "__metadata__") {
+        VCP_CHECK(it.value().is_object(), "safetensors file '", path, "': __metadata__ is not a JSON object");
+        for (auto m = it.value().begin(); m != it.value().end(); ++m) {
+          VCP_CHECK(m.value().is_string(), "safetensors file '", path, "': __metadata__ value '", m.key(),
+                    "' is not a string");
+          metadata_[m.key()] = m.value().get<std::string>();
+        }
+        continue;
+      }
       auto [entry, slot] = parse_entry(path, it.key(), it.value(), file_size - data_start_);
       slots_[entry.name] = slot;
       entries_.push_back(std::move(entry));
@@ -127,7 +135,10 @@ class SafetensorsReader final : public WeightsReader {
     dst.copy_(raw);
   }
 
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
  private:
+  std::map<std::string, std::string> metadata_;
   std::ifstream in_;
   uint64_t data_start_ = 0;
   std::map<std::string, Slot> slots_;
@@ -146,9 +157,19 @@ std::map<std::string, at::Tensor> read_safetensors(const std::string& path) {
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+SafetensorsContents read_safetensors_with_metadata(const std::string& path) {
+  SafetensorsReader file(path);
+  SafetensorsContents out;
+  for (const auto& e : file.entries()) out.tensors[e.name] = file.read(e.name, at::kFloat);
+  out.metadata = file.metadata();
+  return out;
+}
+
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header;
   header["__metadata__"] = {{"format", "pt"}};
+  for (const auto& [k, v] : metadata) header["__metadata__"][k] = v;
   std::vector<at::Tensor> data;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {

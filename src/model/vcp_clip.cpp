@@ -7,6 +7,7 @@
 #include <torch/utils.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "clip_internal.h"
@@ -187,6 +188,51 @@ VisionOutput VcpClipImpl::encode_image(const torch::Tensor& images) {
   return clip->visual->forward(images, opts_.features_list, true);
 }
 
+std::vector<torch::Tensor> VcpClipImpl::encode_layers(const torch::Tensor& images, const std::vector<int64_t>& layers) {
+  VCP_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == opts_.input_size &&
+                images.size(3) == opts_.input_size,
+            "VCP-CLIP: expected images [B, 3, ", opts_.input_size, ", ", opts_.input_size, "], found ",
+            shape_text(images.sizes()));
+  at::NoGradGuard no_grad;
+  return clip->visual->forward(images, layers, false).patch_features;
+}
+
+namespace {
+
+/// features_list and the few-shot layers in one increasing list, for a single vision pass.
+std::vector<int64_t> union_layers(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  std::vector<int64_t> u(a);
+  u.insert(u.end(), b.begin(), b.end());
+  std::sort(u.begin(), u.end());
+  u.erase(std::unique(u.begin(), u.end()), u.end());
+  return u;
+}
+
+at::Tensor pick_layer(const VisionOutput& vis, const std::vector<int64_t>& layers, int64_t l) {
+  const auto it = std::find(layers.begin(), layers.end(), l);
+  return vis.patch_features[static_cast<size_t>(it - layers.begin())];
+}
+
+/// D for the images that have a memory (consecutive images sharing one memory in one product).
+at::Tensor few_shot_maps(const VisionOutput& vis, const std::vector<int64_t>& layers,
+                         const std::vector<const ReferenceMemory*>& refs, int64_t s) {
+  const auto b = static_cast<int64_t>(refs.size());
+  at::Tensor out = at::zeros({b, s, s}, vis.patch_features[0].options().dtype(at::kFloat));
+  for (int64_t i = 0; i < b;) {
+    int64_t j = i + 1;
+    while (j < b && refs[j] == refs[i]) ++j;
+    if (refs[i]) {
+      std::vector<at::Tensor> tokens;
+      for (auto l : refs[i]->layers) tokens.push_back(pick_layer(vis, layers, l).slice(0, i, j));
+      out.slice(0, i, j).copy_(few_shot_map(*refs[i], tokens, s));
+    }
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
 torch::Tensor VcpClipImpl::encode_text(const torch::Tensor& class_tokens) {
   return encode_text_with_context(*clip, templates_, class_tokens, head->deep_prompts());
 }
@@ -230,12 +276,33 @@ VcpOutput VcpClipImpl::forward(const torch::Tensor& images) {
   return out;
 }
 
-VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer) {
+VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer,
+                                  const std::vector<const ReferenceMemory*>& refs) {
   at::NoGradGuard no_grad;
   AutocastScope autocast(precision_ == Precision::kAutocast);
   VisionOutput vis;
-  at::Tensor cls, text;
-  {
+  at::Tensor cls, text, few_shot;
+  const ReferenceMemory* any = nullptr;
+  for (const auto* r : refs) any = any ? any : r;
+  VCP_CHECK(refs.empty() || static_cast<int64_t>(refs.size()) == images.size(0), "VCP-CLIP: ", refs.size(),
+            " reference memories for ", images.size(0), " images");
+  if (any) {
+    for (const auto* r : refs)
+      VCP_CHECK(!r || r->layers == any->layers, "VCP-CLIP: the reference memories of a batch use different layers");
+    const auto layers = union_layers(opts_.features_list, any->layers);
+    VisionOutput all;
+    {
+      auto t = StageTimer::scope(timer, "vision tower");
+      VCP_CHECK(images.dim() == 4 && images.size(2) == opts_.input_size && images.size(3) == opts_.input_size,
+                "VCP-CLIP: expected images [B, 3, ", opts_.input_size, ", ", opts_.input_size, "], found ",
+                shape_text(images.sizes()));
+      all = clip->visual->forward(images, layers, true);
+    }
+    vis.global = all.global;
+    for (auto l : opts_.features_list) vis.patch_features.push_back(pick_layer(all, layers, l));
+    auto f = StageTimer::scope(timer, "few-shot memory search");
+    few_shot = few_shot_maps(all, layers, refs, opts_.input_size);
+  } else {
     auto t = StageTimer::scope(timer, "vision tower");
     vis = encode_image(images);
   }
@@ -270,6 +337,7 @@ VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer
   }
   maps.raw = maps.raw.div_(layers).to(at::kFloat);  // fp32 whatever the precision (autocast: fp16)
   if (maps.post.defined()) maps.post = maps.post.div_(layers).to(at::kFloat);
+  maps.few_shot = few_shot;
   return maps;
 }
 

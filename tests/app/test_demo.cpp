@@ -12,6 +12,7 @@
 #include "vcpclip/app/demo.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
+#include "vcpclip/model/reference_memory.h"
 
 using vcpclip::testing::error_of;
 
@@ -226,6 +227,25 @@ TEST(Demo, MiniatureRunEndToEnd) {
   // the two evaluations saw the same target images
   EXPECT_EQ(r.trained.images, r.untrained->images);
   EXPECT_EQ(r.trained.images, 2 * 5);
+  // The few-shot stage: k = 1, 2, 4 references from each target class's own train/good images.
+  EXPECT_NE(text.find("Few-shot: k normal train images per target class"), std::string::npos) << text;
+  const auto& runs = j.at("few_shot").at("runs");
+  ASSERT_EQ(r.few_shot.size(), 3u);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(j.at("few_shot").at("zero_shot_classes").size(), 2u);
+  for (size_t i = 0; i < 3; ++i) {
+    const int64_t k = int64_t{1} << i;
+    EXPECT_EQ(runs[i].at("k").get<int64_t>(), k);
+    EXPECT_EQ(r.few_shot[i].result.images, r.trained.images);
+    EXPECT_DOUBLE_EQ(runs[i].at("mean").at("pixel_auroc").get<double>(), *r.few_shot[i].result.mean.pixel.auroc);
+    for (const auto& [cls, fp] : runs[i].at("references").at("references").items()) {
+      const auto mem = model::load_reference_memory(
+          (fs::path(r.few_shot[i].out_dir) / "references" / (cls + ".safetensors")).string());
+      EXPECT_EQ(mem.shots(), k);
+      EXPECT_EQ(mem.fingerprint(), fp.get<std::string>());
+      for (const auto& f : mem.images) EXPECT_NE(f.find("/" + cls + "/train/good/"), std::string::npos) << f;
+    }
+  }
 
   // A rerun reuses the (identical) synthetic sets.
   std::ostringstream out2;

@@ -16,6 +16,8 @@
 //            (augmentation, inline and 2 workers), tokenizer encode (first and cached)
 //   serve    `vcpclip serve`: added latency at concurrency 1 vs Inferencer::predict, throughput
 //            with 8 clients vs `vcpclip predict` (tiny and mid; src/app/bench_serve.cpp)
+//   few_shot reference memory at ViT-L-14-336@518, random weights (--quick: ViT-B-16@224): MB per
+//            shot, build s/image, predict_maps with a k = 4 memory vs without, RSS (docs/few_shot.md)
 //   peak RSS of the process
 // The Python columns need a python3 with torch, numpy, scikit-learn and the reference code
 // (--ref, default /tmp/ref): $VCPCLIP_PYTHON, else /usr/bin/python3, else python3 on PATH; when
@@ -74,7 +76,7 @@ struct BenchOptions {
   std::string ref_dir = "/tmp/ref";  ///< reference code for the Python scripts
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
-  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train, data, serve); empty = all
+  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train, data, serve, few_shot); empty = all
   std::string weights_dir = "runs/bench/weights";  ///< real-size weight files (made there once, reused)
   std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
   int repeats = 3;                                                   ///< repetitions of each real-size row

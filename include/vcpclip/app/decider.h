@@ -26,15 +26,23 @@
 namespace vcpclip::app {
 
 /// The settings object above for a run (hashes the backbone JSON and the weights file).
-nlohmann::json calibration_settings(const model::ModelOptions& model, const PostprocessOptions& pp);
+/// `few_shot`: null (zero-shot: no "few_shot" key) or {"k", "layers", "fusion", "weight",
+/// "references"} (app/few_shot.h; predict gives the fingerprint of its one memory as "references").
+nlohmann::json calibration_settings(const model::ModelOptions& model, const PostprocessOptions& pp,
+                                    const nlohmann::json& few_shot = nullptr);
 
 /// Reads `path` and checks it against the run. Errors (vcpclip::Error):
 ///   "calibration F was made for another checkpoint: <P> with SHA-256 <a>, but this run uses <K>
 ///    with SHA-256 <b>; calibrate again for it (vcpclip calibrate)"
 ///   "calibration F was made for another config: <key>: <v> in the calibration, <w> in this run;
 ///    ...; calibrate again with this config (vcpclip calibrate)"
+/// With few-shot references, a calibration made with references compares its record for class
+/// `class_name` with the run's fingerprint; one made with references refuses a run without them
+/// and the other way round ("few_shot: ... in the calibration, absent in this run").
 eval::Calibration load_checked_calibration(const std::string& path, const model::ModelOptions& model,
-                                           const PostprocessOptions& pp, const std::string& checkpoint);
+                                           const PostprocessOptions& pp, const std::string& checkpoint,
+                                           const nlohmann::json& few_shot = nullptr,
+                                           const std::string& class_name = "");
 
 /// The warning for a calibration made in another precision than the run's (README "Precision and
 /// BLAS kernels"); "" when they agree. `calibrated` is the file's "precision" ("" = not recorded,
@@ -50,7 +58,7 @@ class Decider {
  public:
   /// load_checked_calibration + Calibration::find(class_name).
   Decider(const std::string& calibration_path, const std::string& class_name, const model::ModelOptions& model,
-          const PostprocessOptions& pp, const std::string& checkpoint);
+          const PostprocessOptions& pp, const std::string& checkpoint, const nlohmann::json& few_shot = nullptr);
 
   /// Decision for one image: `map` the [S,S] pixel map (CPU float32), `score` eval's image
   /// score, `input_size` the size of the mask (the input image's size).
@@ -59,10 +67,11 @@ class Decider {
   /// predict --calibration: decide() with eval_score(score_raw, score_post), the mask written to
   /// `mask_path` (write_mask_png) and released from the returned decision.
   eval::Decision apply(const at::Tensor& map, double score_raw, double score_post, cv::Size input_size,
-                       const std::string& mask_path) const;
+                       const std::string& mask_path, double score_few_shot = 0) const;
 
   /// eval's image score from predict's two top-k means: their float32 sum (as eval::image_score).
-  static double eval_score(double score_raw, double score_post);
+  /// With references, eval adds score_few_shot (float32) to that sum (eval::fuse_few_shot).
+  static double eval_score(double score_raw, double score_post, double score_few_shot = 0);
 
   /// {"path", "class", "method", "image_threshold", "pixel_threshold"} for scores.json.
   nlohmann::json describe() const;

@@ -15,6 +15,8 @@
 //      with PNGs when eval.export_png, for the side-by-side report)
 //   4. train (train::run_training, the request `vcpclip train -c` builds) → DIR/train/last.pth
 //   5. eval of the trained head → DIR/eval/ (metrics.json, metrics.md, imgs/... PNGs, imgs/index.json)
+//   5b. the same with k = 1, 2, 4 references per target class from its train/good images
+//      (demo.few_shot, app/demo_few_shot.h) → DIR/eval_<k>shot/
 //   6. DIR/report.html (app/demo_html.h: untrained vs trained side by side, metrics and strips),
 //      then DIR/summary.json (written last, atomically: its presence means the demo finished); on
 //      the output stream the metric tables, a trained-vs-untrained comparison and, last, the one
@@ -28,6 +30,7 @@
 //     synthetic:                      # name: {out, layout, set, classes, images, train_images, size,
 //       aux: {out: "${out_dir}/data/aux", layout: visa, set: auxiliary, ...}   #  seed, kinds}
 //     backbone: {out: "${out_dir}/model/demo_backbone.safetensors", ...}   # (optional) app/demo_backbone.h
+//     few_shot: {shots: [1, 2, 4], seed: 0}   # app/demo_few_shot.h
 // Unknown keys anywhere are errors naming the key and the file.
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -37,6 +40,7 @@
 #include <vector>
 
 #include "vcpclip/app/demo_backbone.h"
+#include "vcpclip/app/demo_few_shot.h"
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/data/synthetic.h"
@@ -55,6 +59,7 @@ struct DemoConfig {
   bool untrained_baseline = true;
   std::vector<data::SynthOptions> synthetic;  ///< candidate synthetic sets (out already substituted)
   std::optional<BackboneRecipe> backbone;     ///< demo.backbone (out already substituted)
+  DemoFewShotOptions few_shot;                ///< demo.few_shot (app/demo_few_shot.h)
   RunConfig run;                              ///< everything else (train.out_dir / eval.out_dir as configured)
   YAML::Node demo_effective;                  ///< the resolved `demo:` section (out_dir as used)
 };
@@ -79,6 +84,7 @@ struct DemoResult {
   train::TrainSummary train;
   std::optional<EvalResult> untrained;
   EvalResult trained;
+  std::vector<FewShotRun> few_shot;  ///< the trained head with k references per class, per k
   double seconds = 0;
   nlohmann::json summary;  ///< what DIR/summary.json holds
 };

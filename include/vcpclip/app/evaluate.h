@@ -22,11 +22,13 @@
 //   imgs/<class>/<defect>/<stem>.png        (export_png) 4-panel strip (image | mask | heatmap |
 //   imgs/<class>/<defect>/<stem>_heatmap.png  prediction at the class F1 threshold) + heatmap
 //   imgs/<class>/roc.png, imgs/<class>/pro.png  (export_png) pixel ROC and PRO curves
+//   references/<class>.safetensors          (few_shot.k > 0) the class's reference memory
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "vcpclip/app/few_shot.h"
 #include "vcpclip/app/run_config.h"
 #include "vcpclip/eval/accumulator.h"
 #include "vcpclip/eval/report.h"
@@ -49,6 +51,9 @@ struct EvalRequest {
   std::string calibration_out;
   bool profile = false;        ///< time per stage on stderr and in EvalResult::profile
   bool allow_partial = false;  ///< --allow-partial: report even when classes have no metrics
+  /// `few_shot:` (app/few_shot.h): with k > 0 each class's maps and scores are fused with the
+  /// few-shot map of its own references (never a test image); memories saved to OUT/references/.
+  FewShotOptions few_shot;
 };
 
 /// Builds a request from a loaded run config ("eval needs a `model` / `eval.data` section in F"
@@ -62,6 +67,7 @@ struct EvalResult {
   int64_t skipped = 0;                        ///< unreadable samples skipped (eval.data.skip_bad)
   double seconds = 0, images_per_second = 0;  ///< model + post-processing throughput
   nlohmann::json profile;                     ///< with EvalRequest::profile: StageTimer::to_json
+  nlohmann::json few_shot;                    ///< few_shot_settings of the run (null: zero-shot)
 };
 
 /// Runs the whole evaluation; builds the model from req.model and loads req.checkpoint.

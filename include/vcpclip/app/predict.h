@@ -15,6 +15,9 @@
 //    "skipped": [{"path": .., "error": ..}]}
 // and OUT/report.html (app/predict_html.h): the images, scores, decisions and thumbnails.
 //   score = mean(top-k of M_raw) + mean(top-k of M_post), unnormalised.
+// With references (--reference, app/few_shot.h) the map is D-fused and score += "score_few_shot"
+// (few_shot.weight · max D), exactly as eval; scores.json then has "few_shot": {k, layers,
+// fusion, weight, references (fingerprint), images}.
 // With a calibration (--calibration F [--class NAME], app/decider.h) also <stem>_mask.png (0 ok,
 // 255 anomalous, at the input's size), scores.json "calibration": {path, class, method, thresholds}
 // and per image "decision": "ok"|"ng", "normalized_score" (threshold at 0.5), "class_score",
@@ -34,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/app/few_shot.h"
 #include "vcpclip/common/runtime.h"
 #include "vcpclip/eval/decision.h"
 #include "vcpclip/eval/postprocess.h"
@@ -61,9 +65,11 @@ struct PredictFlags {
   bool save_branches = false;
   bool skip_bad = false;
   bool progress = true;
-  bool profile = false;     ///< print the time per stage
-  std::string calibration;  ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
-  std::string class_name;   ///< --class: the calibration's class ("" = its only class)
+  bool profile = false;        ///< print the time per stage
+  std::string calibration;     ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
+  std::string class_name;      ///< --class: the calibration's class ("" = its only class)
+  std::string reference;       ///< --reference: folder of normal images or saved memory ("" = none)
+  std::string save_reference;  ///< --save-reference: write the memory built from --reference here
 };
 
 /// Everything a predict run needs.
@@ -81,6 +87,12 @@ struct PredictRequest {
   std::string calibration;  ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
   std::string class_name;   ///< --class: the calibration's class ("" = its only class)
   bool profile = false;     ///< time per stage (stderr table + PredictSummary::profile)
+  /// Few-shot (app/few_shot.h): `reference` a folder of normal images of the product (k of them
+  /// when few_shot.k > 0, else all) or a memory saved by --save-reference / eval
+  /// (OUT/references/<class>.safetensors); "" = few_shot.folder, or zero-shot.
+  FewShotOptions few_shot;
+  std::string reference;
+  std::string save_reference;
 };
 
 struct RunConfig;
@@ -91,6 +103,7 @@ PredictRequest make_predict_request(const RunConfig& cfg, const PredictFlags& fl
 struct PredictedImage {
   std::string path, stem;
   double score = 0, score_raw = 0, score_post = 0;
+  double score_few_shot = 0;  ///< few_shot.weight · max D (0 without references)
   float map_min = 0, map_max = 0;
   std::optional<eval::Decision> decision;  ///< with a calibration (its mask already written and released)
 };

@@ -19,6 +19,7 @@
 //                 + eval.data (data::parse_data_options) + eval::parse_metrics_options keys
 //                 (aupro, aupro_fpr_limit, aupro_steps, curves)
 //   serve:        app::parse_serve_options (host, port, batching, limits, token)
+//   few_shot:     k, seed, folder | data, layers, fusion, weight   (app::parse_few_shot_options)
 //
 // An unknown or mistyped key anywhere (top level or inside any section) is a vcpclip::Error naming
 // the key and the file. Sections absent from the file get their defaults; sections without a
@@ -30,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/app/few_shot.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/app/serve_options.h"
 #include "vcpclip/common/runtime.h"
@@ -77,6 +79,7 @@ struct RunConfig {
   TrainSection train;
   EvalSection eval;
   ServeOptions serve;
+  FewShotOptions few_shot;  ///< `few_shot:` (k 0 = zero-shot)
 
   /// Changes one key of `effective` (dotted: "model.backbone") and `text`, for the few values a run
   /// changes after loading (the demo's backbone written out); the typed options are set by the caller.

@@ -60,6 +60,10 @@ struct PostprocessedMaps {
 /// false): then the map and the score use M_raw alone.
 PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, const PostprocessOptions& pp);
 
+/// Few-shot fusion (docs/design.md §13, APRIL-GAN's addition): pixel += weight·D and
+/// score += weight·max(D) per image; `few_shot` D [N,S,S] (undefined: nothing changes).
+void fuse_few_shot(PostprocessedMaps& out, const at::Tensor& few_shot, double weight);
+
 /// Tensor form of the reference `normalize`: (x − min) / (max − min) over the whole tensor in
 /// float32, zeros if constant.
 at::Tensor minmax_normalize(const at::Tensor& x);

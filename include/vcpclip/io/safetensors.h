@@ -25,7 +25,17 @@ std::unique_ptr<WeightsReader> open_safetensors(const std::string& path);
 /// Reads every tensor as float32 CPU tensors (errors as open_safetensors).
 std::map<std::string, at::Tensor> read_safetensors(const std::string& path);
 
+/// Tensors (float32, CPU) and the string entries of "__metadata__".
+struct SafetensorsContents {
+  std::map<std::string, at::Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+/// read_safetensors plus the "__metadata__" strings (a non-string value is an error naming the file).
+SafetensorsContents read_safetensors_with_metadata(const std::string& path);
+
 /// Writes tensors as a .safetensors file (F32), e.g. to convert an OpenAI archive once.
-void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
+/// `metadata` entries go into "__metadata__" (after "format": "pt").
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace vcpclip::io

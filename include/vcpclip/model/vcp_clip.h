@@ -29,6 +29,7 @@
 #include "vcpclip/model/model_options.h"
 #include "vcpclip/model/post_vcp.h"
 #include "vcpclip/model/pre_vcp.h"
+#include "vcpclip/model/reference_memory.h"
 #include "vcpclip/model/text_prompts.h"
 
 namespace vcpclip::model {
@@ -123,6 +124,8 @@ struct VcpOutput {
 struct VcpMaps {
   torch::Tensor raw;   ///< M_raw [B, S, S]
   torch::Tensor post;  ///< M_post [B, S, S] (undefined when post_vcp is false)
+  /// Few-shot map D [B, S, S] (model/reference_memory.h); undefined without reference memories.
+  torch::Tensor few_shot;
 };
 
 class VcpClipImpl : public torch::nn::Module {
@@ -138,7 +141,10 @@ class VcpClipImpl : public torch::nn::Module {
   VcpOutput forward(const torch::Tensor& images);
   /// M_raw, M_post [B, S, S] float32 (no autograd: use under eval for inference). With a timer,
   /// the stages "vision tower", "Pre-VCP", "text tower", "Post-VCP + maps" are charged to it.
-  VcpMaps predict_maps(const torch::Tensor& images, StageTimer* timer = nullptr);
+  /// `refs`: empty, or one reference memory per image (nullptr = none for that image; all with the
+  /// same layers): then maps.few_shot is D (0 where an image has none), from the same vision pass.
+  VcpMaps predict_maps(const torch::Tensor& images, StageTimer* timer = nullptr,
+                       const std::vector<const ReferenceMemory*>& refs = {});
 
   /// runtime.precision: bf16/fp16 run the vision tower's matmuls in that dtype (ClipModelImpl::
   /// set_block_dtype; the head stays fp32); autocast runs forward() and predict_maps() under CUDA
@@ -150,6 +156,9 @@ class VcpClipImpl : public torch::nn::Module {
   // --- stages (used by forward; public for parity tests and diagnostics) ---
   /// Vision tower without autograd: patch features per layer + global feature.
   VisionOutput encode_image(const torch::Tensor& images);
+  /// Raw block outputs [B, 1+G², W] of the 1-based vision blocks `layers` (no global feature,
+  /// no autograd): the features of the few-shot reference memory.
+  std::vector<torch::Tensor> encode_layers(const torch::Tensor& images, const std::vector<int64_t>& layers);
   /// T [B, 2, E] from class tokens [B, r, E] (one batched text pass).
   torch::Tensor encode_text(const torch::Tensor& class_tokens);
   /// Raw-branch logits [B, N, 2] of feature layer index i (0-based in features_list).

@@ -1,0 +1,95 @@
+#pragma once
+// Few-shot references (docs/design.md §13): the `few_shot:` section of a run config and the
+// reference memories eval, predict, calibrate and the Inferencer build from it.
+//
+//   few_shot:
+//     k: 4                  # reference images per class (0 = zero-shot, the default)
+//     seed: 0               # which k of the candidate images (drawn without replacement)
+//     folder: ""            # source: a folder of normal images (all classes share it) ...
+//     data: {layout: mvtec, root: ...}   # ... or a dataset's train split, good images, per class
+//                           # (neither: eval.data's dataset with split train)
+//     layers: []            # 1-based vision blocks ([] = model.features_list)
+//     fusion: add           # APRIL-GAN: pixel map += weight·D, image score += weight·max D
+//     weight: 1.0
+//
+// Reference images are decoded and resized exactly as test images (data::read_rgb,
+// data::preprocess_image); the references of one memory must share one size and channel count.
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vcpclip/data/datasets.h"
+#include "vcpclip/io/config_node.h"
+#include "vcpclip/model/model_options.h"
+#include "vcpclip/model/reference_memory.h"
+
+namespace vcpclip::model {
+class VcpClipImpl;
+}
+
+namespace vcpclip::app {
+
+struct FewShotOptions {
+  int64_t k = 0;                          ///< 0 = zero-shot (the section's default)
+  uint64_t seed = 0;                      ///< draws the k references among the candidates
+  std::string folder;                     ///< source folder ("" = a dataset)
+  std::optional<data::DataOptions> data;  ///< source dataset (train split, good images)
+  std::vector<int64_t> layers;            ///< [] = model.features_list
+  std::string fusion = "add";             ///< the only fusion: APRIL-GAN's addition
+  double weight = 1.0;                    ///< factor on D in the fusion
+
+  bool enabled() const { return k > 0; }
+};
+
+/// Reads the `few_shot:` section (calls finish(); every key checked: k ≥ 0, layers ≥ 1 and
+/// increasing, fusion "add", weight > 0, not both folder and data).
+FewShotOptions parse_few_shot_options(io::ConfigNode& node);
+
+/// The layers a memory uses: opts.layers, or features_list when empty.
+std::vector<int64_t> few_shot_layers(const FewShotOptions& opts, const model::ModelOptions& model);
+
+/// k of `candidates` drawn without replacement with `seed` (std::mt19937_64 shuffle), returned in
+/// candidate order. Fewer than k candidates: error naming `what`.
+std::vector<std::string> sample_references(const std::vector<std::string>& candidates, int64_t k, uint64_t seed,
+                                           const std::string& what);
+
+/// The identity a memory records and is checked against (SHA-256 of backbone JSON, weights and
+/// checkpoint; "" checkpoint = untrained head).
+model::ReferenceIdentity run_identity(const model::ModelOptions& model, const std::string& checkpoint);
+
+/// Decodes `files` like test images, checks they share size and channel count, builds the memory
+/// on the model's device and fills images, hashes and identity.
+model::ReferenceMemory build_memory_from_files(model::VcpClipImpl& model, const std::vector<std::string>& files,
+                                               const std::vector<int64_t>& layers,
+                                               const model::ReferenceIdentity& identity);
+
+/// predict --reference / InferencerOptions::reference: a folder (all its images; k of them when
+/// k > 0) or a saved memory (.safetensors, checked against `identity` and `layers`).
+model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std::string& path, int64_t k, uint64_t seed,
+                                           const std::vector<int64_t>& layers,
+                                           const model::ReferenceIdentity& identity);
+
+/// eval: one memory per class, from the class's own normal train images (opts.data, else
+/// `test_set` with split train), or from opts.folder for every class. `test_images` are the
+/// evaluated files: a reference among them is an error. Saved to `save_dir`/<class>.safetensors
+/// when save_dir is non-empty.
+std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl& model, const FewShotOptions& opts,
+                                                             const data::DataOptions& test_set,
+                                                             const std::vector<std::string>& classes,
+                                                             const std::vector<std::string>& test_images,
+                                                             const model::ReferenceIdentity& identity,
+                                                             const std::string& save_dir);
+
+/// The record of one memory (predict, Inferencer): {"k", "layers", "fusion", "weight",
+/// "references": fingerprint}.
+nlohmann::json memory_settings(const FewShotOptions& opts, const model::ReferenceMemory& memory);
+
+/// calibration.json's record: null without references, else {"k", "layers", "fusion", "weight",
+/// "references": {class: fingerprint}}.
+nlohmann::json few_shot_settings(const FewShotOptions& opts,
+                                 const std::map<std::string, model::ReferenceMemory>& memories);
+
+}  // namespace vcpclip::app

@@ -1,0 +1,214 @@
+// Few-shot references: config, sampling and memories per class (see include/vcpclip/app/few_shot.h).
+#include "vcpclip/app/few_shot.h"
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <numeric>
+#include <opencv2/imgcodecs.hpp>
+#include <random>
+#include <set>
+
+#include "vcpclip/common/error.h"
+#include "vcpclip/data/transforms.h"
+#include "vcpclip/io/atomic_file.h"
+#include "vcpclip/io/safetensors.h"
+#include "vcpclip/io/sha256.h"
+#include "vcpclip/model/vcp_clip.h"
+
+namespace fs = std::filesystem;
+
+namespace vcpclip::app {
+
+FewShotOptions parse_few_shot_options(io::ConfigNode& node) {
+  FewShotOptions o;
+  o.k = node.get<int64_t>("k", o.k);
+  o.seed = static_cast<uint64_t>(node.get<int64_t>("seed", static_cast<int64_t>(o.seed)));
+  o.folder = node.get_path("folder", o.folder);
+  if (node.has("data")) {
+    auto d = node.section("data");
+    o.data = data::parse_data_options(d);
+  } else {
+    node.section("data");  // known key, absent
+  }
+  o.layers = node.get<std::vector<int64_t>>("layers", o.layers);
+  o.fusion = node.get<std::string>("fusion", o.fusion);
+  o.weight = node.get<double>("weight", o.weight);
+  node.finish();
+  VCP_CHECK(o.k >= 0, "config key ", node.where("k"), ": expected ≥ 0 (0 = zero-shot), found ", o.k);
+  VCP_CHECK(o.folder.empty() || !o.data, "config keys ", node.where("folder"), " and ", node.where("data"),
+            ": give one source of reference images, not both");
+  for (size_t i = 0; i < o.layers.size(); ++i) {
+    VCP_CHECK(o.layers[i] >= 1, "config key ", node.where("layers"), ": layers are 1-based, found ", o.layers[i]);
+    VCP_CHECK(i == 0 || o.layers[i] > o.layers[i - 1], "config key ", node.where("layers"),
+              ": expected strictly increasing layers");
+  }
+  VCP_CHECK(o.fusion == "add", "config key ", node.where("fusion"),
+            ": expected add (APRIL-GAN's: pixel map + weight·D), found '", o.fusion, "'");
+  VCP_CHECK(o.weight > 0, "config key ", node.where("weight"), ": expected > 0, found ", o.weight);
+  return o;
+}
+
+std::vector<int64_t> few_shot_layers(const FewShotOptions& opts, const model::ModelOptions& model) {
+  return opts.layers.empty() ? model.features_list : opts.layers;
+}
+
+std::vector<std::string> sample_references(const std::vector<std::string>& candidates, int64_t k, uint64_t seed,
+                                           const std::string& what) {
+  VCP_CHECK(!candidates.empty(), "few-shot: no reference images in ", what);
+  if (k <= 0 || k == static_cast<int64_t>(candidates.size())) return candidates;
+  VCP_CHECK(k <= static_cast<int64_t>(candidates.size()), "few-shot: k = ", k, " reference images asked for, but ",
+            what, " has only ", candidates.size());
+  std::vector<size_t> idx(candidates.size());
+  std::iota(idx.begin(), idx.end(), size_t{0});
+  std::mt19937_64 rng(seed);
+  std::shuffle(idx.begin(), idx.end(), rng);
+  idx.resize(static_cast<size_t>(k));
+  std::sort(idx.begin(), idx.end());
+  std::vector<std::string> out;
+  for (auto i : idx) out.push_back(candidates[i]);
+  return out;
+}
+
+model::ReferenceIdentity run_identity(const model::ModelOptions& m, const std::string& checkpoint) {
+  model::ReferenceIdentity id;
+  id.backbone_sha256 = io::sha256_file(m.backbone, "backbone config");
+  id.weights_sha256 = m.weights.empty() ? "" : io::sha256_file(m.weights, "CLIP weights");
+  id.init_seed = static_cast<int64_t>(m.init_seed);
+  id.checkpoint_sha256 = checkpoint.empty() ? "" : io::sha256_file(checkpoint, "checkpoint");
+  id.input_size = m.input_size;
+  return id;
+}
+
+model::ReferenceMemory build_memory_from_files(model::VcpClipImpl& model, const std::vector<std::string>& files,
+                                               const std::vector<int64_t>& layers,
+                                               const model::ReferenceIdentity& identity) {
+  VCP_CHECK(!files.empty(), "few-shot: no reference images given");
+  std::vector<at::Tensor> images;
+  int rows = 0, cols = 0, channels = 0;
+  for (const auto& f : files) {
+    const cv::Mat raw = cv::imread(f, cv::IMREAD_UNCHANGED);
+    VCP_CHECK(!raw.empty(), "few-shot: cannot decode reference image ", f);
+    if (images.empty()) {
+      rows = raw.rows, cols = raw.cols, channels = raw.channels();
+    } else {
+      VCP_CHECK(raw.rows == rows && raw.cols == cols && raw.channels() == channels, "few-shot: reference image ", f,
+                " is ", raw.cols, "x", raw.rows, " with ", raw.channels(), " channel(s), but ", files.front(), " is ",
+                cols, "x", rows, " with ", channels,
+                " channel(s): the references of one product must be taken the same way");
+    }
+    const cv::Mat rgb = data::to_rgb(raw, data::ChannelOrder::kBGR, "reference image " + f);
+    images.push_back(data::preprocess_image(rgb, model.input_size()));
+  }
+  const auto device = model.head->prompt_embeddings.device();
+  auto mem = model::build_reference_memory(model, at::stack(images).to(device), layers);
+  mem.images = files;
+  for (const auto& f : files) mem.image_sha256.push_back(io::sha256_file(f, "reference image"));
+  mem.identity = identity;
+  return mem;
+}
+
+namespace {
+
+bool is_image_file(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".tif" || e == ".tiff";
+}
+
+std::vector<std::string> folder_images(const std::string& dir) {
+  VCP_CHECK(fs::is_directory(dir), "few-shot: reference folder ", dir, " does not exist");
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path().string());
+  std::sort(found.begin(), found.end());
+  VCP_CHECK(!found.empty(), "few-shot: no images (.png .jpg .jpeg .bmp .tif .tiff) in reference folder ", dir);
+  return found;
+}
+
+}  // namespace
+
+model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std::string& path, int64_t k, uint64_t seed,
+                                           const std::vector<int64_t>& layers,
+                                           const model::ReferenceIdentity& identity) {
+  const auto device = model.head->prompt_embeddings.device();
+  if (fs::is_regular_file(path)) {
+    auto mem = model::load_reference_memory(path);
+    model::check_reference_identity(mem, identity, path);
+    VCP_CHECK(mem.layers == layers, "reference memory ", path, " holds layers ", shape_text(mem.layers),
+              ", but this run uses layers ", shape_text(layers), " (few_shot.layers)");
+    return mem.to(device);
+  }
+  const auto files = sample_references(folder_images(path), k, seed, "reference folder " + path);
+  return build_memory_from_files(model, files, layers, identity);
+}
+
+std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl& model, const FewShotOptions& opts,
+                                                             const data::DataOptions& test_set,
+                                                             const std::vector<std::string>& classes,
+                                                             const std::vector<std::string>& test_images,
+                                                             const model::ReferenceIdentity& identity,
+                                                             const std::string& save_dir) {
+  const auto layers = few_shot_layers(opts, model.options());
+  const std::set<std::string> tests(test_images.begin(), test_images.end());
+  std::map<std::string, std::vector<std::string>> candidates;
+  std::string source;
+  if (!opts.folder.empty()) {
+    const auto files = folder_images(opts.folder);
+    for (const auto& c : classes) candidates[c] = files;
+    source = "reference folder " + opts.folder;
+  } else {
+    data::DataOptions d = opts.data ? *opts.data : test_set;
+    d.split = "train";
+    d.classes = classes;
+    const auto index = data::read_index(d);
+    for (const auto& s : index.samples)
+      if (s.anomaly == 0) candidates[s.cls_name].push_back(s.image_path);
+    source = "the train split of " + index.source;
+  }
+  std::map<std::string, model::ReferenceMemory> out;
+  for (const auto& c : classes) {
+    auto files =
+        sample_references(candidates[c], opts.k, opts.seed, "class '" + c + "' (good images of " + source + ")");
+    for (const auto& f : files)
+      VCP_CHECK(!tests.count(f), "few-shot: reference image ", f, " of class '", c,
+                "' is also a test image; references must come from other images (e.g. the train split)");
+    auto mem = build_memory_from_files(model, files, layers, identity);
+    spdlog::info("few-shot: class '{}': {} reference image(s), memory {:.1f} MB", c, mem.shots(),
+                 static_cast<double>(mem.bytes()) / 1e6);
+    if (!save_dir.empty()) {
+      io::make_directories(save_dir);
+      model::save_reference_memory(mem, (fs::path(save_dir) / (c + ".safetensors")).string());
+    }
+    out.emplace(c, std::move(mem));
+  }
+  return out;
+}
+
+nlohmann::json memory_settings(const FewShotOptions& opts, const model::ReferenceMemory& memory) {
+  return {{"k", memory.shots()},
+          {"layers", memory.layers},
+          {"fusion", opts.fusion},
+          {"weight", opts.weight},
+          {"references", memory.fingerprint()}};
+}
+
+nlohmann::json few_shot_settings(const FewShotOptions& opts,
+                                 const std::map<std::string, model::ReferenceMemory>& memories) {
+  if (memories.empty()) return nullptr;
+  nlohmann::json refs = nlohmann::json::object();
+  int64_t k = 0;
+  for (const auto& [c, m] : memories) {
+    refs[c] = m.fingerprint();
+    k = m.shots();
+  }
+  return {{"k", k},
+          {"layers", memories.begin()->second.layers},
+          {"fusion", opts.fusion},
+          {"weight", opts.weight},
+          {"references", refs}};
+}
+
+}  // namespace vcpclip::app
