@@ -80,6 +80,8 @@ class Inferencer {
 
   int64_t image_size() const;  ///< S, the model's working size
   bool calibrated() const;
+  /// Reference images in the few-shot memory (0: zero-shot).
+  int64_t reference_shots() const;
   /// The precision the model runs in: "fp32", "bf16", ... (runtime.precision auto resolved by the
   /// start-up GEMM probe, README "Precision and BLAS kernels").
   std::string precision() const;

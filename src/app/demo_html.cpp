@@ -1,6 +1,7 @@
 // report.html of `vcpclip demo` (see app/demo_html.h).
 #include "vcpclip/app/demo_html.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -53,6 +54,57 @@ std::string comparison(const nlohmann::json* u, const nlohmann::json& t) {
   return s + "</tbody></table>\n";
 }
 
+/// The few-shot runs of the demo (DIR/eval_<k>shot/metrics.json), by k.
+std::map<int, nlohmann::json> few_shot_runs(const fs::path& dir) {
+  std::map<int, nlohmann::json> runs;
+  if (!fs::is_directory(dir)) return runs;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    int k = 0;
+    char tail[8] = {0};
+    if (std::sscanf(name.c_str(), "eval_%dshot%7s", &k, tail) == 1 && k > 0 && fs::exists(e.path() / "metrics.json"))
+      runs[k] = read_json_file((e.path() / "metrics.json").string());
+  }
+  return runs;
+}
+
+/// Class means and per-class pixel/image AUROC, zero-shot | k-shot... | change at the largest k.
+std::string few_shot_comparison(const nlohmann::json& zero, const std::map<int, nlohmann::json>& runs) {
+  std::string s = "<table class=\"compare\"><thead><tr><th>class mean</th><th class=\"num\">zero-shot</th>";
+  for (const auto& [k, m] : runs) s += "<th class=\"num\">" + std::to_string(k) + "-shot</th>";
+  s += "<th class=\"num\">change at " + std::to_string(runs.rbegin()->first) + "-shot</th></tr></thead>\n<tbody>\n";
+  auto row = [&](const std::string& label, const std::string& ptr, const nlohmann::json& z, auto pick) {
+    s += "<tr><td>" + h::escape(label) + "</td>" + h::number_cell(pick(z), h::Format::pct2, "eval/metrics.json", ptr);
+    for (const auto& [k, m] : runs)
+      s += h::number_cell(pick(m), h::Format::pct2, "eval_" + std::to_string(k) + "shot/metrics.json", ptr);
+    const auto a = pick(z), b = pick(runs.rbegin()->second);
+    std::string change = "n/a", cls;
+    if (a && b) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%+.2f", (*b - *a) * 100.0);
+      change = buf;
+      cls = *b >= *a ? " up" : " down";
+    }
+    s += "<td class=\"num" + cls + "\">" + change + "</td></tr>\n";
+  };
+  for (const auto& c : eval::metric_columns())
+    if (c.percent)
+      row(metric_label(c.key) + " (%)", std::string("/mean/") + c.key, zero,
+          [&](const nlohmann::json& m) { return num(m.at("mean"), c.key); });
+  const auto& classes = zero.at("classes");
+  for (size_t i = 0; i < classes.size(); ++i)
+    for (const char* key : {"pixel_auroc", "image_auroc"}) {
+      const std::string name = classes[i].value("name", "?");
+      row(name + ": " + metric_label(key) + " (%)", "/classes/" + std::to_string(i) + "/" + key, zero,
+          [&](const nlohmann::json& m) -> std::optional<double> {
+            const auto& cs = m.at("classes");
+            if (i >= cs.size() || cs[i].value("name", "") != name) return std::nullopt;
+            return num(cs[i], key);
+          });
+    }
+  return s + "</tbody></table>\n";
+}
+
 std::string strip_figure(const nlohmann::json* st, const std::string& prefix) {
   if (!st) return "<div><p class=\"note\">not exported for this head</p></div>";
   std::string cap = st->value("defect", "?") + "/" + fs::path(st->value("strip", "")).filename().string();
@@ -101,6 +153,12 @@ std::string demo_report_html(const std::string& demo_dir, const std::string& hea
                      "<p class=\"note\">Zero-shot on product classes the head never saw in training; means over "
                      "the classes, in %. The untrained head is the same model before training (same seeded "
                      "initialisation): the baseline that training has to beat.</p>\n";
+  const auto shots = few_shot_runs(dir);
+  if (!shots.empty())
+    body += "<h2>Zero-shot vs few-shot</h2>\n" + few_shot_comparison(t, shots) +
+            "<p class=\"note\">The trained head again, now also comparing every test patch with the patches of k "
+            "good images of the same product, drawn from its train/good images, never a test image (README "
+            "\"Few-shot: reference images\"). In %.</p>\n";
   body += "<h2>Per class</h2>\n<h3>trained head</h3>\n" + metrics_table_html(t, "eval/metrics.json");
   if (u) body += "<h3>untrained head</h3>\n" + metrics_table_html(*u, "eval_untrained/metrics.json");
   const fs::path ti = dir / "eval" / "imgs" / "index.json", ui = dir / "eval_untrained" / "imgs" / "index.json";

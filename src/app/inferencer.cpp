@@ -66,6 +66,7 @@ Inferencer& Inferencer::operator=(Inferencer&&) noexcept = default;
 
 int64_t Inferencer::image_size() const { return impl_->model->input_size(); }
 bool Inferencer::calibrated() const { return impl_->decider.has_value(); }
+int64_t Inferencer::reference_shots() const { return impl_->memory ? impl_->memory->shots() : 0; }
 std::string Inferencer::precision() const { return to_string(impl_->precision.used); }
 std::string Inferencer::precision_report() const { return impl_->precision.to_json().dump(); }
 

@@ -36,6 +36,7 @@ ServeRequest make_serve_request(const ServeFlags& flags) {
   req.inferencer.checkpoint = flags.checkpoint;
   req.inferencer.calibration = flags.calibration;
   req.inferencer.class_name = flags.class_name;
+  req.inferencer.reference = flags.reference;
   return req;
 }
 
@@ -46,7 +47,8 @@ ServeModel load_serve_model(const ServeRequest& req) {
                            {"image_size", m.inferencer->image_size()},
                            {"checkpoint", fs::path(req.inferencer.checkpoint).filename().string()},
                            {"checkpoint_sha256", io::sha256_file(req.inferencer.checkpoint, "checkpoint")},
-                           {"calibration", nullptr}};
+                           {"calibration", nullptr},
+                           {"few_shot", m.inferencer->reference_shots()}};
   if (!req.inferencer.calibration.empty()) {
     const auto cal = eval::read_calibration(req.inferencer.calibration);
     const auto& cls = cal.find(req.inferencer.class_name, req.inferencer.calibration);

@@ -23,8 +23,28 @@ Batcher::~Batcher() {
   thread_.join();
 }
 
-std::optional<std::future<BatchOutcome>> Batcher::submit(cv::Mat image) {
+Arrival::~Arrival() {
+  if (!batcher_) return;
+  std::lock_guard<std::mutex> lock(batcher_->mutex_);
+  batcher_->release(*this);
+}
+
+void Batcher::release(Arrival& arrival) {
+  if (arrival.batcher_ != this) return;
+  arrival.batcher_ = nullptr;
+  --arriving_;
+  cv_.notify_all();
+}
+
+Arrival Batcher::announce() {
   std::lock_guard<std::mutex> lock(mutex_);
+  ++arriving_;
+  return Arrival(this);
+}
+
+std::optional<std::future<BatchOutcome>> Batcher::submit(cv::Mat image, Arrival* arrival) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (arrival) release(*arrival);
   if (stop_ || static_cast<int>(queue_.size()) >= options_.queue) return std::nullopt;
   Item item;
   item.image = std::move(image);
@@ -58,7 +78,10 @@ void Batcher::loop() {
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_ and nothing left
       const auto until = queue_.front().arrived + std::chrono::milliseconds(options_.max_wait_ms);
-      cv_.wait_until(lock, until, [&] { return stop_ || draining_ || queue_.size() >= max_batch; });
+      // wait for the images on their way (none: run now), at most max_wait_ms after the oldest
+      cv_.wait_until(lock, until, [&] {
+        return stop_ || draining_ || (arriving_ == 0 && !options_.wait_always) || queue_.size() >= max_batch;
+      });
       const bool late = draining_ && Clock::now() >= deadline_;
       if (late) {
         for (auto& item : queue_) item.promise.set_value({503, "the server is shutting down (drain timeout)"});

@@ -19,8 +19,8 @@ void require_ready(const ServeContext& ctx) {
 }
 
 /// Queues the image and waits for its batch (503 when the queue is full or the wait too long).
-BatchOutcome infer(ServeContext& ctx, cv::Mat image) {
-  auto future = ctx.batcher->submit(std::move(image));
+BatchOutcome infer(ServeContext& ctx, cv::Mat image, Arrival& arrival) {
+  auto future = ctx.batcher->submit(std::move(image), &arrival);
   if (!future)
     throw ServeError(503, ctx.draining ? "the server is shutting down"
                                        : "the queue is full (serve.queue = " + std::to_string(ctx.options.queue) +
@@ -70,8 +70,9 @@ void run_predict_request(ServeContext& ctx, const httplib::Request& req, httplib
   const bool want_map = flag(req, "map"), want_mask = flag(req, "mask"), want_levels = flag(req, "levels");
   if ((want_mask || want_levels) && !ctx.calibration)
     throw ServeError(400, "mask=1 and levels=1 need a calibration (start the server with --calibration)");
+  Arrival arrival = ctx.batcher->announce();  // batches being formed wait for this image
   const cv::Mat image = decode_request_image(predict_body(req), ctx.options.max_pixels);
-  const BatchOutcome out = infer(ctx, image);
+  const BatchOutcome out = infer(ctx, image, arrival);
   const Prediction& p = *out.prediction;
   nlohmann::json j = {{"score", p.score}, {"image_size", {image.rows, image.cols}}};
   if (p.decision) {
@@ -132,8 +133,9 @@ void run_infer_request(ServeContext& ctx, const httplib::Request& req, httplib::
                                   (ctx.calibration ? ", decision)" : "; decision needs a calibration)"));
     }
   }
+  Arrival arrival = ctx.batcher->announce();
   const cv::Mat image = decode_request_image(infer_input(body), ctx.options.max_pixels);
-  const Prediction p = *infer(ctx, image).prediction;
+  const Prediction p = *infer(ctx, image, arrival).prediction;
   nlohmann::json outputs = nlohmann::json::array();
   if (want_score) outputs.push_back({{"name", "score"}, {"datatype", "FP32"}, {"shape", {1}}, {"data", {p.score}}});
   if (want_decision)

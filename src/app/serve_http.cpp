@@ -221,8 +221,8 @@ void ServeServer::set_model(ServeModel model) {
   ctx.metadata = std::move(model.metadata);
   if (model.map_range) ctx.calibration = ServeCalibration{*model.map_range, model.pixel_threshold};
   const auto& o = ctx.options;
-  ctx.batcher =
-      std::make_unique<Batcher>(*ctx.inferencer, BatcherOptions{o.max_batch, o.max_wait_ms, o.queue}, &ctx.metrics);
+  ctx.batcher = std::make_unique<Batcher>(
+      *ctx.inferencer, BatcherOptions{o.max_batch, o.max_wait_ms, o.queue, o.wait_always}, &ctx.metrics);
   if (ctx.draining) ctx.batcher->drain(Clock::now() + std::chrono::seconds(o.timeout_s));
   ctx.ready = true;
 }

@@ -109,7 +109,6 @@ std::string base64_decode(const std::string& text, const std::string& what) {
   for (int i = 0; i < 64; ++i) value[uint8_t(kAlphabet[i])] = i;
   size_t end = text.size();
   while (end > 0 && text.size() - end < 2 && text[end - 1] == '=') --end;
-  if (end % 4 == 1) throw ServeError(400, what + " is not base64 (its length is impossible)");
   std::string out;
   out.reserve(end / 4 * 3 + 2);
   uint32_t acc = 0;
@@ -124,6 +123,8 @@ std::string base64_decode(const std::string& text, const std::string& what) {
       out += static_cast<char>((acc >> bits) & 0xFF);
     }
   }
+  // checked after the characters: a stray character is the likelier mistake, and says where
+  if (end % 4 == 1) throw ServeError(400, what + " is not base64 (its length is impossible)");
   return out;
 }
 

@@ -22,6 +22,10 @@ ServeOptions parse_serve_options(io::ConfigNode& node) {
   o.port = in_range(node, "port", o.port, 0, 65535);
   o.max_batch = in_range(node, "max_batch", o.max_batch, 1, 1024);
   o.max_wait_ms = in_range(node, "max_wait_ms", o.max_wait_ms, 0, 60000);
+  const std::string wait = node.get<std::string>("batch_wait", "arriving");
+  VCP_CHECK(wait == "arriving" || wait == "always", "config key ", node.where("batch_wait"),
+            ": expected arriving or always, found '", wait, "'");
+  o.wait_always = wait == "always";
   o.queue = in_range(node, "queue", o.queue, 1, 100000);
   o.max_body_mb = in_range<int64_t>(node, "max_body_mb", o.max_body_mb, 1, 4096);
   o.max_pixels = in_range<int64_t>(node, "max_pixels", o.max_pixels, 1, int64_t{1} << 34);

@@ -34,7 +34,8 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--work-dir", a->opts.work_dir, "keep temporary files (weights, maps) here");
       sub.add_flag("--no-python", a->no_python, "skip the Python reference columns");
       sub.add_flag("--no-progress", a->no_progress, "no progress lines");
-      sub.add_option("--only", a->opts.only, "run only these sections: vision, predict, real, metrics, train, data, serve, few_shot")
+      sub.add_option("--only", a->opts.only,
+                     "run only these sections: vision, predict, real, metrics, train, data, serve, few_shot")
           ->check(CLI::IsMember({"vision", "predict", "real", "metrics", "train", "data", "serve", "few_shot"}));
       sub.add_option("--weights-dir", a->opts.weights_dir, "real-size weight files (made there once)")
           ->capture_default_str();

@@ -31,6 +31,9 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--calibration", a->flags.calibration,
                      "calibration.json (vcpclip calibrate): OK/NG decisions, masks and regions");
       sub.add_option("--class", a->flags.class_name, "the calibration's class (default: its only class)");
+      sub.add_option("--reference", a->flags.reference,
+                     "few-shot references: a folder of good images of the product or a saved memory "
+                     "(.safetensors; README \"Few-shot\")");
       sub.add_option("--host", a->host, "address to bind (default serve.host, 127.0.0.1)");
       sub.add_option("--port", a->port, "port (default serve.port, 8080; 0 = any free port)");
       sub.add_option("--set", a->flags.overrides, "config override key=value (e.g. serve.max_batch=4)");

@@ -24,6 +24,7 @@
 #include "vcpclip/app/synth.h"
 #include "vcpclip/eval/ground_truth.h"
 #include "vcpclip/io/npy.h"
+#include "vcpclip/vcpclip.h"
 
 using namespace vcpclip;
 using vcpclip::testing::error_of;
@@ -287,4 +288,50 @@ TEST(FewShot, ClearErrors) {
   EXPECT_EQ(error_of([&] { app::run_predict(none); }),
             "predict: few_shot.k is 3 but no reference images were given: pass --reference DIR (normal images of the "
             "product) or set few_shot.folder");
+}
+
+TEST(FewShot, InferencerWithReferencesEqualsPredict) {
+  const auto& e = evaluated();
+  const std::string cls = e.result.report.classes[1].name;
+  const auto samples = test_samples(cls);
+  std::vector<std::string> paths;
+  for (const auto& s : samples) paths.push_back(s.image_path);
+  const std::string memory = (e.dir / "references" / (cls + ".safetensors")).string();
+  auto req = predict_request(paths, fresh_dir("inferencer_predict"));
+  req.predict.batch_size = 1;  // the Inferencer runs one image at a time: the same BLAS paths
+  req.few_shot.k = 2;
+  req.reference = memory;
+  req.calibration = (e.dir / "calibration.json").string();
+  req.class_name = cls;
+  const auto summary = app::run_predict(req);
+
+  std::ostringstream config;
+  config << "runtime: {threads: 1}\nmodel: {backbone: " << fx::path("tiny_vcp_clip.json")
+         << ", weights: " << fx::path("tiny_vcp_clip.pt") << ", vocab: " << fx::vocab_path()
+         << ", image_size: 64, features_list: [2, 3, 4]}\nfew_shot: {k: 2}\n";
+  InferencerOptions o;
+  o.config_text = config.str();
+  o.checkpoint = fx::path("tiny_vcp.pth");
+  o.calibration = req.calibration;
+  o.class_name = cls;
+  o.reference = memory;
+  const Inferencer inf(o);
+  EXPECT_EQ(inf.reference_shots(), 2);
+  ASSERT_EQ(summary.images.size(), samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& r = summary.images[i];
+    const Prediction p = inf.predict(cv::imread(r.path, cv::IMREAD_COLOR));
+    const auto map = io::read_npy((fs::path(req.out_dir) / (r.stem + "_map.npy")).string());
+    ASSERT_EQ(p.map.rows, map.size(0));  // the synthetic images are S × S: no resize
+    const at::Tensor inf_map = at::from_blob(p.map.data, {p.map.rows, p.map.cols}, at::kFloat);
+    EXPECT_LT((inf_map - map).abs().max().item<double>(), 1e-5) << r.path;
+    ASSERT_TRUE(p.decision && r.decision);
+    EXPECT_EQ(p.decision->anomalous, r.decision->anomalous) << r.path;
+    EXPECT_NEAR(p.decision->normalized_score, r.decision->normalized_score, 1e-5) << r.path;
+  }
+  // The calibration was made with references: an Inferencer without them is refused, as predict is.
+  o.reference.clear();
+  o.config_text.replace(o.config_text.find("few_shot: {k: 2}"), 16, "few_shot: {k: 0}");
+  const std::string err = error_of([&] { Inferencer refused(o); });
+  EXPECT_EQ(err.rfind("calibration " + o.calibration + " was made for another config: few_shot: {", 0), 0u) << err;
 }

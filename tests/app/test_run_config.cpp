@@ -159,7 +159,7 @@ TEST(RunConfig, UnknownKeyAnywhereNamesKeyAndFile) {
   auto p = write_config("unknown_top.yaml", std::string(kFull) + "evaluation:\n  batch_size: 2\n");
   EXPECT_EQ(error_of([&] { app::load_run_config(p.string()); }),
             "unknown config key 'evaluation' in " + p.string() +
-                "; known keys: eval, few_shot, model, postprocess, predict, runtime, train");
+                "; known keys: eval, few_shot, model, postprocess, predict, runtime, serve, train");
 }
 
 TEST(RunConfig, OverridesApplyBeforeParsing) {

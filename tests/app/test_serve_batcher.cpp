@@ -43,13 +43,17 @@ cv::Mat image(int i) { return cv::imread(fx::path("image_" + std::to_string(i) +
 
 TEST(ServeBatcher, BatchesEqualSinglePredictions) {
   app::ServeMetrics metrics;
-  app::Batcher batcher(inferencer(), {2, 5000, 8}, &metrics);
+  app::Batcher batcher(inferencer(), {2, 600000, 8}, &metrics);
+  std::vector<app::Arrival> on_the_way;
+  for (int i = 0; i < 4; ++i) on_the_way.push_back(batcher.announce());
   std::vector<std::future<app::BatchOutcome>> f;
-  for (int i = 0; i < 3; ++i) f.push_back(*batcher.submit(image(i)));
-  // max_batch 2: the first two run together at once; the third waits for its window (drain ends it).
+  for (int i = 0; i < 3; ++i) f.push_back(*batcher.submit(image(i), &on_the_way[i]));
+  // max_batch 2: the first two run together at once; the third waits for the fourth image, still
+  // on its way, up to max_wait_ms (10 min): only draining ends its wait.
   const auto first = f[0].get();
   EXPECT_EQ(first.batch_size, 2);
   EXPECT_EQ(f[1].get().batch_size, 2);
+  EXPECT_EQ(f[2].wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
   batcher.drain(Clock::now() + std::chrono::seconds(60));
   const auto third = f[2].get();
   EXPECT_EQ(third.status, 200);
@@ -63,8 +67,33 @@ TEST(ServeBatcher, BatchesEqualSinglePredictions) {
   EXPECT_NE(text.find("vcpclip_images_processed_total 3\n"), std::string::npos) << text;
 }
 
+TEST(ServeBatcher, ALoneImageRunsAtOnceAndAnnouncedImagesAreWaitedFor) {
+  app::Batcher batcher(inferencer(), {8, 600000, 8}, nullptr);  // max_wait_ms: 10 min
+  // nothing else on its way: the image runs without waiting for max_wait_ms
+  auto lone = batcher.submit(image(0));
+  ASSERT_EQ(lone->wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  EXPECT_EQ(lone->get().batch_size, 1);
+  // one more announced: the queued image waits for it, and both run as one batch
+  app::Arrival second = batcher.announce();
+  auto a = batcher.submit(image(1));
+  EXPECT_EQ(a->wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  auto b = batcher.submit(image(2), &second);
+  EXPECT_EQ(a->get().batch_size, 2);
+  EXPECT_EQ(b->get().batch_size, 2);
+  // an announced request that fails before submitting (a corrupt image) stops being waited for
+  std::optional<std::future<app::BatchOutcome>> c;
+  {
+    app::Arrival failing = batcher.announce();
+    c = batcher.submit(image(0));
+    EXPECT_EQ(c->wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  }
+  ASSERT_EQ(c->wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  EXPECT_EQ(c->get().batch_size, 1);
+}
+
 TEST(ServeBatcher, FullQueueRefusesAndLateDrainAnswers503) {
   app::Batcher batcher(inferencer(), {8, 60000, 2}, nullptr);
+  const app::Arrival held = batcher.announce();  // one more on its way: the queued images wait
   auto a = batcher.submit(image(0)), b = batcher.submit(image(1));
   ASSERT_TRUE(a && b);
   EXPECT_FALSE(batcher.submit(image(2)).has_value());
@@ -130,5 +159,11 @@ TEST(ServeImage, HeaderLimitsAndBase64) {
   } catch (const app::ServeError& e) {
     EXPECT_EQ(e.status(), 400);
     EXPECT_STREQ(e.what(), "input \"image\" is not base64 (character 4)");
+  }
+  try {
+    app::base64_decode("Zm9vY", "input \"image\"");
+    ADD_FAILURE() << "no error";
+  } catch (const app::ServeError& e) {
+    EXPECT_STREQ(e.what(), "input \"image\" is not base64 (its length is impossible)");
   }
 }

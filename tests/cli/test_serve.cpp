@@ -75,7 +75,7 @@ void expect_close(double a, double b, const std::string& what) {
 
 TEST(Serve, ScoresAndDecisionsEqualPredictInBatches) {
   // A 2 s batching window: the three concurrent requests form one batch of 3.
-  const auto config = sf::config_file("serve_parity", "  max_wait_ms: 2000\n  max_batch: 8\n");
+  const auto config = sf::config_file("serve_parity", "  max_wait_ms: 2000\n  batch_wait: always\n  max_batch: 8\n");
   sf::ServerProcess server(config, {"--calibration", sf::calibration()});
   ASSERT_GT(server.port(), 0) << server.log();
   ASSERT_TRUE(server.wait_ready()) << server.log();
@@ -181,7 +181,8 @@ TEST(Serve, MetadataMapsAndMetrics) {
 
 TEST(Serve, FullQueueAnswers503AtOnce) {
   // Two images wait for a 5 s batching window; the third finds the queue (2) full.
-  sf::ServerProcess server(sf::config_file("serve_queue", "  max_wait_ms: 5000\n  queue: 2\n"), {});
+  sf::ServerProcess server(sf::config_file("serve_queue", "  max_wait_ms: 5000\n  batch_wait: always\n  queue: 2\n"),
+                           {});
   ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
   std::vector<std::future<int>> waiting;
   for (int i = 0; i < 2; ++i)
@@ -209,7 +210,7 @@ TEST(Serve, FullQueueAnswers503AtOnce) {
 
 TEST(Serve, SigtermAnswersAcceptedRequestsAndExitsZero) {
   // Three requests wait in a 20 s batching window; SIGTERM runs them at once and exits 0.
-  sf::ServerProcess server(sf::config_file("serve_drain", "  max_wait_ms: 20000\n"), {});
+  sf::ServerProcess server(sf::config_file("serve_drain", "  max_wait_ms: 20000\n  batch_wait: always\n"), {});
   ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
   std::vector<std::future<int>> waiting;
   for (size_t i = 0; i < 3; ++i)
@@ -232,6 +233,25 @@ TEST(Serve, SigtermAnswersAcceptedRequestsAndExitsZero) {
   EXPECT_EQ(server.wait_exit(30), 0) << server.log();
   EXPECT_NE(server.log().find("SIGTERM received"), std::string::npos);
   EXPECT_EQ(sf::raw_exchange(server.port(), "GET /v2/health/live HTTP/1.1\r\n\r\n", 2), "(connect failed)");
+}
+
+TEST(Serve, ALoneRequestRunsWithoutWaitingForABatch) {
+  // batch_wait: arriving (the default): a 60 s window, but nothing else on its way, so the lone
+  // request runs at once; waiting for the window would end in 503 at timeout_s (10 s).
+  sf::ServerProcess server(sf::config_file("serve_lone", "  max_wait_ms: 60000\n  timeout_s: 10\n"), {});
+  ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(60, 0);
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.Post("/v1/predict", sf::file_bytes(images()[i]), "image/png");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(json::parse(r->body)["batch_size"], 1);
+  }
+  const auto bad = vcpclip::testing::run_vcpclip(
+      "serve -c " + sf::config_file("serve_badwait", "  batch_wait: never\n") + " -k " + fx::path("tiny_vcp.pth"));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find(": expected arriving or always, found 'never'"), std::string::npos) << bad.out;
 }
 
 TEST(Serve, SigintDrainsAnIdleServer) {

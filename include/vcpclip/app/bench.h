@@ -76,7 +76,8 @@ struct BenchOptions {
   std::string ref_dir = "/tmp/ref";  ///< reference code for the Python scripts
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
-  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train, data, serve, few_shot); empty = all
+  std::vector<std::string>
+      only;  ///< sections to run (vision, predict, real, metrics, train, data, serve, few_shot); empty = all
   std::string weights_dir = "runs/bench/weights";  ///< real-size weight files (made there once, reused)
   std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
   int repeats = 3;                                                   ///< repetitions of each real-size row

@@ -21,6 +21,7 @@ struct ServeFlags {
   std::string checkpoint;
   std::string calibration;  ///< "" = scores and maps only
   std::string class_name;
+  std::string reference;            ///< --reference: few-shot reference images or a saved memory ("" = few_shot.folder)
   std::optional<std::string> host;  ///< --host (over serve.host)
   std::optional<int> port;          ///< --port (over serve.port)
 };

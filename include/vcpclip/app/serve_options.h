@@ -6,6 +6,9 @@
 //     port: 8080             # 0 = any free port (the chosen one is printed)
 //     max_batch: 8           # images per forward pass (dynamic batching)
 //     max_wait_ms: 5         # how long the first queued image waits for others
+//     batch_wait: arriving   # arriving: wait only while other requests are decoding their image
+//                            # (a lone request runs at once); always: wait max_wait_ms for a fuller
+//                            # batch whenever it is not full (Triton's fixed queue delay)
 //     queue: 64              # queued images; one more is answered 503 at once
 //     max_body_mb: 32        # request body limit (413 above)
 //     max_pixels: 40000000   # decoded pixel limit (413 above; checked from the header first)
@@ -24,6 +27,7 @@ struct ServeOptions {
   int port = 8080;
   int max_batch = 8;
   int max_wait_ms = 5;
+  bool wait_always = false;  ///< batch_wait: always (true) | arriving (false)
   int queue = 64;
   int64_t max_body_mb = 32;
   int64_t max_pixels = 40000000;
