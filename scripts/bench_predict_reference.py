@@ -17,7 +17,8 @@ reference's Load_CLIP), this process's peak RSS and the BLAS kernels it ran on.
 
 On a GPU (scripts/device_check.sh): --device cuda runs the pipeline there (synchronised timing, peak
 CUDA memory in the JSON); --autocast wraps it in torch.cuda.amp.autocast() as the reference's test.py
-does, and then also records the largest |map difference| against its own fp32 run of the same images.
+does, and then also records the largest |map difference| against its own fp32 run of the same images;
+--fp32-json PATH (with --autocast) times fp32 too in the same process, after one model load.
 """
 import argparse
 import contextlib
@@ -37,7 +38,17 @@ import make_golden_vcp as g  # noqa: E402
 
 def stub_torchvision():
     """The reference imports torchvision.transforms for its image preprocessing only, which this
-    timing does not use (inputs are tensors); without torchvision installed, a stub stands in."""
+    timing does not use (inputs are tensors); without torchvision installed, a stub stands in.
+    Likewise pkg_resources (its tokenizer only reads packaging.version from it), which setuptools
+    no longer ships in recent releases: a stub that hands out the packaging package."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        import types
+        import packaging.version
+        pr = types.ModuleType("pkg_resources")
+        pr.packaging = packaging
+        sys.modules["pkg_resources"] = pr
     try:
         import torchvision.transforms  # noqa: F401
     except ImportError:
@@ -115,7 +126,7 @@ def load(mc, pre, post, name, out, device="cpu"):
     lin = g.LinearLayer(v["width"], cfg["embed_dim"], len(feats))
     lan = pre.Context_Prompting(cfg, cla_len=2)
     zero = post.Zero_Parameter(dim_v=v["width"], dim_t=t["width"], dim_out=v["width"])
-    sd = torch.load(ckpt)
+    sd = torch.load(ckpt, weights_only=False)  # nn.Parameter values (torch >= 2.6 defaults to weights_only)
     lin.load_state_dict(sd["trainable_linearlayer"])
     lan.load_state_dict(sd["New_Lan_Embed"])
     zero.load_state_dict(sd["Zero_try"])
@@ -129,7 +140,8 @@ def run(mc, pe, mods, images, feats, size, autocast=False):
     model, lin, lan, zero = mods
     ens = pe.Prompt_Ensemble(2, mc.tokenize)
     device = str(images.device)
-    amp = torch.cuda.amp.autocast() if autocast else contextlib.nullcontext()
+    # torch.autocast("cuda") is what torch.cuda.amp.autocast() (the reference's spelling, deprecated) calls
+    amp = torch.autocast("cuda") if autocast else contextlib.nullcontext()
     with torch.no_grad(), amp:
         gl, tokens = g.vision_forward(model.visual, images, feats)
         cls = lan.before_extract_feat(tokens, gl.clone(), use_global=True)
@@ -195,6 +207,8 @@ def main():
     ap.add_argument("--make-only", action="store_true", help="only make the weight files")
     ap.add_argument("--device", default="cpu", help="cpu | cuda")
     ap.add_argument("--autocast", action="store_true", help="torch.cuda.amp.autocast(), as the reference's test.py")
+    ap.add_argument("--fp32-json", default="", help="with --autocast: also time fp32 in this process (same model load) "
+                    "and write its result here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.weights_dir, exist_ok=True)
@@ -211,31 +225,42 @@ def main():
     mods, load_s = load(mc, pre, post, name, args.weights_dir, args.device)
     n = max(2, args.images)
     images = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0)).to(args.device)
-    run(mc, pe, mods, images[:1], feats, size, args.autocast)  # warm-up
-    if args.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    t1 = timed(mc, pe, mods, images[:1], feats, size, args.batch, args.autocast)
-    tn = timed(mc, pe, mods, images, feats, size, args.batch, args.autocast)
-    res = {"config": name, "image_size": size, "features_list": feats, "threads": args.threads, "batch": args.batch,
-           "images": n, "t1": t1, "tN": tn, "seconds_per_image": (tn - t1) / (n - 1), "load_seconds": load_s,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-           "blas_kernels": blas_kernels(), "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", ""),
-           "device": args.device, "autocast": args.autocast}
-    if args.device.startswith("cuda"):
-        res["cuda_peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        res["images_per_second"] = 1.0 / res["seconds_per_image"]
+
+    def measure(autocast):
+        run(mc, pe, mods, images[:1], feats, size, autocast)  # warm-up
+        if args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        t1 = timed(mc, pe, mods, images[:1], feats, size, args.batch, autocast)
+        tn = timed(mc, pe, mods, images, feats, size, args.batch, autocast)
+        r = {"config": name, "image_size": size, "features_list": feats, "threads": args.threads, "batch": args.batch,
+             "images": n, "t1": t1, "tN": tn, "seconds_per_image": (tn - t1) / (n - 1), "load_seconds": load_s,
+             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+             "blas_kernels": blas_kernels(), "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", ""),
+             "device": args.device, "autocast": autocast, "torch": torch.__version__}
+        if args.device.startswith("cuda"):
+            r["cuda_peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            r["images_per_second"] = 1.0 / r["seconds_per_image"]
+        return r
+
+    res = measure(args.autocast)
     if args.autocast:  # the reference's own GPU numerics: autocast against fp32, same images
         k = min(n, args.batch)
         a = run(mc, pe, mods, images[:k], feats, size, True)
         b = run(mc, pe, mods, images[:k], feats, size, False)
         res["max_map_diff_autocast_vs_fp32"] = {"raw": float(np.abs(a[0] - b[0]).max()),
                                                 "post": float(np.abs(a[1] - b[1]).max())}
-    print(f"reference {name}: {res['seconds_per_image']:.3f} s/img (S={size}, {args.device}"
-          f"{' autocast' if args.autocast else ''}, {args.threads} threads, batch {args.batch}, load {load_s:.1f} s)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    def report(r, path):  # printed and written at once (a later step may be cut off by a time-box)
+        print(f"reference {name}: {r['seconds_per_image']:.3f} s/img (S={size}, {args.device}"
+              f"{' autocast' if r['autocast'] else ''}, {args.threads} threads, batch {args.batch}, load {load_s:.1f} s)"
+              + (f", {r['images_per_second']:.2f} images/s, peak allocated {r['cuda_peak_allocated_gib']:.2f} GiB"
+                 if "images_per_second" in r else ""), flush=True)
+        if path:
+            with open(path, "w") as f:
+                json.dump(r, f, indent=2)
 
+    report(res, args.json)
+    if args.autocast and args.fp32_json:
+        report(measure(False), args.fp32_json)
 
 if __name__ == "__main__":
     main()

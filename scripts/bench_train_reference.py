@@ -7,7 +7,11 @@ focal + dice loss on both branches summed over layers, backward, Adam (betas (0.
 does (the losses outside it, no gradient scaler); without it the step is fp32.
 
   python3 scripts/bench_train_reference.py --ref REF --config ViT-L-14-336 --weights-dir W \
-      --batch 32 --steps 3 [--autocast] --json out.json
+      --batch 32 --steps 3 [--autocast] --json out.json [--autocast-json out2.json]
+
+--autocast-json PATH (without --autocast): after the fp32 steps, the same number of autocast steps in
+this process (one model load; fresh optimizer, peak memory reset), written to PATH. --device cpu (no
+autocast there) only checks the script on a machine without a GPU.
 
 The weights are those of scripts/bench_predict_reference.py (random, OpenAI format; made there).
 Random images and masks (10 % defect pixels). Reported: each step's seconds (the first includes the
@@ -64,8 +68,11 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--autocast", action="store_true")
     ap.add_argument("--json", default="")
+    ap.add_argument("--autocast-json", default="", help="also time autocast steps after the fp32 ones (one model load)")
+    ap.add_argument("--device", default="cuda", help="cuda (cpu: a check of the script only)")
     args = ap.parse_args()
-    device = "cuda"
+    device = args.device
+    cuda = device.startswith("cuda")
     bp.stub_torchvision()
     mc, pre, post, pe = g.import_reference(args.ref, args.vocab)
     sys.path.insert(0, args.ref)
@@ -88,44 +95,58 @@ def main():
     main_group = [p for n, p in zero.named_parameters() if n != "prompt_temp_l1"] + list(lin.parameters()) + \
         [p for n, p in lan.named_parameters() if n != "prompt_temp"] + prompts
     temps = [zero.prompt_temp_l1, lan.prompt_temp]
-    opt = torch.optim.Adam([{"params": main_group, "lr": 4e-5}, {"params": temps, "lr": 0.01}], lr=4e-5,
-                           betas=(0.5, 0.999))
     focal, dice = FocalLoss(), BinaryDiceLoss()
     ens = pe.Prompt_Ensemble(2, mc.tokenize)
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch, 3, size, size, generator=gen).to(device)
     gt = (torch.rand(args.batch, size, size, generator=gen) > 0.9).float().to(device)
-    torch.cuda.reset_peak_memory_stats()
-    times, losses = [], []
-    for _ in range(args.steps):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        if args.autocast:
-            with torch.cuda.amp.autocast():
-                m_post, m_raw = maps(mods, ens, images, feats, size, device)
-        else:
-            m_post, m_raw = maps(mods, ens, images, feats, size, device)
-        loss = 0
-        for m in m_post + m_raw:
-            loss = loss + focal(m, gt) + dice(m[:, 1, :, :], gt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.item()))
-        del m_post, m_raw, loss
-        torch.cuda.empty_cache()  # as train.py, every step
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    res = {"config": name, "image_size": size, "batch": args.batch, "autocast": args.autocast, "step_seconds": times,
-           "best_step_seconds": min(times[1:] or times), "losses": losses,
-           "cuda_peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30, "torch": torch.__version__}
-    print(f"reference train step {name} @ {size}, batch {args.batch}, {'autocast' if args.autocast else 'fp32'}: "
-          f"best {res['best_step_seconds']:.3f} s ({args.batch / res['best_step_seconds']:.1f} img/s), "
-          f"peak allocated {res['cuda_peak_allocated_gib']:.2f} GiB, steps {[round(t, 3) for t in times]}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
 
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def steps(autocast, path):
+        opt = torch.optim.Adam([{"params": main_group, "lr": 4e-5}, {"params": temps, "lr": 0.01}], lr=4e-5,
+                               betas=(0.5, 0.999))
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        times, losses = [], []
+        for _ in range(args.steps):
+            sync()
+            t0 = time.perf_counter()
+            if autocast:  # torch.autocast("cuda") is what train.py's torch.cuda.amp.autocast() calls
+                with torch.autocast("cuda"):
+                    m_post, m_raw = maps(mods, ens, images, feats, size, device)
+            else:
+                m_post, m_raw = maps(mods, ens, images, feats, size, device)
+            loss = 0
+            for m in m_post + m_raw:
+                loss = loss + focal(m, gt) + dice(m[:, 1, :, :], gt)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.item()))
+            del m_post, m_raw, loss
+            if cuda:
+                torch.cuda.empty_cache()  # as train.py, every step
+            sync()
+            times.append(time.perf_counter() - t0)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+        res = {"config": name, "image_size": size, "batch": args.batch, "autocast": autocast, "step_seconds": times,
+               "best_step_seconds": min(times[1:] or times), "losses": losses, "cuda_peak_allocated_gib": peak,
+               "torch": torch.__version__, "device": device}
+        print(f"reference train step {name} @ {size}, batch {args.batch}, {'autocast' if autocast else 'fp32'}: "
+              f"best {res['best_step_seconds']:.3f} s ({args.batch / res['best_step_seconds']:.1f} img/s), "
+              f"peak allocated {peak:.2f} GiB, steps {[round(t, 3) for t in times]}", flush=True)
+        if path:
+            with open(path, "w") as f:
+                json.dump(res, f, indent=2)
+        del opt
+
+    steps(args.autocast, args.json)
+    if args.autocast_json and not args.autocast:
+        steps(True, args.autocast_json)
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,10 @@
 #   7. numerics on the golden fixture: predict maps in tf32/autocast/fp16/bf16 against fp32 (CUDA)
 #   8. NCCL: the build found it (configure line, `vcpclip version`), and the backend logged in train.log
 #   Needs the reference's code: REF (default .devdeps/ref, scripts/make_device_bundle.sh with REF=...).
+#
+# DEADLINE=S (seconds from the start; default none): every step's time-box is cut to what is left,
+# and a step that cannot start with enough time left is skipped with a line that says so, so the
+# log is complete when the device call's own limit is S plus a margin.
 set -u
 OUT=${OUT:-/tmp/vcpclip_device_out}
 mkdir -p "$OUT"
@@ -37,6 +41,22 @@ B=$ROOT/build-cuda
 BUILD_LIMIT=${BUILD_LIMIT:-240}
 PART=${PART:-all}
 REF=${REF:-$D/ref}
+DEADLINE=${DEADLINE:-0}
+# tb N: the time-box N, cut to the time left before DEADLINE (less 10 s for the lines after it)
+tb() {
+  local n=$1 l
+  if [ "$DEADLINE" -gt 0 ]; then
+    l=$(( DEADLINE - ($(date +%s) - T0) - 10 ))
+    [ "$l" -lt "$n" ] && n=$l
+  fi
+  [ "$n" -lt 1 ] && n=1
+  echo "$n"
+}
+# late N STEP: true (and says so) when less than N s are left before DEADLINE
+late() {
+  [ "$DEADLINE" -gt 0 ] && [ $(( DEADLINE - ($(date +%s) - T0) )) -lt "$1" ] || return 1
+  stamp "SKIPPED $2: less than $1 s left before DEADLINE=${DEADLINE}s"
+}
 
 stamp "machine"
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
@@ -95,11 +115,19 @@ EOF
 fi
 grep -iE "cuda|torch|warning" "$OUT/configure.txt" | grep -v "^--   " | head -12
 
-stamp "build (limit ${BUILD_LIMIT}s)"
+stamp "build (limit $(tb "$BUILD_LIMIT")s)"
 if [ "$PART" = A ]; then TARGETS=${TARGETS:-"vcpclip bench_cuda_check"}; fi
 TARGETS=${TARGETS:-"vcpclip bench_cuda_check tests_model tests_train"}
-timeout "$BUILD_LIMIT" ninja -C "$B" -k 0 -j "$(nproc)" $TARGETS > "$OUT/build.txt" 2>&1
+timeout "$(tb "$BUILD_LIMIT")" ninja -C "$B" -k 0 -j "$(nproc)" $TARGETS > "$OUT/build.txt" 2>&1
 echo "ninja exit $?"; grep -E "error|FAILED" "$OUT/build.txt" | head -30
+# The ProcessGroupNCCL code (src/train/distributed.cpp) is compiled only against a CUDA LibTorch: if
+# it is what failed, build the rest without it so that the measurements still run.
+if [ ! -x "$B/vcpclip" ] && grep -q "FAILED: .*distributed.cpp" "$OUT/build.txt"; then
+  stamp "distributed.cpp failed with NCCL: reconfiguring with -DVCPCLIP_NCCL=OFF and building again"
+  cmake -DVCPCLIP_NCCL=OFF "$B" >> "$OUT/configure.txt" 2>&1
+  timeout "$(tb "$BUILD_LIMIT")" ninja -C "$B" -k 0 -j "$(nproc)" $TARGETS > "$OUT/build_nccl_off.txt" 2>&1
+  echo "ninja (NCCL off) exit $?"; grep -E "error|FAILED" "$OUT/build_nccl_off.txt" | head -20
+fi
 if [ ! -x "$B/bench_cuda_check" ] && [ -f "$B/CMakeFiles/bench_cuda_check.dir/bench/bench_cuda_check.cpp.o" ]; then
   stamp "linking bench_cuda_check without vcpclip_app (app failed to build)"
   (cd "$B" && eval "$(ninja -t commands bench_cuda_check | tail -1 | sed 's| libvcpclip_app.a||')")
@@ -107,9 +135,14 @@ fi
 ls -la "$B"/vcpclip "$B"/bench_cuda_check "$B"/tests/tests_model 2>&1 | awk '{print $5, $NF}'
 ldd "$B/bench_cuda_check" 2>/dev/null | grep -E "not found|torch_cuda|opencv_core"
 
-if ! "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big; then  # libtorch_cuda dropped by --as-needed?
+if ! timeout 60 "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big; then  # libtorch_cuda dropped by --as-needed?
   export LD_PRELOAD=$TORCH_DIR/lib/libtorch_cuda.so; echo "retrying with LD_PRELOAD=$LD_PRELOAD"
-  "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big
+  timeout 60 "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big
+fi
+if [ "$PART" = A ]; then
+  stamp "8a. NCCL at configure time and in the binary"
+  grep -E "ProcessGroupNCCL for CUDA training" "$OUT/configure.txt" | tail -1
+  timeout 30 "$B/vcpclip" version 2>&1 | grep -E "^vcpclip|data-parallel|CUDA available"
 fi
 
 part_a() {
@@ -117,11 +150,12 @@ part_a() {
   mkdir -p "$W"
   RPY="$PY $ROOT/scripts/bench_predict_reference.py --ref $REF --vocab $VCPCLIP_VOCAB --config ViT-L-14-336 --weights-dir $W"
   stamp "6a. random OpenAI-format ViT-L-14-336 weights (shared by both sides)"
-  timeout 180 $RPY --make-only; echo "make weights exit $?"; ls -la "$W"
-  stamp "6b. reference predict on cuda, batch 8, S = 518: autocast (as test.py) and fp32"
-  timeout 120 $RPY --device cuda --autocast --images 17 --batch 8 --json "$OUT/ref_predict_autocast.json"
-  echo "exit $?"
-  timeout 90 $RPY --device cuda --images 17 --batch 8 --json "$OUT/ref_predict_fp32.json"; echo "exit $?"
+  timeout "$(tb 180)" $RPY --threads "$(nproc)" --make-only; echo "make weights exit $?"; ls -la "$W"
+  stamp "6b. reference predict on cuda, batch 8, S = 518: autocast (as test.py), then fp32 (one model load)"
+  late 60 "6b" || {
+  timeout "$(tb 180)" $RPY --threads "$(nproc)" --device cuda --autocast --images 17 --batch 8 \
+    --json "$OUT/ref_predict_autocast.json" --fp32-json "$OUT/ref_predict_fp32.json"
+  echo "exit $?"; }
   stamp "6c. vcpclip predict on cuda, batch 8, S = 518: fp32, tf32, autocast, fp16, bf16"
   mkdir -p "$OUT/in_one" "$OUT/in_all"
   $PY - "$OUT" <<'EOF2'
@@ -146,50 +180,70 @@ predict: {batch_size: 8, heatmap: false}
 EOF2
   for mode in fp32 tf32 autocast fp16 bf16; do
     p=$mode; extra=""; [ "$mode" = tf32 ] && { p=fp32; extra="--set runtime.tf32=true"; }
+    late 30 "6c $mode" && continue
     for in in one all; do
       s0=$(date +%s%N)
-      timeout 90 "$B/vcpclip" predict --no-progress -c "$OUT/predict_vitl.yaml" -k "$W/ViT-L-14-336.pth" \
+      timeout "$(tb 60)" "$B/vcpclip" predict --no-progress -c "$OUT/predict_vitl.yaml" -k "$W/ViT-L-14-336.pth" \
         -i "$OUT/in_$in" -o "$OUT/vp_${mode}_$in" --set runtime.precision=$p $extra > "$OUT/vp_${mode}_$in.txt" 2>&1
       echo "$mode $in exit $? $(( ($(date +%s%N) - s0) / 1000000 ))" >> "$OUT/vp_times.txt"
     done
   done
   cat "$OUT/vp_times.txt"
   stamp "6d. one training step at batch 32: vcpclip fp32 + autocast (bench_cuda_check), reference fp32 + autocast"
-  timeout 200 "$B/bench_cuda_check" --device cuda --skip-tiny --batch 32 --size 518 --steps 3 --iters 2
-  echo "exit $?"
-  for a in "" --autocast; do
-    timeout 120 $PY "$ROOT/scripts/bench_train_reference.py" --ref "$REF" --vocab "$VCPCLIP_VOCAB" --weights-dir "$W" \
-      --batch 32 --steps 3 $a --json "$OUT/ref_train${a:+_autocast}.json"; echo "exit $?"
-  done
+  late 40 "6d vcpclip" || { timeout "$(tb 150)" "$B/bench_cuda_check" --device cuda --skip-tiny --batch 32 --size 518 \
+    --steps 3 --iters 2; echo "exit $?"; }
+  late 60 "6d reference" || {
+  timeout "$(tb 180)" $PY "$ROOT/scripts/bench_train_reference.py" --ref "$REF" --vocab "$VCPCLIP_VOCAB" --weights-dir "$W" \
+    --batch 32 --steps 3 --json "$OUT/ref_train.json" --autocast-json "$OUT/ref_train_autocast.json"; echo "exit $?"; }
   $PY - "$OUT" <<'EOF2'
-import json, os, sys
+import json, os, re, sys
 import numpy as np
 o = sys.argv[1]
 t = {}
-for line in open(f"{o}/vp_times.txt"):
+for line in (open(f"{o}/vp_times.txt") if os.path.exists(f"{o}/vp_times.txt") else []):
     mode, which, _, rc, ms = line.split()
     t.setdefault(mode, {})[which] = float(ms) / 1e3 if rc == "0" else None
 print("  predict ViT-L-14-336 @ 518, batch 8, images/s = 16 / (t(17 images) - t(1 image)):")
 ips = {}
+def own_rate(mode):  # the rate predict itself logs over its 17 images (load excluded, first batch included)
+    try:
+        for line in open(f"{o}/vp_{mode}_all.txt"):
+            m = re.search(r"predict: .*\(([0-9.]+) img/s\)", line)
+            if m:
+                return m.group(1)
+    except OSError:
+        pass
+    return "?"
 for mode, v in t.items():
-    if v.get("one") and v.get("all"):
+    if v.get("one") and v.get("all") and v["all"] > v["one"]:
         ips[mode] = 16 / (v["all"] - v["one"])
-        print(f"    vcpclip {mode:9s} {ips[mode]:8.2f} img/s")
+        print(f"    vcpclip {mode:9s} {ips[mode]:8.2f} img/s  (t(1) {v['one']:.2f} s, t(17) {v['all']:.2f} s; "
+              f"predict's own log over 17 images: {own_rate(mode)} img/s)")
     else:
-        print(f"    vcpclip {mode:9s} failed")
+        print(f"    vcpclip {mode:9s} failed or no difference: {v}")
+        for which in ("one", "all"):
+            try:
+                tail = open(f"{o}/vp_{mode}_{which}.txt").read().strip().splitlines()[-3:]
+                print("      " + "\n      ".join(tail))
+            except OSError:
+                pass
 for k in ("autocast", "fp32"):
     f = f"{o}/ref_predict_{k}.json"
     if os.path.exists(f):
-        r = json.load(open(f)); ips["ref_" + k] = r["images_per_second"]
-        print(f"    reference {k:7s} {r['images_per_second']:8.2f} img/s, peak allocated {r['cuda_peak_allocated_gib']:.2f} GiB"
+        r = json.load(open(f)); ips["ref_" + k] = r.get("images_per_second") or 1.0 / r["seconds_per_image"]
+        print(f"    reference {k:7s} t(1) {r['t1']:.2f} s, t({r['images']}) {r['tN']:.2f} s, load {r['load_seconds']:.1f} s")
+        print(f"    reference {k:7s} {ips['ref_' + k]:8.2f} img/s, peak allocated {r.get('cuda_peak_allocated_gib', -1):.2f} GiB"
               + (f", maps autocast vs fp32 max |diff| {r['max_map_diff_autocast_vs_fp32']}" if k == "autocast" else ""))
 if "autocast" in ips and "ref_autocast" in ips:
     print(f"  vcpclip autocast / reference autocast: {ips['autocast'] / ips['ref_autocast']:.2f}x (target >= 1.3x)")
+if "fp32" in ips and "ref_fp32" in ips:
+    print(f"  vcpclip fp32 / reference fp32: {ips['fp32'] / ips['ref_fp32']:.2f}x")
 for k in ("", "_autocast"):
     f = f"{o}/ref_train{k}.json"
     if os.path.exists(f):
         r = json.load(open(f))
-        print(f"  reference train step{k or ' fp32'}: best {r['best_step_seconds']:.3f} s, peak {r['cuda_peak_allocated_gib']:.2f} GiB")
+        print(f"  reference train step{k or ' fp32'}: best {r['best_step_seconds']:.3f} s, peak {r['cuda_peak_allocated_gib']:.2f} GiB"
+              f", steps {[round(x, 3) for x in r['step_seconds']]}")
 print("  (vcpclip's train steps and peak memory: the bench_cuda_check lines above; target: autocast step >= 1.3x faster, peak <= the reference's)")
 for mode in ("tf32", "autocast", "fp16", "bf16"):
     d = [np.abs(np.load(f"{o}/vp_{mode}_all/img{i}_map.npy") - np.load(f"{o}/vp_fp32_all/img{i}_map.npy")).max()
@@ -203,7 +257,8 @@ part_a_numerics() {
   stamp "7. golden fixture on cuda: predict maps in tf32 / autocast / fp16 / bf16 against fp32"
   for mode in fp32 tf32 autocast fp16 bf16; do
     p=$mode; extra=""; [ "$mode" = tf32 ] && { p=fp32; extra="--set runtime.tf32=true"; }
-    timeout 60 "$B/vcpclip" predict --no-progress -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth \
+    late 15 "7 $mode" && continue
+    timeout "$(tb 60)" "$B/vcpclip" predict --no-progress -c configs/predict_tiny.yaml -k tests/fixtures/vcp/tiny_vcp.pth \
       -i tests/fixtures/vcp -o "$OUT/gold_$mode" --set runtime.device=cuda --set runtime.precision=$p $extra \
       > "$OUT/gold_$mode.txt" 2>&1; echo "predict $mode exit $?"
   done
@@ -225,9 +280,7 @@ EOF2
 }
 
 part_a_nccl() {
-  stamp "8. NCCL: found at configure, reported by vcpclip version, logged in train.log"
-  grep -E "ProcessGroupNCCL for CUDA training" "$OUT/configure.txt"
-  "$B/vcpclip" version | grep -E "data-parallel|CUDA available"
+  stamp "8b. NCCL: the backend logged in the demo's train.log (configure line and vcpclip version: 8a above)"
   grep -h "distributed:" "$OUT"/demo/train/train.log 2>/dev/null | head -3
 }
 
@@ -278,7 +331,8 @@ done
 #    change against fp32 in points (the speed issue's bar: 0.2). Written without a GPU at hand: the
 #    steps are time-boxed, so a failure still leaves the log.
 stamp "5. eval precision on CUDA: fp16 / autocast / bf16 vs fp32 (synthetic demo set)"
-timeout 300 "$B/vcpclip" demo -o "$OUT/demo" --set runtime.device=cuda > "$OUT/demo.txt" 2>&1; echo "demo exit $?"
+late 45 "5 (demo + evals)" || {
+timeout "$(tb 240)" "$B/vcpclip" demo -o "$OUT/demo" --set runtime.device=cuda > "$OUT/demo.txt" 2>&1; echo "demo exit $?"
 tail -n 12 "$OUT/demo.txt"
 cat > "$OUT/eval_demo.yaml" <<EOF
 runtime: {device: cuda, seed: 333}
@@ -299,7 +353,8 @@ eval:
   data: {layout: mvtec, root: $OUT/demo/data/target, split: test, workers: 2}
 EOF
 for p in fp32 fp16 autocast bf16; do
-  timeout 120 "$B/vcpclip" eval --no-progress -c "$OUT/eval_demo.yaml" -k "$OUT/demo/train/last.pth" \
+  late 10 "5 eval $p" && continue
+  timeout "$(tb 120)" "$B/vcpclip" eval --no-progress -c "$OUT/eval_demo.yaml" -k "$OUT/demo/train/last.pth" \
     -o "$OUT/eval_$p" --set runtime.precision=$p > "$OUT/eval_$p.txt" 2>&1; echo "eval $p exit $?"
 done
 $PY - "$OUT" <<'EOF'
@@ -320,5 +375,6 @@ for p in ("fp16", "autocast", "bf16"):
               if isinstance(a.get(k), float) and isinstance(b.get(k), float))
     print(f"  {p} vs fp32: largest change of a mean metric {mean:.3f} points, of any class metric {cls:.3f} points")
 EOF
+}  # step 5
 [ "$PART" = A ] && part_a_nccl
 stamp "done"

@@ -131,7 +131,7 @@ def vision_forward(visual, x, out_layers):
     """The reference VisionTransformer.forward without its CUDA-only attention-map bookkeeping."""
     x = visual.conv1(x)
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-    cls = visual.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype)
+    cls = visual.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
     x = torch.cat([cls, x], dim=1)
     x = x + visual.positional_embedding.to(x.dtype)
     x = visual.ln_pre(x)
