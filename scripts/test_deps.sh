@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEST_PKGS=(chromium clang-format python3-regex)
+TEST_PKGS=(chromium clang-format python3-regex curl)
 command -v npm >/dev/null || TEST_PKGS+=(npm)
 
 . scripts/apt_install.sh

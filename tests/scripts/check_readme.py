@@ -35,13 +35,15 @@ REQUIRED_HEADINGS = [
     "Your own product in five minutes",
     "Deploying: calibrate, decide, link",
     "Real data: reproducing the paper",
+    "Few-shot: reference images",
+    "Serving",
     "Configuration",
     "Output formats",
     "Building",
     "Tests",
 ]
 # The runnable examples that must exist (each one is run by `examples`).
-REQUIRED_EXAMPLES = ["examples", "own-product"]
+REQUIRED_EXAMPLES = ["examples", "own-product", "serving", "few-shot"]
 
 RUNNABLE = re.compile(r"<!--\s*runnable:\s*([A-Za-z0-9_-]+)\s*-->\s*\n```(?:bash|sh)\n(.*?)\n```", re.S)
 SEE = re.compile(r'see "([^"]+)"')
