@@ -256,11 +256,15 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; post undefined without Post-VCP
 };
+/// The blend and Gaussian filter run on the maps' own device (the model's), as in evaluate and the
+/// Inferencer; only their results come to the CPU, once each. On the CPU the copies are no-ops, so the
+/// ops and their order are those of before.
 Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp) {
+  const at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
   p.raw = maps.raw.to(at::kCPU);
   p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
-  p.final_maps = eval::pixel_map(p.raw, p.post, pp.alpha, pp.sigma).contiguous();  // M_raw alone without Post-VCP
+  p.final_maps = final_maps.to(at::kCPU).contiguous();
   return p;
 }
 
