@@ -26,6 +26,8 @@
 #   8. NCCL: the build found it (configure line, `vcpclip version`), and the backend logged in train.log
 #   Needs the reference's code: REF (default .devdeps/ref, scripts/make_device_bundle.sh with REF=...).
 #
+#   BUILD_ONLY=1: configure and build only (TARGETS=... to choose), used by scripts/device_profile.sh.
+#
 # DEADLINE=S (seconds from the start; default none): every step's time-box is cut to what is left,
 # and a step that cannot start with enough time left is skipped with a line that says so, so the
 # log is complete when the device call's own limit is S plus a margin.
@@ -133,6 +135,8 @@ if [ ! -x "$B/bench_cuda_check" ] && [ -f "$B/CMakeFiles/bench_cuda_check.dir/be
   (cd "$B" && eval "$(ninja -t commands bench_cuda_check | tail -1 | sed 's| libvcpclip_app.a||')")
 fi
 ls -la "$B"/vcpclip "$B"/bench_cuda_check "$B"/tests/tests_model 2>&1 | awk '{print $5, $NF}'
+# BUILD_ONLY=1 (scripts/device_profile.sh sources this file): stop here, the variables above kept.
+if [ "${BUILD_ONLY:-0}" = 1 ]; then stamp "BUILD_ONLY=1: stopping after the build"; return 0 2>/dev/null || exit 0; fi
 ldd "$B/bench_cuda_check" 2>/dev/null | grep -E "not found|torch_cuda|opencv_core"
 
 if ! timeout 60 "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big; then  # libtorch_cuda dropped by --as-needed?

@@ -261,16 +261,20 @@ struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; post undefined without Post-VCP
   at::Tensor few_shot_score;         ///< [B] weight · max D (undefined without references)
 };
+/// The blend, Gaussian filter and few-shot fusion run on the maps' own device (the model's), as
+/// in evaluate and the Inferencer; only their results come to the CPU, once each. On the CPU the
+/// copies are no-ops, so the ops and their order are those of before.
 Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, double few_shot_weight) {
+  at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
+  if (maps.few_shot.defined()) {  // eval::fuse_few_shot's arithmetic (float32), image by image
+    const auto d = maps.few_shot.to(at::kFloat);
+    p.few_shot_score = (std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight)).to(at::kCPU);
+    final_maps = final_maps + d * static_cast<float>(few_shot_weight);
+  }
   p.raw = maps.raw.to(at::kCPU);
   p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
-  p.final_maps = eval::pixel_map(p.raw, p.post, pp.alpha, pp.sigma).contiguous();  // M_raw alone without Post-VCP
-  if (maps.few_shot.defined()) {  // eval::fuse_few_shot's arithmetic (float32), image by image
-    const auto d = maps.few_shot.to(at::kCPU, at::kFloat);
-    p.few_shot_score = std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight);
-    p.final_maps = (p.final_maps + d * static_cast<float>(few_shot_weight)).contiguous();
-  }
+  p.final_maps = final_maps.to(at::kCPU).contiguous();
   return p;
 }
 
