@@ -16,11 +16,11 @@
 #include <sstream>
 
 #include "../model/vcp_fixture.h"
+#include "support/synth_set.h"
 #include "support/test_util.h"
 #include "vcpclip/app/calibrate.h"
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/predict.h"
-#include "vcpclip/app/synth.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/ground_truth.h"
 #include "vcpclip/io/npy.h"
@@ -37,15 +37,7 @@ fs::path fresh_dir(const std::string& name) { return vcpclip::testing::fresh_tem
 
 /// 2 target classes × 10 test images (4 normal, 6 anomalous) + 4 train/good, 64 px; once per process.
 const fs::path& synth_root() {
-  static const fs::path root = [] {
-    auto d = fresh_dir("synth");
-    data::SynthOptions o;
-    o.layout = "mvtec", o.out = d.string(), o.classes = 2, o.images = 10, o.train_images = 4, o.size = 64;
-    o.set = "target";
-    std::ostringstream sink;
-    app::run_synth(o, sink);
-    return d;
-  }();
+  static const fs::path root = vcpclip::testing::make_synth_target_set("vcpclip_calibrate_synth", 2, 10, 4);
   return root;
 }
 

@@ -12,10 +12,10 @@
 #include <sstream>
 
 #include "../model/vcp_fixture.h"
+#include "support/synth_set.h"
 #include "support/test_util.h"
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/score.h"
-#include "vcpclip/app/synth.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/eval/ground_truth.h"
 #include "vcpclip/io/npy.h"
@@ -37,20 +37,7 @@ fs::path fresh_dir(const std::string& name) {
 
 /// 2 target classes × 6 test images (64 px), generated once per process.
 const fs::path& synth_root() {
-  static const fs::path root = [] {
-    auto d = fresh_dir("synth");
-    data::SynthOptions o;
-    o.layout = "mvtec";
-    o.out = d.string();
-    o.classes = 2;
-    o.images = 6;
-    o.train_images = 0;
-    o.size = 64;
-    o.set = "target";
-    std::ostringstream sink;
-    app::run_synth(o, sink);
-    return d;
-  }();
+  static const fs::path root = vcpclip::testing::make_synth_target_set("vcpclip_eval_synth", 2, 6, 0);
   return root;
 }
 

@@ -16,13 +16,13 @@
 
 #include "../model/vcp_fixture.h"
 #include "support/run_binary.h"
+#include "support/synth_set.h"
 #include "support/test_util.h"
 #include "vcpclip/app/ablate.h"
 #include "vcpclip/app/demo.h"
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/app/predict_html.h"
-#include "vcpclip/app/synth.h"
 #include "vcpclip/eval/html.h"
 
 using namespace vcpclip;
@@ -67,15 +67,7 @@ void browse(const std::string& kind, const fs::path& report) {
 
 /// 2 target classes × 6 test images (64 px) and the tiny golden VCP fixture (as test_calibrate).
 const fs::path& synth_root() {
-  static const fs::path root = [] {
-    auto d = fresh_dir("synth");
-    data::SynthOptions o;
-    o.layout = "mvtec", o.out = d.string(), o.classes = 2, o.images = 6, o.train_images = 0, o.size = 64;
-    o.set = "target";
-    std::ostringstream sink;
-    app::run_synth(o, sink);
-    return d;
-  }();
+  static const fs::path root = vcpclip::testing::make_synth_target_set("vcpclip_report_synth", 2, 6, 0);
   return root;
 }
 
