@@ -161,22 +161,7 @@ part_a() {
     --json "$OUT/ref_predict_autocast.json" --fp32-json "$OUT/ref_predict_fp32.json"
   echo "exit $?"; }
   stamp "6c. vcpclip predict on cuda, batch 8, S = 518: fp32, tf32, autocast, fp16, bf16"
-  mkdir -p "$OUT/in_one" "$OUT/in_all"
-  $PY - "$OUT" <<'EOF2'
-import struct, sys, zlib, numpy as np
-o = sys.argv[1]
-def png(path, a):  # 8-bit RGB PNG with the standard library (no imaging package on the GPU machine)
-    h, w, _ = a.shape
-    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    raw = b"".join(b"\x00" + a[y].tobytes() for y in range(h))
-    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-rng = np.random.default_rng(7)
-for i in range(17):
-    a = rng.integers(0, 256, (518, 518, 3), dtype=np.uint8)
-    png(f"{o}/in_all/img{i}.png", a)
-    if i == 0: png(f"{o}/in_one/img0.png", a)
-EOF2
+  $PY "$ROOT/scripts/random_pngs.py" "$OUT"
   cat > "$OUT/predict_vitl.yaml" <<EOF2
 runtime: {device: cuda}
 model: {backbone: $W/ViT-L-14-336_clip.json, weights: $W/ViT-L-14-336_clip.pt, image_size: 518, features_list: [6, 12, 18, 24]}

@@ -24,22 +24,7 @@ TARGETS=vcpclip
 [ -x "$B/vcpclip" ] || { stamp "no vcpclip binary: stopping"; exit 1; }
 
 stamp "random 518x518 PNGs (as device_check.sh part A)"
-mkdir -p "$OUT/in_one" "$OUT/in_all"
-$PY - "$OUT" <<'EOF2'
-import struct, sys, zlib, numpy as np
-o = sys.argv[1]
-def png(path, a):
-    h, w, _ = a.shape
-    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    raw = b"".join(b"\x00" + a[y].tobytes() for y in range(h))
-    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-rng = np.random.default_rng(7)
-for i in range(17):
-    a = rng.integers(0, 256, (518, 518, 3), dtype=np.uint8)
-    png(f"{o}/in_all/img{i}.png", a)
-    if i == 0: png(f"{o}/in_one/img0.png", a)
-EOF2
+$PY "$ROOT/scripts/random_pngs.py" "$OUT"
 stamp "waiting for the weights"
 wait "$WPID"
 grep -v "pkg_resources" "$OUT/weights.txt"; rm -f "$OUT/weights.txt"
