@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/predict.h"
-#include "vcpclip/app/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"

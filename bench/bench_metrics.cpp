@@ -7,7 +7,7 @@
 //   --rss-maps N    afterwards, accumulate N maps (e.g. 1725, a whole MVTec AD test set) in one
 //                   class, compute all metrics and print the peak RSS
 //   --python-maps K write the first K maps to a temporary folder and time
-//                   scripts/bench_metrics_reference.py on them (and this code on the same K)
+//                   bench/reference/bench_metrics_reference.py on them (and this code on the same K)
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
 
@@ -20,7 +20,7 @@
 #include <random>
 #include <string>
 
-#include "vcpclip/app/bench.h"
+#include "vcpclip/app/bench/bench.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/eval/accumulator.h"
 
@@ -111,8 +111,8 @@ int main(int argc, char** argv) {
     std::string why;
     const std::string python = vcpclip::app::find_python_with_torch(&why).value_or("python3");
     const std::string cmd = python + " " + std::string(VCPCLIP_SOURCE_DIR) +
-                            "/scripts/bench_metrics_reference.py --maps " + (dir / "maps.f32").string() + " --masks " +
-                            (dir / "masks.u8").string() + " --shape " + std::to_string(py_maps) + "," +
+                            "/bench/reference/bench_metrics_reference.py --maps " + (dir / "maps.f32").string() +
+                            " --masks " + (dir / "masks.u8").string() + " --shape " + std::to_string(py_maps) + "," +
                             std::to_string(size) + "," + std::to_string(size) + " --ref " + ref + " > " +
                             (dir / "py.txt").string();
     std::printf("  python (sklearn + reference cal_pro_score) on the first %d maps ...\n", py_maps);

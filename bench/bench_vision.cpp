@@ -1,5 +1,5 @@
 // bench_vision: CLIP vision-tower throughput (random weights) beside this machine's sgemm rate
-// (the [vision] section of `vcpclip bench`; the measuring code lives in app/bench.h).
+// (the [vision] section of `vcpclip bench`; the measuring code lives in app/bench/bench.h).
 //
 //   bench_vision [--device cpu|cuda] [--iters N] [--threads N (0 = all cores)] [--quick]
 //
@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "vcpclip/app/bench.h"
+#include "vcpclip/app/bench/bench.h"
 
 namespace {
 

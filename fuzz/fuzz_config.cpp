@@ -2,7 +2,7 @@
 // bytes, a backbone config JSON (model::ClipConfig::from_json_text). Nothing is loaded from the
 // paths a config names, so the target reads no other file.
 #include "fuzz_util.h"
-#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/model/clip_config.h"
 
 VCPCLIP_FUZZ_INIT()

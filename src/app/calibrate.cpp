@@ -10,8 +10,8 @@
 #include <optional>
 #include <set>
 
+#include "vcpclip/app/config/run_util.h"
 #include "vcpclip/app/decider.h"
-#include "vcpclip/app/run_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"

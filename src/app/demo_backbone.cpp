@@ -10,7 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "vcpclip/app/run_util.h"
+#include "vcpclip/app/config/run_util.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/io/atomic_file.h"

@@ -13,8 +13,8 @@
 #include <optional>
 
 #include "vcpclip/app/calibrate.h"
-#include "vcpclip/app/eval_html.h"
-#include "vcpclip/app/eval_png.h"
+#include "vcpclip/app/report/eval_html.h"
+#include "vcpclip/app/report/eval_png.h"
 #include "vcpclip/app/score.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"

@@ -4,9 +4,9 @@
 #include <mutex>
 #include <opencv2/imgproc.hpp>
 
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/few_shot.h"
-#include "vcpclip/app/run_config.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"
 #include "vcpclip/model/precision_probe.h"

@@ -21,10 +21,10 @@
 #include <set>
 #include <thread>
 
+#include "vcpclip/app/config/run_config.h"
+#include "vcpclip/app/config/run_util.h"
 #include "vcpclip/app/decider.h"
-#include "vcpclip/app/predict_html.h"
-#include "vcpclip/app/run_config.h"
-#include "vcpclip/app/run_util.h"
+#include "vcpclip/app/report/predict_html.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
 #include "vcpclip/common/stage_timer.h"

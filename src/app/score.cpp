@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <map>
 
-#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/data/datasets.h"
 #include "vcpclip/data/transforms.h"

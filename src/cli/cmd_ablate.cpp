@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "command.h"
-#include "vcpclip/app/ablate.h"
+#include "vcpclip/app/ablate/ablate.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "command.h"
-#include "vcpclip/app/bench.h"
+#include "vcpclip/app/bench/bench.h"
 #include "vcpclip/io/atomic_file.h"
 
 namespace {

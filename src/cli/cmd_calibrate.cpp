@@ -9,7 +9,7 @@
 
 #include "command.h"
 #include "vcpclip/app/calibrate.h"
-#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/config/run_config.h"
 
 namespace {
 

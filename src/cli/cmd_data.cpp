@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "command.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/data_check.h"
-#include "vcpclip/app/run_config.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "command.h"
-#include "vcpclip/app/demo.h"
+#include "vcpclip/app/demo/demo.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "command.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/evaluate.h"
-#include "vcpclip/app/run_config.h"
 
 namespace {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "command.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/predict.h"
-#include "vcpclip/app/run_config.h"
 
 namespace {
 

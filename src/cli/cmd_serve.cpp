@@ -6,8 +6,8 @@
 #include <string>
 
 #include "command.h"
-#include "vcpclip/app/run_config.h"
-#include "vcpclip/app/serve.h"
+#include "vcpclip/app/config/run_config.h"
+#include "vcpclip/app/serve/serve.h"
 
 namespace {
 

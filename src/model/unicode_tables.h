@@ -1,6 +1,6 @@
 #pragma once
 // Unicode data of the CLIP tokenizer (internal). The tables live in unicode_tables.cpp, which
-// scripts/make_unicode_tables.py generates from Python's unicodedata / str / html.entities and
+// scripts/tools/make_unicode_tables.py generates from Python's unicodedata / str / html.entities and
 // the `regex` module, i.e. from the libraries the reference tokenizer runs on.
 #include <cstddef>
 #include <cstdint>

@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "support/test_util.h"
-#include "vcpclip/app/ablate.h"
-#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/ablate/ablate.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 

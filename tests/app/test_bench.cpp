@@ -11,7 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "vcpclip/app/bench.h"
+#include "vcpclip/app/bench/bench.h"
 #include "vcpclip/build_info.h"
 
 namespace fs = std::filesystem;

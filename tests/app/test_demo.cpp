@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "support/test_util.h"
-#include "vcpclip/app/demo.h"
+#include "vcpclip/app/demo/demo.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/reference_memory.h"

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "../model/vcp_fixture.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/predict.h"
-#include "vcpclip/app/run_config.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/npy.h"
 #include "vcpclip/model/precision_probe.h"

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "support/test_util.h"
-#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 
@@ -202,7 +202,7 @@ TEST(RunConfig, ShippedConfigsLoad) {
   int n = 0;
   for (const auto& e : fs::directory_iterator(fs::path(VCPCLIP_SOURCE_DIR) / "configs")) {
     if (e.path().extension() != ".yaml") continue;
-    // demo.yaml adds a `demo:` section and ${out_dir} that app/demo.cpp resolves before it hands
+    // demo.yaml adds a `demo:` section and ${out_dir} that app/demo/demo.cpp resolves before it hands
     // the rest to parse_run_config (its own tests load it).
     if (e.path().filename() == "demo.yaml") continue;
     SCOPED_TRACE(e.path().string());

@@ -10,8 +10,8 @@
 #include "../model/vcp_fixture.h"
 #include "support/run_binary.h"
 #include "support/test_util.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/predict.h"
-#include "vcpclip/app/run_config.h"
 #include "vcpclip/io/npy.h"
 
 using namespace vcpclip;

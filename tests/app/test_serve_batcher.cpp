@@ -10,9 +10,9 @@
 
 #include "../model/vcp_fixture.h"
 #include "support/test_util.h"
-#include "vcpclip/app/serve_batcher.h"
-#include "vcpclip/app/serve_http.h"
-#include "vcpclip/app/serve_image.h"
+#include "vcpclip/app/serve/batcher.h"
+#include "vcpclip/app/serve/http.h"
+#include "vcpclip/app/serve/image.h"
 #include "vcpclip/http_lib.h"
 
 using namespace vcpclip;

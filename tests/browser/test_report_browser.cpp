@@ -18,11 +18,11 @@
 #include "support/run_binary.h"
 #include "support/synth_set.h"
 #include "support/test_util.h"
-#include "vcpclip/app/ablate.h"
-#include "vcpclip/app/demo.h"
+#include "vcpclip/app/ablate/ablate.h"
+#include "vcpclip/app/demo/demo.h"
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/predict.h"
-#include "vcpclip/app/predict_html.h"
+#include "vcpclip/app/report/predict_html.h"
 #include "vcpclip/eval/html.h"
 
 using namespace vcpclip;

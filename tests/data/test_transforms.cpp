@@ -1,4 +1,4 @@
-// Preprocessing vs PIL / the reference transform (fixtures: scripts/make_golden_transforms.py).
+// Preprocessing vs PIL / the reference transform (fixtures: scripts/golden/make_golden_transforms.py).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,7 +20,7 @@ namespace {
 
 const std::string kDir = std::string(VCPCLIP_SOURCE_DIR) + "/tests/fixtures/data/transforms/";
 
-// Same integer formula as pattern() in scripts/make_golden_transforms.py.
+// Same integer formula as pattern() in scripts/golden/make_golden_transforms.py.
 cv::Mat pattern(int w, int h, int channels, uint32_t seed) {
   cv::Mat out(h, w, channels == 1 ? CV_8UC1 : CV_8UC3);
   const uint32_t seed_term = static_cast<uint32_t>((static_cast<uint64_t>(seed) * 2654435761ull) & 0xFFFFFFFFull);

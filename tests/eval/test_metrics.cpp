@@ -1,5 +1,5 @@
 // Metrics against golden values from scikit-learn, the reference cal_pro_score and an independent
-// exact AUPRO (scripts/make_golden_metrics.py), plus hand-checked small cases and error paths.
+// exact AUPRO (scripts/golden/make_golden_metrics.py), plus hand-checked small cases and error paths.
 #include <gtest/gtest.h>
 
 #include <fstream>

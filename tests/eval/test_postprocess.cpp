@@ -1,5 +1,5 @@
 // Post-processing against scipy.ndimage.gaussian_filter (fixtures from
-// scripts/make_golden_metrics.py) and hand-checked blend / top-k / min-max.
+// scripts/golden/make_golden_metrics.py) and hand-checked blend / top-k / min-max.
 #include <gtest/gtest.h>
 
 #include <fstream>

@@ -1,6 +1,6 @@
 #pragma once
 // Helpers for the io tests: the ".expected.txt" side format written by
-// scripts/make_golden_checkpoint.py (one tensor a line: name dtype ndim dims... values as float.hex)
+// scripts/golden/make_golden_checkpoint.py (one tensor a line: name dtype ndim dims... values as float.hex)
 // and finding a Python 3 that can import a module (for the "Python reads what C++ wrote" tests).
 #include <ATen/ATen.h>
 

@@ -14,7 +14,7 @@ using vcpclip::testing::fixture_dir;
 
 namespace {
 
-std::string script() { return std::string(VCPCLIP_SOURCE_DIR) + "/scripts/check_checkpoint_in_python.py"; }
+std::string script() { return std::string(VCPCLIP_SOURCE_DIR) + "/scripts/tools/check_checkpoint_in_python.py"; }
 
 int run(const std::string& cmd) {
   int rc = std::system(cmd.c_str());

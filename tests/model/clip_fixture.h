@@ -1,5 +1,5 @@
 #pragma once
-// Access to the CLIP golden fixtures written by scripts/make_golden_clip.py (tests/fixtures/clip/):
+// Access to the CLIP golden fixtures written by scripts/golden/make_golden_clip.py (tests/fixtures/clip/):
 // golden.json lists raw little-endian float32 / int64 arrays with their shapes.
 #include <ATen/ATen.h>
 
@@ -19,7 +19,7 @@ inline std::string path(const std::string& name) { return dir() + "/" + name; }
 inline const nlohmann::json& manifest() {
   static const nlohmann::json j = [] {
     std::ifstream in(path("golden.json"));
-    if (!in) throw std::runtime_error("missing " + path("golden.json") + " (run scripts/make_golden_clip.py)");
+    if (!in) throw std::runtime_error("missing " + path("golden.json") + " (run scripts/golden/make_golden_clip.py)");
     return nlohmann::json::parse(in);
   }();
   return j;

@@ -1,5 +1,5 @@
 // Parity of the C++ CLIP backbone with the reference implementation (golden outputs written by
-// scripts/make_golden_clip.py from a tiny random-weight model stored as an OpenAI-style
+// scripts/golden/make_golden_clip.py from a tiny random-weight model stored as an OpenAI-style
 // TorchScript archive). Each stage has its own check so a drift names where it starts.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>

@@ -1,5 +1,5 @@
 // Few-shot reference memory (docs/design.md §13) against the Python restatement of APRIL-GAN's
-// few-shot branch (scripts/make_golden_few_shot.py, tests/fixtures/vcp/few_shot*.npy) on the
+// few-shot branch (scripts/golden/make_golden_few_shot.py, tests/fixtures/vcp/few_shot*.npy) on the
 // tiny VCP fixture; save/load round trip and the refusal of a memory made with another model.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

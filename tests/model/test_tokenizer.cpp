@@ -1,5 +1,5 @@
 // CLIP tokenizer: id-for-id parity with the reference tokenizer (golden fixture from
-// scripts/make_golden_tokenizer.py), special tokens, truncation, decode and error messages.
+// scripts/golden/make_golden_tokenizer.py), special tokens, truncation, decode and error messages.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

@@ -1,4 +1,4 @@
-// VCP-CLIP parity with the reference pipeline (scripts/make_golden_vcp.py): every stage within
+// VCP-CLIP parity with the reference pipeline (scripts/golden/make_golden_vcp.py): every stage within
 // 1e-4 absolute, and the test names the stage that drifted.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 #pragma once
-// Access to the VCP-CLIP golden fixtures written by scripts/make_golden_vcp.py (tests/fixtures/vcp/):
+// Access to the VCP-CLIP golden fixtures written by scripts/golden/make_golden_vcp.py (tests/fixtures/vcp/):
 // a tiny OpenAI-form CLIP archive, a reference-layout checkpoint, PNG inputs and the reference
 // pipeline's outputs as .npy files listed in golden.json.
 #include <ATen/ATen.h>
@@ -23,7 +23,7 @@ inline std::string path(const std::string& name) { return dir() + "/" + name; }
 inline const nlohmann::json& manifest() {
   static const nlohmann::json j = [] {
     std::ifstream in(path("golden.json"));
-    if (!in) throw std::runtime_error("missing " + path("golden.json") + " (run scripts/make_golden_vcp.py)");
+    if (!in) throw std::runtime_error("missing " + path("golden.json") + " (run scripts/golden/make_golden_vcp.py)");
     return nlohmann::json::parse(in);
   }();
   return j;

@@ -3,8 +3,15 @@
 
 Every `#include "vcpclip/<area>/..."` in src/<area>/, include/vcpclip/<area>/ and the folder's
 private headers must point at the area itself or at an area below it, and CMakeLists.txt's
-`vcpclip_add_area(<area> DEPS ...)` lines must state the same dependencies. Prints every violation
-(file:line) and exits 1 when there is one.
+`vcpclip_add_area(<area> DEPS ...)` lines must state the same dependencies.
+
+Inside app/ (docs/architecture.md, "The rooms of app/"): the top level holds what several commands
+share; the shared rooms (config/, report/) may include the top level and each other; a command
+family (serve/, bench/, demo/, ablate/) may include the top level, the shared rooms and itself,
+never another family, except the families listed in FAMILY_MAY_INCLUDE (bench measures serve).
+Neither the top level nor a shared room includes a family. Every folder in src/app/ or
+include/vcpclip/app/ must be named below. Prints every violation (file:line) and exits 1 when
+there is one.
 """
 import pathlib
 import re
@@ -23,6 +30,13 @@ ALLOWED = {
     "cli": {"app", "train", "model", "data", "eval", "io", "common"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]vcpclip/([a-z_]+)/')
+APP_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]vcpclip/app/(?:([a-z_]+)/)?[a-z_]+\.h')
+# The rooms of app/: what several commands share (top level "", config/, report/) and one folder
+# per command family.
+APP_SHARED = {"", "config", "report"}
+APP_FAMILIES = {"serve", "bench", "demo", "ablate"}
+# The one exception: `vcpclip bench` measures the server in-process (src/app/bench/serve.cpp).
+FAMILY_MAY_INCLUDE = {"bench": {"serve"}}
 
 
 def area_files():
@@ -45,6 +59,40 @@ def include_violations():
     return out
 
 
+def app_room(f):
+    """The room of an app file: "" for the top level, else the first folder under app/."""
+    for base in (ROOT / "src" / "app", ROOT / "include" / "vcpclip" / "app"):
+        if base in f.parents:
+            parts = f.relative_to(base).parts
+            return parts[0] if len(parts) > 1 else ""
+    return None
+
+
+def app_room_violations():
+    out = []
+    for base in (ROOT / "src" / "app", ROOT / "include" / "vcpclip" / "app"):
+        for d in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
+            if d.name not in APP_SHARED | APP_FAMILIES:
+                out.append(f"{d.relative_to(ROOT)}: app room '{d.name}' is neither shared nor a command "
+                           f"family (tests/scripts/check_layers.py names the rooms)")
+    for area, f in area_files():
+        if area != "app":
+            continue
+        room = app_room(f)
+        for n, line in enumerate(f.read_text(errors="replace").splitlines(), 1):
+            m = APP_INCLUDE.match(line)
+            if not m:
+                continue
+            target = m.group(1) or ""
+            if target in APP_SHARED or target == room or target in FAMILY_MAY_INCLUDE.get(room, set()):
+                continue
+            where = "the top level of app/" if room == "" else (
+                f"shared room app/{room}/" if room in APP_SHARED else f"family app/{room}/")
+            out.append(f"{f.relative_to(ROOT)}:{n}: {where} must not include family vcpclip/app/{target}/ "
+                       f"(families include only the top level, config/, report/ and themselves)")
+    return out
+
+
 def cmake_violations():
     text = (ROOT / "CMakeLists.txt").read_text()
     out = []
@@ -62,14 +110,15 @@ def cmake_violations():
 
 
 def main():
-    problems = include_violations() + cmake_violations()
+    problems = include_violations() + app_room_violations() + cmake_violations()
     for p in problems:
         print(p)
     if problems:
         print(f"{len(problems)} layering violation(s); the layers are cli -> app -> train -> "
               "model | data | eval -> io -> common (docs/architecture.md)")
         return 1
-    print("layering ok: cli -> app -> train -> model | data | eval -> io -> common")
+    print("layering ok: cli -> app -> train -> model | data | eval -> io -> common; "
+          "app families include no other family")
     return 0
 
 

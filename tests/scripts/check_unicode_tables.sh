@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks that src/model/unicode_tables.cpp is what scripts/make_unicode_tables.py generates. The
+# Checks that src/model/unicode_tables.cpp is what scripts/tools/make_unicode_tables.py generates. The
 # tables depend on the Unicode data of Python and of the `regex` module:
 #  - with the versions recorded in the file's header (line 2), the output must equal the file;
 #  - with other versions, the difference must equal the one recorded for those versions in
@@ -26,23 +26,23 @@ print("Python %d.%d.%d, unicodedata %s, regex %s." % (sys.version_info[:3] + (un
   found="$found${found:+; }$exe: $have"
   recorded="$root/tests/fixtures/unicode_tables/$(sed -E 's/^Python ([^,]+), unicodedata ([^,]+), regex (.+)\.$/python-\1_unicodedata-\2_regex-\3/' <<<"$have").diff"
   [ "$have" = "$want" ] || [ -f "$recorded" ] || continue
-  "$exe" "$root/scripts/make_unicode_tables.py" --out "$tmp/gen.cpp" >/dev/null
+  "$exe" "$root/scripts/tools/make_unicode_tables.py" --out "$tmp/gen.cpp" >/dev/null
   if [ "$have" = "$want" ]; then
     if ! diff -q "$tmp/gen.cpp" "$tables" >/dev/null; then
-      echo "src/model/unicode_tables.cpp differs from what scripts/make_unicode_tables.py generates ($have):"
+      echo "src/model/unicode_tables.cpp differs from what scripts/tools/make_unicode_tables.py generates ($have):"
       diff "$tmp/gen.cpp" "$tables" | head -n 20
       exit 1
     fi
-    echo "unicode tables equal scripts/make_unicode_tables.py's output ($exe: $have)"
+    echo "unicode tables equal scripts/tools/make_unicode_tables.py's output ($exe: $have)"
   else
     diff "$tmp/gen.cpp" "$tables" >"$tmp/got.diff" || true
     if ! cmp -s "$tmp/got.diff" "$recorded"; then
-      echo "src/model/unicode_tables.cpp: the difference from scripts/make_unicode_tables.py's output ($exe: $have)"
+      echo "src/model/unicode_tables.cpp: the difference from scripts/tools/make_unicode_tables.py's output ($exe: $have)"
       echo "is not the one recorded in ${recorded#"$root"/}; differences between the two diffs:"
       diff "$tmp/got.diff" "$recorded" | head -n 20
       exit 1
     fi
-    echo "unicode tables equal scripts/make_unicode_tables.py's output up to the recorded ${recorded#"$root"/} ($exe: $have)"
+    echo "unicode tables equal scripts/tools/make_unicode_tables.py's output up to the recorded ${recorded#"$root"/} ($exe: $have)"
   fi
   checked=$((checked + 1))
 done

@@ -1,4 +1,4 @@
-// One training step against the reference train.py (scripts/make_golden_train_step.py): tiny
+// One training step against the reference train.py (scripts/golden/make_golden_train_step.py): tiny
 // OpenAI-form CLIP + reference-layout checkpoint of tests/fixtures/vcp, batch of 2 with masks,
 // deterministic mode (prompt dropout 0), the reference's Adam groups. Checks the loss (1e-5
 // relative), the gradients (1e-4 relative + 3e-5 absolute), every trainable tensor after the step (1e-6 absolute

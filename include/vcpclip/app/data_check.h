@@ -6,7 +6,7 @@
 #include <ostream>
 #include <string>
 
-#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/data/check.h"
 
 namespace vcpclip::app {

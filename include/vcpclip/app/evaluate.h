@@ -15,7 +15,7 @@
 // covers ("mean over 1 of 2 classes").
 //
 // Output directory:
-//   config.yaml                             the resolved run config (app/run_config.h)
+//   config.yaml                             the resolved run config (app/config/run_config.h)
 //   metrics.json, metrics.csv, metrics.md   per-class and mean metrics (+ run information)
 //   maps/<class>/<defect>/<stem>.npy        (save_maps) float32 [S,S] pixel maps, unnormalised
 //   maps/scores.json                        (save_maps) what `vcpclip score` reads back
@@ -28,8 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/few_shot.h"
-#include "vcpclip/app/run_config.h"
 #include "vcpclip/eval/accumulator.h"
 #include "vcpclip/eval/report.h"
 #include "vcpclip/model/vcp_clip.h"

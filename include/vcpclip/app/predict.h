@@ -13,7 +13,7 @@
 //    "images": [{"path": .., "stem": .., "score": .., "score_raw": .., "score_post": ..,
 //                "map_min": .., "map_max": .., "heatmap": "<stem>.png" (with predict.heatmap)}, ...],
 //    "skipped": [{"path": .., "error": ..}]}
-// and OUT/report.html (app/predict_html.h): the images, scores, decisions and thumbnails.
+// and OUT/report.html (app/report/predict_html.h): the images, scores, decisions and thumbnails.
 //   score = mean(top-k of M_raw) + mean(top-k of M_post), unnormalised.
 // With references (--reference, app/few_shot.h) the map is D-fused and score += "score_few_shot"
 // (few_shot.weight · max D), exactly as eval; scores.json then has "few_shot": {k, layers,

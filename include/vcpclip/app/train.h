@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "vcpclip/app/run_config.h"
+#include "vcpclip/app/config/run_config.h"
 #include "vcpclip/train/trainer.h"
 
 namespace vcpclip::app {

@@ -16,7 +16,7 @@
 //   <\|startoftext\|>|<\|endoftext\|>|<\|class\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // (case-insensitive, as the reference compiles it), each piece is UTF-8 encoded, mapped through the
 // byte-to-unicode table and merged by BPE rank. Unicode properties come from generated tables
-// (scripts/make_unicode_tables.py). Input must be valid UTF-8.
+// (scripts/tools/make_unicode_tables.py). Input must be valid UTF-8.
 #include <ATen/ATen.h>
 
 #include <cstdint>

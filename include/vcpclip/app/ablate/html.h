@@ -1,0 +1,15 @@
+#pragma once
+// report.html of `vcpclip ablate` (README "Reports"), written beside summary.json from its
+// contents: the summary table (per variant: mode, runs, mean ± sample std over seeds of every
+// metric, in %; sortable; each number tagged with its JSON pointer into summary.json,
+// eval/html.h), the bar chart (summary.png, a relative link), and every run with its state and
+// a link to its own eval/report.html.
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace vcpclip::app {
+
+/// The page for a parsed summary.json (app/ablate/ablate.h summary_json).
+std::string ablate_report_html(const nlohmann::json& summary);
+
+}  // namespace vcpclip::app
