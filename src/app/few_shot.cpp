@@ -130,6 +130,14 @@ std::vector<std::string> folder_images(const std::string& dir) {
 
 }  // namespace
 
+std::string reference_source(const std::string& given, const FewShotOptions& opts, const std::string& who,
+                             const std::string& how_to_give) {
+  const std::string source = given.empty() ? opts.folder : given;
+  VCP_CHECK(!source.empty() || !opts.enabled(), who, ": few_shot.k is ", opts.k, " but no reference images were given",
+            how_to_give);
+  return source;
+}
+
 model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std::string& path, int64_t k, uint64_t seed,
                                            const std::vector<int64_t>& layers,
                                            const model::ReferenceIdentity& identity) {

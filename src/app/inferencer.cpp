@@ -37,9 +37,8 @@ Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl
   impl_->pp = cfg.postprocess;
   VCP_CHECK(!o.checkpoint.empty(), "predict: no checkpoint given (--checkpoint)");
   // Without references the calibration is checked first: it fails fast, before the model is built.
-  const std::string reference = o.reference.empty() ? cfg.few_shot.folder : o.reference;
-  VCP_CHECK(!reference.empty() || !cfg.few_shot.enabled(), "Inferencer: few_shot.k is ", cfg.few_shot.k,
-            " but no reference images were given (InferencerOptions::reference or few_shot.folder)");
+  const std::string reference = app::reference_source(o.reference, cfg.few_shot, "Inferencer",
+                                                      " (InferencerOptions::reference or few_shot.folder)");
   if (!o.calibration.empty() && reference.empty())
     impl_->decider.emplace(o.calibration, o.class_name, impl_->model_opts, impl_->pp, o.checkpoint);
   impl_->device = apply_runtime(cfg.runtime);

@@ -30,6 +30,7 @@
 #include "vcpclip/common/stage_timer.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"
+#include "vcpclip/eval/visualize.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/npy.h"
 #include "vcpclip/model/precision_probe.h"
@@ -40,21 +41,16 @@ namespace fs = std::filesystem;
 namespace vcpclip::app {
 namespace {
 
-/// JET heatmap of a min-max normalised map blended over the RGB image resized to S×S; BGR out.
+/// predict's heatmap: the min-max normalised map over the RGB image resized to S×S, drawn like
+/// eval --export-png's (eval::jet_overlay); `alpha` weighs the heatmap (predict.heatmap_alpha). BGR out.
 cv::Mat heatmap_overlay(const cv::Mat& rgb, const at::Tensor& map, double alpha) {
   const int s = static_cast<int>(map.size(0));
   auto m = map.to(at::kFloat).contiguous();
-  float lo = m.min().item<float>(), hi = m.max().item<float>();
-  auto u8 = ((m - lo) / std::max(hi - lo, 1e-12f) * 255.0f).round().clamp(0, 255).to(at::kByte).contiguous();
-  cv::Mat gray(s, s, CV_8UC1, u8.data_ptr<uint8_t>());
-  cv::Mat color;
-  cv::applyColorMap(gray, color, cv::COLORMAP_JET);
+  const cv::Mat map_mat(s, s, CV_32F, m.data_ptr<float>());
   cv::Mat bgr, resized;
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
   cv::resize(bgr, resized, cv::Size(s, s), 0, 0, cv::INTER_AREA);
-  cv::Mat out;
-  cv::addWeighted(color, alpha, resized, 1.0 - alpha, 0.0, out);
-  return out;
+  return eval::jet_overlay(resized, eval::min_max_normalise(map_mat), 1.0 - alpha);
 }
 
 bool is_image_ext(const fs::path& p) {
@@ -339,21 +335,16 @@ nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary
   return j;
 }
 
-/// The few-shot memory of a run (--reference, else few_shot.folder; none: zero-shot).
+/// The few-shot memory of a run from `source` (reference_source: --reference, else few_shot.folder;
+/// "": zero-shot).
 struct PredictReferences {
   std::shared_ptr<model::ReferenceMemory> memory;
   nlohmann::json settings;  ///< calibration_settings' few_shot record (null: zero-shot)
 };
-PredictReferences predict_references(const PredictRequest& req, model::VcpClipImpl& model, StageTimer& timer) {
+PredictReferences predict_references(const PredictRequest& req, const std::string& source, model::VcpClipImpl& model,
+                                     StageTimer& timer) {
   PredictReferences r;
-  const std::string source = req.reference.empty() ? req.few_shot.folder : req.reference;
-  VCP_CHECK(req.save_reference.empty() || !source.empty(), "predict: --save-reference needs --reference DIR");
-  if (source.empty()) {
-    VCP_CHECK(!req.few_shot.enabled(), "predict: few_shot.k is ", req.few_shot.k,
-              " but no reference images were given: pass --reference DIR (normal images of the product) or set "
-              "few_shot.folder");
-    return r;
-  }
+  if (source.empty()) return r;
   auto t = timer.scope("few-shot reference memory");
   const auto layers = few_shot_layers(req.few_shot, req.model);
   r.memory = std::make_shared<model::ReferenceMemory>(reference_from_path(
@@ -391,13 +382,17 @@ PredictSummary run_predict(const PredictRequest& req) {
   const auto inputs = collect_images(req.inputs);
   std::vector<std::string> paths;
   for (const auto& i : inputs) paths.push_back(i.path);
-  const bool with_references = !req.reference.empty() || !req.few_shot.folder.empty();
+  const std::string source = reference_source(  // --reference, else few_shot.folder ("": zero-shot)
+      req.reference, req.few_shot, "predict",
+      ": pass --reference DIR (normal images of the product) or set few_shot.folder");
+  VCP_CHECK(req.save_reference.empty() || !source.empty(), "predict: --save-reference needs --reference DIR");
+  const bool with_references = !source.empty();
   std::optional<Decider> decider;  // --calibration (app/decider.h): zero-shot, checked before the model is built
   if (!req.calibration.empty() && !with_references)
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
   model::PrecisionChoice precision;
   auto model = load_model(req, device, timer, &precision);
-  const PredictReferences refs = predict_references(req, *model, timer);
+  const PredictReferences refs = predict_references(req, source, *model, timer);
   if (!req.calibration.empty() && with_references)  // the calibration must have been made with these references
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint, refs.settings);
   if (decider) decider->warn_if_other_precision(precision.used);

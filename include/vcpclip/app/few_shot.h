@@ -66,6 +66,13 @@ model::ReferenceMemory build_memory_from_files(model::VcpClipImpl& model, const 
                                                const std::vector<int64_t>& layers,
                                                const model::ReferenceIdentity& identity);
 
+/// Where the references of one run come from (predict, the Inferencer, serve): `given` (--reference
+/// or InferencerOptions::reference), else opts.folder; "" when neither is set (zero-shot). When
+/// opts.k asks for references and there is no source, the error starts with `who` and ends with
+/// `how_to_give` (how the caller's user gives references).
+std::string reference_source(const std::string& given, const FewShotOptions& opts, const std::string& who,
+                             const std::string& how_to_give);
+
 /// predict --reference / InferencerOptions::reference: a folder (all its images; k of them when
 /// k > 0) or a saved memory (.safetensors, checked against `identity` and `layers`).
 model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std::string& path, int64_t k, uint64_t seed,

@@ -11,9 +11,8 @@ namespace vcpclip::eval {
 
 /// Reference apply_ad_scoremap: JET colour map of uint8(map·255) blended as
 /// alpha·image + (1 − alpha)·heatmap, truncated to uint8. `bgr` CV_8UC3, `map01` CV_32F in [0,1]
-/// of the same size (values outside are clamped). `eval --export-png`'s heatmap (the reference's
-/// truncating arithmetic). `predict` still draws its own (app/predict.cpp heatmap_overlay: rounded
-/// grey levels and a rounded cv::addWeighted blend, where this one truncates both).
+/// of the same size (values outside are clamped). The heatmap of `eval --export-png` and of
+/// `predict` (the reference's truncating arithmetic).
 cv::Mat jet_overlay(const cv::Mat& bgr, const cv::Mat& map01, double alpha = 0.5);
 
 /// (map − min) / (max − min) over the whole map (CV_32F); all zeros when the map is constant.

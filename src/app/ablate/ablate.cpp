@@ -1,5 +1,5 @@
 // `vcpclip ablate`: config, run loop, resumability (see include/vcpclip/app/ablate/ablate.h).
-// The table / chart writers live in ablate_report.cpp.
+// The table / chart writers live in report.cpp.
 #include "vcpclip/app/ablate/ablate.h"
 
 #include <spdlog/spdlog.h>

@@ -36,10 +36,9 @@ nlohmann::json predict_section(BenchContext& ctx);       ///< tiny/mid, in proce
 nlohmann::json real_predict_section(BenchContext& ctx);  ///< ViT-B-16@224, ViT-L-14-336@518, `predict` processes
 nlohmann::json metrics_section(BenchContext& ctx);
 nlohmann::json train_section(BenchContext& ctx);
-nlohmann::json data_section(BenchContext& ctx);  ///< synthetic sets, preprocessing, loader, tokenizer (bench_data.cpp)
-nlohmann::json serve_section(
-    BenchContext& ctx);  ///< `vcpclip serve` vs Inferencer::predict and `predict` (bench_serve.cpp)
-nlohmann::json few_shot_section(BenchContext& ctx);  ///< reference memory cost (bench_few_shot.cpp)
+nlohmann::json data_section(BenchContext& ctx);   ///< synthetic sets, preprocessing, loader, tokenizer (data.cpp)
+nlohmann::json serve_section(BenchContext& ctx);  ///< `vcpclip serve` vs Inferencer::predict and `predict` (serve.cpp)
+nlohmann::json few_shot_section(BenchContext& ctx);  ///< reference memory cost (few_shot.cpp)
 
 // ---- helpers shared by the sections ----
 void sync(const c10::Device& d);

@@ -1,5 +1,5 @@
 // The HTTP server of `vcpclip serve` (see include/vcpclip/app/serve/http.h): routes, the token,
-// error answers, metrics and draining. The inference endpoints are in serve_handlers.cpp.
+// error answers, metrics and draining. The inference endpoints are in handlers.cpp.
 #include "vcpclip/app/serve/http.h"
 
 #include <spdlog/spdlog.h>

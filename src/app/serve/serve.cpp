@@ -83,7 +83,7 @@ int run_serve(const ServeRequest& req, const std::function<void(int)>& on_listen
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
   std::signal(SIGPIPE, SIG_IGN);
-  // OpenCV's own decoder limit, for formats whose header serve_image.cpp does not read.
+  // OpenCV's own decoder limit, for formats whose header image.cpp does not read.
   setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(req.serve.max_pixels).c_str(), 1);
 
   ServeServer server(req.serve);
