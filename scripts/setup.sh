@@ -9,7 +9,7 @@ ROOT=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 
 PKGS=(build-essential cmake ccache libtorch-dev libopencv-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
-      libspdlog-dev libgtest-dev libgloo-dev libopenblas0-openmp libcpp-httplib-dev pkg-config
+      libspdlog-dev libgtest-dev libgloo-dev libopenblas0-openmp libboost-dev libcpp-httplib-dev pkg-config
       python3 python3-torch python3-numpy python3-scipy python3-sklearn python3-pil)
 
 . scripts/apt_install.sh

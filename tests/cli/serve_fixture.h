@@ -186,6 +186,81 @@ inline std::string raw_exchange(int port, const std::string& bytes, int seconds,
   return out;
 }
 
+/// A loopback connection the test holds (raw socket): for clients that stall, trickle or idle.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  /// Sends all of `bytes` (false when the server has closed or reset the connection).
+  bool send_bytes(const std::string& bytes) {
+    size_t sent = 0;
+    while (fd_ >= 0 && sent < bytes.size()) {
+      const ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return fd_ >= 0;
+  }
+  /// Reads what arrives within `seconds`, or until the server closes (closed_by_server()).
+  std::string read_for(double seconds) {
+    std::string out;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    char buf[4096];
+    while (fd_ >= 0 && !closed_ && std::chrono::steady_clock::now() < end) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  /// Reads one whole answer (head and Content-Length bytes of body), at most `seconds`.
+  std::string read_answer(double seconds) {
+    std::string out;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (!closed_ && std::chrono::steady_clock::now() < end) {
+      out += read_for(0.02);
+      const size_t head = out.find("\r\n\r\n");
+      if (head == std::string::npos) continue;
+      const std::regex length_re("Content-Length: ([0-9]+)", std::regex::icase);
+      std::smatch m;
+      const std::string h = out.substr(0, head);
+      const size_t length = std::regex_search(h, m, length_re) ? std::stoul(m[1]) : 0;
+      if (out.size() >= head + 4 + length) break;
+    }
+    return out;
+  }
+  bool closed_by_server() const { return closed_; }
+
+ private:
+  int fd_;
+  bool closed_ = false;
+};
+
+/// The value of a Prometheus sample line `name` (e.g. `vcpclip_timeouts_total{kind="body"}`), or -1.
+inline double metric(const std::string& text, const std::string& name) {
+  const size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+}
+
 /// The status code of a raw HTTP answer (0 when there is none).
 inline int raw_status(const std::string& answer) {
   if (answer.rfind("HTTP/1.1 ", 0) != 0 || answer.size() < 12) return 0;

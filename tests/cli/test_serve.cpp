@@ -208,6 +208,44 @@ TEST(Serve, FullQueueAnswers503AtOnce) {
   for (auto& w : waiting) EXPECT_EQ(w.get(), 200);
 }
 
+TEST(Serve, HealthIsAnsweredWhileTheQueueIsFull) {
+  // The queue (2) is full and its images wait for a 5 s batching window; the probes, the metrics
+  // and the model's metadata are answered by the I/O threads without waiting, and a third image
+  // gets 503 at once.
+  sf::ServerProcess server(
+      sf::config_file("serve_full_health", "  max_wait_ms: 5000\n  batch_wait: always\n  queue: 2\n  threads: 2\n"),
+      {});
+  ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
+  std::vector<std::future<int>> waiting;
+  for (int i = 0; i < 2; ++i)
+    waiting.push_back(std::async(std::launch::async, [&] {
+      httplib::Client c("127.0.0.1", server.port());
+      c.set_read_timeout(60, 0);
+      auto r = c.Post("/v1/predict", sf::file_bytes(images()[0]), "image/png");
+      return r ? r->status : 0;
+    }));
+  httplib::Client c("127.0.0.1", server.port());
+  bool full = false;
+  for (int i = 0; i < 100 && !full; ++i) {
+    auto m = c.Get("/metrics");
+    full = m && m->body.find("vcpclip_queue_depth 2") != std::string::npos;
+    if (!full) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(full);
+  for (const char* path : {"/v2/health/live", "/v2/health/ready", "/v2/models/vcpclip", "/"}) {
+    auto r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+  }
+  // Both workers (serve.threads = 2) wait for their batch: a third image is refused at once.
+  auto r = c.Post("/v1/predict", sf::file_bytes(images()[0]), "image/png");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  for (auto& w : waiting)
+    EXPECT_EQ(w.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "answered after the batch ran";
+  for (auto& w : waiting) EXPECT_EQ(w.get(), 200);
+}
+
 TEST(Serve, SigtermAnswersAcceptedRequestsAndExitsZero) {
   // Three requests wait in a 20 s batching window; SIGTERM runs them at once and exits 0.
   sf::ServerProcess server(sf::config_file("serve_drain", "  max_wait_ms: 20000\n  batch_wait: always\n"), {});

@@ -124,11 +124,12 @@ std::vector<Case> cases() {
            "POST", k, "application/json",
            R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["AA=="]}],"outputs":[{"name":"x"}]})"),
        400},
-      // Announces 1000 bytes, sends 10, then stops: serve.timeout_s (2 s) ends it.
+      // Announces 1000 bytes, sends 10, then stops: serve.body_timeout_s (capped by timeout_s = 2 s)
+      // ends it with 408 Request Timeout.
       {"client that stops sending its body",
        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
            "\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n0123456789",
-       400, true},
+       408, true},
   };
   return c;
 }
@@ -151,9 +152,9 @@ TEST(ServeHostile, EachRequestGetsItsStatusAndTheServerStaysLive) {
     const std::string live = sf::raw_exchange(server.port(), "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n", 5);
     EXPECT_EQ(sf::raw_status(live), 200) << "after " << c.name;
   }
-  // A client that stops sending its headers is disconnected after serve.timeout_s.
+  // A client that stops sending its headers gets 408 after serve.header_timeout_s (capped by timeout_s).
   const std::string silent = sf::raw_exchange(server.port(), "POST /v1/predict HTTP/1.1\r\nHost: x\r\n", 15, true);
-  EXPECT_TRUE(silent.empty() || sf::raw_status(silent) == 400) << silent;
+  EXPECT_EQ(sf::raw_status(silent), 408) << silent;
   // A valid request still works, and the 401s were counted.
   const std::string ok = sf::raw_exchange(
       server.port(), request("POST", "/v1/predict", "image/png", sf::file_bytes(fx::path("image_0.png"))), 15);
@@ -167,4 +168,112 @@ TEST(ServeHostile, EachRequestGetsItsStatusAndTheServerStaysLive) {
   EXPECT_EQ(server.wait_exit(30), 0) << server.log();
   EXPECT_EQ(server.log().find("Sanitizer"), std::string::npos) << server.log();
   EXPECT_EQ(server.log().find("runtime error"), std::string::npos) << server.log();
+}
+
+namespace {
+
+/// GET /metrics on a connection of its own (Connection: close, so no keep-alive timeout counts).
+std::string metrics_text(int port) {
+  return sf::raw_exchange(
+      port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " + kToken + "\r\n\r\n", 5);
+}
+
+int live_status(int port) {
+  return sf::raw_status(
+      sf::raw_exchange(port, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5));
+}
+
+/// Reads until the server closes the connection (at most 15 s); its answer, and whether it closed.
+std::pair<std::string, bool> until_closed(sf::RawConnection& c) {
+  std::string answer = c.read_for(15);
+  return {answer, c.closed_by_server()};
+}
+
+}  // namespace
+
+// Slow clients end themselves, not the server: each kind reaches its end state, is counted in
+// /metrics, and /v2/health/live answers while they stall and after they are gone.
+TEST(ServeHostile, SlowClientsAreEndedAndCounted) {
+  const auto config = sf::config_file("serve_slow_clients",
+                                      "  timeout_s: 10\n  header_timeout_s: 2\n  body_timeout_s: 2\n"
+                                      "  keep_alive_timeout_s: 1\n  max_connections: 16\n");
+  sf::ServerProcess server(config, {}, kToken);
+  ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
+  const int port = server.port();
+  sf::RawConnection head(port), body(port), trickle(port), idle(port);
+  ASSERT_TRUE(head.connected() && body.connected() && trickle.connected() && idle.connected());
+  // Stalled head: the request line and one header, then nothing.
+  ASSERT_TRUE(head.send_bytes("POST /v1/predict HTTP/1.1\r\nHost: x\r\n"));
+  // Stalled body: announces 1000 bytes, sends 10.
+  ASSERT_TRUE(body.send_bytes("POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
+                              "\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n0123456789"));
+  // Idle keep-alive: one request, then silence.
+  ASSERT_TRUE(idle.send_bytes("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // One byte a second: a whole head would take 40 s; header_timeout_s (2 s) applies to the whole head.
+  const std::string slow = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string trickle_answer;
+  size_t trickled = 0;
+  std::thread trickler([&] {
+    while (trickled < slow.size() && trickle.send_bytes(slow.substr(trickled, 1))) {
+      ++trickled;
+      trickle_answer += trickle.read_for(1.0);
+      if (trickle.closed_by_server()) break;
+    }
+    trickle_answer += trickle.read_for(10);
+  });
+  EXPECT_EQ(live_status(port), 200) << "while the slow clients stall";
+  const auto [head_answer, head_closed] = until_closed(head);
+  EXPECT_EQ(sf::raw_status(head_answer), 408) << head_answer;
+  EXPECT_TRUE(head_closed);
+  EXPECT_NE(head_answer.find("serve.header_timeout_s"), std::string::npos) << head_answer;
+  const auto [body_answer, body_closed] = until_closed(body);
+  EXPECT_EQ(sf::raw_status(body_answer), 408) << body_answer;
+  EXPECT_TRUE(body_closed);
+  EXPECT_NE(body_answer.find("serve.body_timeout_s"), std::string::npos) << body_answer;
+  const auto [idle_answer, idle_closed] = until_closed(idle);
+  EXPECT_EQ(sf::raw_status(idle_answer), 200) << idle_answer;
+  EXPECT_EQ(idle_answer.find("408"), std::string::npos) << "an idle connection is closed without an answer";
+  EXPECT_TRUE(idle_closed);
+  trickler.join();
+  EXPECT_EQ(sf::raw_status(trickle_answer), 408) << trickle_answer;
+  EXPECT_TRUE(trickle.closed_by_server());
+  EXPECT_LT(trickled, slow.size()) << "the trickled head was never completed";
+
+  // Many connections from one client: max_connections (16) are held, the rest closed at accept.
+  std::string m;
+  for (int i = 0; i < 100; ++i) {  // the closed connections above are no longer counted as open
+    m = metrics_text(port);
+    if (sf::metric(m, "vcpclip_connections_open") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(sf::metric(m, "vcpclip_connections_open"), 1) << m;
+  std::vector<std::unique_ptr<sf::RawConnection>> many;
+  for (int i = 0; i < 24; ++i) many.push_back(std::make_unique<sf::RawConnection>(port));
+  int closed_at_once = 0;
+  for (size_t i = 16; i < many.size(); ++i) {
+    many[i]->read_for(1.0);  // within the header timeout (2 s): only a refusal closes it this early
+    closed_at_once += many[i]->closed_by_server();
+  }
+  EXPECT_EQ(closed_at_once, 8);
+  for (size_t i = 0; i < 16; ++i) {
+    EXPECT_TRUE(many[i]->connected());
+    EXPECT_EQ(many[i]->read_for(15), "") << "a connection that never sent a byte is closed without an answer";
+    EXPECT_TRUE(many[i]->closed_by_server()) << "connection " << i;
+  }
+  many.clear();
+  EXPECT_EQ(live_status(port), 200) << "after the slow clients";
+  for (int i = 0; i < 100; ++i) {
+    m = metrics_text(port);
+    if (sf::metric(m, "vcpclip_connections_open") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(sf::metric(m, "vcpclip_connections_open"), 1) << m;
+  EXPECT_EQ(sf::metric(m, "vcpclip_connections_refused_total"), 8) << m;
+  EXPECT_EQ(sf::metric(m, "vcpclip_timeouts_total{kind=\"header\"}"), 18) << m;  // head, trickle, 16 silent
+  EXPECT_EQ(sf::metric(m, "vcpclip_timeouts_total{kind=\"body\"}"), 1) << m;
+  EXPECT_EQ(sf::metric(m, "vcpclip_timeouts_total{kind=\"keep_alive\"}"), 1) << m;
+  EXPECT_EQ(sf::metric(m, "vcpclip_timeouts_total{kind=\"write\"}"), 0) << m;
+  EXPECT_NE(server.log().find("serve: file descriptors: limit"), std::string::npos) << server.log();
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(30), 0) << server.log();
 }

@@ -30,6 +30,11 @@ ServeOptions parse_serve_options(io::ConfigNode& node) {
   o.max_body_mb = in_range<int64_t>(node, "max_body_mb", o.max_body_mb, 1, 4096);
   o.max_pixels = in_range<int64_t>(node, "max_pixels", o.max_pixels, 1, int64_t{1} << 34);
   o.timeout_s = in_range(node, "timeout_s", o.timeout_s, 1, 3600);
+  o.header_timeout_s = in_range(node, "header_timeout_s", o.header_timeout_s, 1, 3600);
+  o.body_timeout_s = in_range(node, "body_timeout_s", o.body_timeout_s, 1, 3600);
+  o.keep_alive_timeout_s = in_range(node, "keep_alive_timeout_s", o.keep_alive_timeout_s, 1, 3600);
+  o.max_connections = in_range<int64_t>(node, "max_connections", o.max_connections, 1, 10000000);
+  o.io_threads = in_range(node, "io_threads", o.io_threads, 1, 64);
   o.token = node.get<std::string>("token", o.token);
   o.threads = in_range(node, "threads", o.threads, 0, 4096);
   node.finish();

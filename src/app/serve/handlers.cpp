@@ -1,11 +1,11 @@
 // The inference endpoints of `vcpclip serve` (README "Serving"): POST /v1/predict and the KServe
-// v2 POST /v2/models/vcpclip/infer. Both decode the image in the request's worker thread, queue
-// it for the batcher (app/serve/batcher.h) and wait at most serve.timeout_s for its batch.
+// v2 POST /v2/models/vcpclip/infer. Both run on a thread of the worker pool (never on an I/O
+// thread): they decode the image, queue it for the batcher (app/serve/batcher.h) and wait at
+// most serve.timeout_s for its batch.
 #include <chrono>
 
 #include "internal.h"
 #include "vcpclip/app/serve/image.h"
-#include "vcpclip/http_lib.h"
 
 namespace vcpclip::app {
 namespace {
@@ -34,12 +34,13 @@ BatchOutcome infer(ServeContext& ctx, cv::Mat image, Arrival& arrival) {
 }
 
 /// The image bytes of a /v1/predict body: raw image/* bytes or the multipart field `image`.
-std::string predict_body(const httplib::Request& req) {
+std::string predict_body(const HttpRequest& req) {
   const std::string type = req.get_header_value("Content-Type");
   if (type.rfind("multipart/form-data", 0) == 0) {
-    if (!req.has_file("image"))
+    auto field = multipart_field(req.body, type, "image");
+    if (!field)
       throw ServeError(400, "multipart/form-data without a field named `image` (send the image file as `image`)");
-    return req.get_file_value("image").content;
+    return std::move(*field);
   }
   if (type.rfind("image/", 0) == 0) return req.body;
   throw ServeError(415, "unsupported content type '" + type.substr(0, 100) +
@@ -47,7 +48,7 @@ std::string predict_body(const httplib::Request& req) {
                             "with a field `image`");
 }
 
-bool flag(const httplib::Request& req, const char* name) {
+bool flag(const HttpRequest& req, const char* name) {
   if (!req.has_param(name)) return false;
   const std::string v = req.get_param_value(name);
   if (v == "1" || v == "true" || v.empty()) return true;
@@ -64,7 +65,7 @@ nlohmann::json regions_json(const Decision& d) {
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-void run_predict_request(ServeContext& ctx, const httplib::Request& req, httplib::Response& res) {
+void run_predict_request(ServeContext& ctx, const HttpRequest& req, HttpResponse& res) {
   const auto t0 = Clock::now();
   require_ready(ctx);
   const bool want_map = flag(req, "map"), want_mask = flag(req, "mask"), want_levels = flag(req, "levels");
@@ -112,7 +113,7 @@ std::string infer_input(const nlohmann::json& body) {
   return base64_decode(in["data"][0].get<std::string>(), "input \"image\"");
 }
 
-void run_infer_request(ServeContext& ctx, const httplib::Request& req, httplib::Response& res) {
+void run_infer_request(ServeContext& ctx, const HttpRequest& req, HttpResponse& res) {
   require_ready(ctx);
   const auto body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) throw ServeError(400, "the body is not JSON (KServe v2 inference request expected)");
@@ -151,7 +152,7 @@ void run_infer_request(ServeContext& ctx, const httplib::Request& req, httplib::
 }
 
 template <typename F>
-void guarded(F&& f, httplib::Response& res) {
+void guarded(F&& f, HttpResponse& res) {
   try {
     f();
   } catch (const ServeError& e) {
@@ -161,11 +162,11 @@ void guarded(F&& f, httplib::Response& res) {
 
 }  // namespace
 
-void handle_predict(ServeContext& ctx, const httplib::Request& req, httplib::Response& res) {
+void handle_predict(ServeContext& ctx, const HttpRequest& req, HttpResponse& res) {
   guarded([&] { run_predict_request(ctx, req, res); }, res);
 }
 
-void handle_infer(ServeContext& ctx, const httplib::Request& req, httplib::Response& res) {
+void handle_infer(ServeContext& ctx, const HttpRequest& req, HttpResponse& res) {
   guarded([&] { run_infer_request(ctx, req, res); }, res);
 }
 

@@ -1,5 +1,8 @@
 // The HTTP server of `vcpclip serve` (see include/vcpclip/app/serve/http.h): routes, the token,
-// error answers, metrics and draining. The inference endpoints are in handlers.cpp.
+// error answers, metrics and draining. The connections are the I/O layer's
+// (src/app/serve/connection.cpp); every route but the two inference endpoints is answered on the
+// I/O thread that read the request, so health probes never wait behind inference. The inference
+// endpoints (src/app/serve/handlers.cpp) run on the worker pool.
 #include "vcpclip/app/serve/http.h"
 
 #include <spdlog/spdlog.h>
@@ -7,10 +10,10 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "internal.h"
 #include "vcpclip/common/error.h"
-#include "vcpclip/http_lib.h"
 
 namespace vcpclip::app {
 namespace {
@@ -33,33 +36,21 @@ const std::map<std::string, std::string>& routes() {
   return r;
 }
 
+/// The methods of RFC 9110 and PATCH; anything else is a malformed request (400).
+bool known_method(const std::string& m) {
+  static const std::set<std::string> known{"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                           "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  return known.count(m) > 0;
+}
+
 /// Routes answered without the token: the page itself holds no data, and probes carry none.
-bool open_route(const httplib::Request& req) {
+bool open_route(const HttpRequest& req) {
   return req.method == "GET" && (req.path == "/" || req.path == "/v2/health/live" || req.path == "/v2/health/ready");
 }
 
-std::string default_message(int status, const httplib::Request& req, const ServeOptions& o) {
-  const std::string path = req.path.substr(0, 100);
-  switch (status) {
-    case 400:
-      return "bad request (malformed HTTP, a header line over 8192 bytes, or a body that stopped arriving)";
-    case 404:
-      return "no route " + path + " (see GET / for the page, POST /v1/predict, /v2/...)";
-    case 405:
-      return "method " + req.method.substr(0, 20) + " is not allowed on " + path +
-             " (allowed: " + routes().at(req.path) + ")";
-    case 413:
-      return "the body is over serve.max_body_mb = " + std::to_string(o.max_body_mb) + " MB";
-    case 414:
-      return "the request line is over 8192 bytes";
-    default:
-      return "HTTP error " + std::to_string(status);
-  }
-}
+bool inference_route(const std::string& path) { return path == "/v1/predict" || path == "/v2/models/vcpclip/infer"; }
 
-/// When the current request reached routing (the latency histogram); per worker thread.
-thread_local Clock::time_point request_start;
-thread_local bool request_timed = false;
+void json(HttpResponse& res, const nlohmann::json& j) { res.set_content(j.dump(), "application/json"); }
 
 }  // namespace
 
@@ -74,7 +65,7 @@ bool same_secret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-void set_error(httplib::Response& res, int status, const std::string& message) {
+void set_error(HttpResponse& res, int status, const std::string& message) {
   res.status = status;
   if (status == 503) res.set_header("Retry-After", "1");
   if (status == 401) res.set_header("WWW-Authenticate", "Bearer");
@@ -83,124 +74,121 @@ void set_error(httplib::Response& res, int status, const std::string& message) {
 
 struct ServeServer::Impl {
   ServeContext ctx;
-  httplib::Server svr;
   std::mutex mutex;  ///< set_model vs drain
   std::string token;
+  std::unique_ptr<HttpIo> io;
+  std::unique_ptr<WorkerPool> workers;  ///< destroyed first: its jobs answer through `io`
 
-  void configure();
-  void add_routes();
-  bool authorised(const httplib::Request& req) const {
+  bool authorised(const HttpRequest& req) const {
     if (token.empty() || open_route(req)) return true;
     const std::string auth = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
     return auth.rfind(prefix, 0) == 0 && same_secret(auth.substr(prefix.size()), token);
   }
+  void handle(HttpRequest&& req, const std::function<void(HttpResponse&&)>& reply);
+  void answer_here(const HttpRequest& req, HttpResponse& res);
+  void run_inference(const HttpRequest& req, HttpResponse& res);
 };
 
-void ServeServer::Impl::configure() {
-  const auto& o = ctx.options;
-  const char* env = std::getenv("VCPCLIP_SERVE_TOKEN");
-  token = env && *env ? env : o.token;
-  const size_t threads = static_cast<size_t>(o.worker_threads());
-  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  svr.set_read_timeout(o.timeout_s, 0);
-  // An answer goes out in two writes (headers, body): without TCP_NODELAY, Nagle's algorithm holds
-  // the body until the client's delayed ACK, about 40 ms on Linux, on every keep-alive request.
-  svr.set_tcp_nodelay(true);
-  svr.set_write_timeout(o.timeout_s, 0);
-  svr.set_keep_alive_timeout(std::min(5, o.timeout_s));
-  svr.set_keep_alive_max_count(1000);
-  svr.set_payload_max_length(static_cast<size_t>(o.max_body_mb) << 20);
-  svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    request_start = Clock::now();
-    request_timed = true;
-    if (authorised(req)) return httplib::Server::HandlerResponse::Unhandled;
+void ServeServer::Impl::handle(HttpRequest&& req, const std::function<void(HttpResponse&&)>& reply) {
+  HttpResponse res;
+  const auto route = routes().find(req.path);
+  if (!known_method(req.method)) {
+    set_error(res, 400, "unknown HTTP method '" + req.method.substr(0, 20) + "'");
+  } else if (!authorised(req)) {
     set_error(res, 401,
               req.has_header("Authorization") ? "wrong token" : "missing token (send Authorization: Bearer <token>)");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  svr.set_error_handler(
-      httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-        const auto it = routes().find(req.path);
-        if (res.status == 404 && it != routes().end() && req.method != it->second) {
-          res.status = 405;
-          res.set_header("Allow", it->second);
-        }
-        if (res.body.empty()) set_error(res, res.status, default_message(res.status, req, ctx.options));
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("serve: {} {} failed: {}", req.method, req.path.substr(0, 100), what);
-    set_error(res, 500, "internal error: " + what);
-  });
-  svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    const double s = request_timed ? std::chrono::duration<double>(Clock::now() - request_start).count() : 0.0;
-    request_timed = false;
-    ctx.metrics.observe_request(req.path, res.status, s);
-    spdlog::debug("serve: {} {} -> {}", req.method, req.path.substr(0, 100), res.status);
-  });
+  } else if (route == routes().end()) {
+    set_error(res, 404, "no route " + req.path.substr(0, 100) + " (see GET / for the page, POST /v1/predict, /v2/...)");
+  } else if (req.method != route->second) {
+    set_error(res, 405,
+              "method " + req.method + " is not allowed on " + req.path + " (allowed: " + route->second + ")");
+    res.set_header("Allow", route->second);
+  } else if (inference_route(req.path)) {
+    // Decoding and the wait for the batch happen on a worker; a full pool answers 503 at once.
+    auto shared = std::make_shared<HttpRequest>(std::move(req));
+    if (workers->try_post([this, shared, reply] {
+          HttpResponse r;
+          run_inference(*shared, r);
+          reply(std::move(r));
+        }))
+      return;
+    set_error(
+        res, 503,
+        "the queue is full (serve.queue = " + std::to_string(ctx.options.queue) + " images waiting); retry later");
+  } else {
+    answer_here(req, res);
+  }
+  reply(std::move(res));
 }
 
-void ServeServer::Impl::add_routes() {
-  auto json = [](httplib::Response& res, const nlohmann::json& j) { res.set_content(j.dump(), "application/json"); };
-  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
+void ServeServer::Impl::run_inference(const HttpRequest& req, HttpResponse& res) {
+  try {
+    if (req.path == "/v1/predict")
+      handle_predict(ctx, req, res);
+    else
+      handle_infer(ctx, req, res);
+  } catch (const std::exception& e) {
+    spdlog::error("serve: {} {} failed: {}", req.method, req.path.substr(0, 100), e.what());
+    res = HttpResponse();
+    set_error(res, 500, std::string("internal error: ") + e.what());
+  }
+}
+
+/// The routes answered on the I/O thread (cheap, never waiting for the model).
+void ServeServer::Impl::answer_here(const HttpRequest& req, HttpResponse& res) {
+  const std::string& p = req.path;
+  if (p == "/") {
     res.set_header("Content-Security-Policy",
                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
                    "connect-src 'self'");
     res.set_content(serve_page_html(), "text/html; charset=utf-8");
-  });
-  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  } else if (p == "/metrics") {
     res.set_content(ctx.metrics.prometheus(ctx.batcher && ctx.ready ? ctx.batcher->depth() : 0),
                     "text/plain; version=0.0.4");
-  });
-  svr.Get("/v2", [json](const httplib::Request&, httplib::Response& res) {
+  } else if (p == "/v2") {
     json(res, {{"name", "vcpclip"}, {"version", "1"}, {"extensions", nlohmann::json::array()}});
-  });
-  svr.Get("/v2/health/live", [json](const httplib::Request&, httplib::Response& res) { json(res, {{"live", true}}); });
-  auto ready = [this, json](const httplib::Request&, httplib::Response& res) {
+  } else if (p == "/v2/health/live") {
+    json(res, {{"live", true}});
+  } else if (p == "/v2/health/ready" || p == "/v2/models/vcpclip/ready") {
     if (ctx.draining)
       set_error(res, 503, "the server is shutting down");
     else if (!ctx.ready)
       set_error(res, 503, "the model is still loading");
     else
       json(res, {{"ready", true}});
-  };
-  svr.Get("/v2/health/ready", ready);
-  svr.Get("/v2/models/vcpclip/ready", ready);
-  svr.Get("/v2/models/vcpclip", [this, json](const httplib::Request&, httplib::Response& res) {
+  } else if (p == "/v2/models/vcpclip") {
     if (!ctx.ready) return set_error(res, 503, "the model is still loading");
     json(res, ctx.metadata);
-  });
-  svr.Post("/v1/predict",
-           [this](const httplib::Request& req, httplib::Response& res) { handle_predict(ctx, req, res); });
-  svr.Post("/v2/models/vcpclip/infer",
-           [this](const httplib::Request& req, httplib::Response& res) { handle_infer(ctx, req, res); });
+  }
 }
 
 ServeServer::ServeServer(const ServeOptions& options) : impl_(std::make_unique<Impl>()) {
-  impl_->ctx.options = options;
-  impl_->configure();
-  impl_->add_routes();
+  auto& m = *impl_;
+  m.ctx.options = options;
+  const char* env = std::getenv("VCPCLIP_SERVE_TOKEN");
+  m.token = env && *env ? env : options.token;
+  HttpHandlers handlers;
+  handlers.handle = [&m](HttpRequest&& req, std::function<void(HttpResponse &&)> reply) {
+    m.handle(std::move(req), reply);
+  };
+  handlers.error = [](int status, const std::string& message) {
+    HttpResponse res;
+    set_error(res, status, message);
+    return res;
+  };
+  m.io = std::make_unique<HttpIo>(options, m.ctx.metrics, std::move(handlers));
+  m.workers = std::make_unique<WorkerPool>(options.worker_threads());
 }
 
 ServeServer::~ServeServer() {
   impl_->ctx.batcher.reset();  // answers what is still queued before the model goes
+  impl_->workers.reset();      // the jobs still running answer (into the stopped loops) and end
 }
 
 int ServeServer::bind() {
   const auto& o = impl_->ctx.options;
-  int port = o.port;
-  if (port == 0)
-    port = impl_->svr.bind_to_any_port(o.host);
-  else if (!impl_->svr.bind_to_port(o.host, port))
-    port = -1;
+  const int port = impl_->io->bind(o.host, o.port);
   VCP_CHECK(port > 0, "serve: cannot listen on ", o.host, ":", o.port,
             " (address in use, not an address of this machine, or not allowed); set serve.host / serve.port or "
             "--host / --port");
@@ -214,7 +202,7 @@ int ServeServer::bind() {
 }
 
 void ServeServer::listen() {
-  if (!impl_->ctx.draining) impl_->svr.listen_after_bind();
+  if (!impl_->ctx.draining) impl_->io->run();
 }
 
 void ServeServer::set_model(ServeModel model) {
@@ -237,7 +225,7 @@ void ServeServer::drain() {
     if (ctx.draining.exchange(true)) return;
     if (ctx.batcher) ctx.batcher->drain(Clock::now() + std::chrono::seconds(ctx.options.timeout_s));
   }
-  impl_->svr.stop();
+  impl_->io->drain(Clock::now() + std::chrono::seconds(impl_->ctx.options.timeout_s));
 }
 
 const ServeMetrics& ServeServer::metrics() const { return impl_->ctx.metrics; }

@@ -91,6 +91,24 @@ std::string ServeMetrics::prometheus(size_t queue_depth) const {
   out += "# HELP vcpclip_images_processed_total Images that went through the model.\n";
   out += "# TYPE vcpclip_images_processed_total counter\n";
   out += "vcpclip_images_processed_total " + std::to_string(images_) + "\n";
+  out += "# HELP vcpclip_connections_open Connections held now.\n";
+  out += "# TYPE vcpclip_connections_open gauge\n";
+  out += "vcpclip_connections_open " + std::to_string(open_.load()) + "\n";
+  out += "# HELP vcpclip_connections_accepted_total Connections accepted.\n";
+  out += "# TYPE vcpclip_connections_accepted_total counter\n";
+  out += "vcpclip_connections_accepted_total " + std::to_string(accepted_.load()) + "\n";
+  out += "# HELP vcpclip_connections_refused_total Connections closed at accept: serve.max_connections were open.\n";
+  out += "# TYPE vcpclip_connections_refused_total counter\n";
+  out += "vcpclip_connections_refused_total " + std::to_string(refused_.load()) + "\n";
+  out += "# HELP vcpclip_timeouts_total Connections ended by a timeout, by the phase that ran out of time.\n";
+  out += "# TYPE vcpclip_timeouts_total counter\n";
+  const char* kinds[] = {"", "header", "body", "keep_alive", "write"};
+  for (int k = 1; k < 5; ++k)
+    out +=
+        std::string("vcpclip_timeouts_total{kind=\"") + kinds[k] + "\"} " + std::to_string(timeouts_[k].load()) + "\n";
+  out += "# HELP vcpclip_accept_backoffs_total Accepts that failed for want of file descriptors (EMFILE/ENFILE).\n";
+  out += "# TYPE vcpclip_accept_backoffs_total counter\n";
+  out += "vcpclip_accept_backoffs_total " + std::to_string(accept_backoffs_.load()) + "\n";
   return out;
 }
 

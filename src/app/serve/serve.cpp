@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <csignal>
@@ -74,6 +75,24 @@ ServeModel load_serve_model(const ServeRequest& req) {
   return m;
 }
 
+void raise_descriptor_limit(int64_t max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return spdlog::warn("serve: cannot read RLIMIT_NOFILE");
+  const rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  }
+  const auto text = [](rlim_t v) { return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v); };
+  spdlog::info("serve: file descriptors: limit {} (soft limit was {}, hard limit {})", text(limit.rlim_cur),
+               text(before), text(limit.rlim_max));
+  if (limit.rlim_cur != RLIM_INFINITY && static_cast<int64_t>(limit.rlim_cur) < max_connections + 64)
+    spdlog::warn(
+        "serve: the descriptor limit {} is below serve.max_connections = {} (+ 64 for the server): past it, "
+        "accepts back off until connections close (vcpclip_accept_backoffs_total)",
+        text(limit.rlim_cur), max_connections);
+}
+
 int run_serve(const ServeRequest& req, const std::function<void(int)>& on_listening) {
   // Signals go to one thread (sigtimedwait below): block them before any other thread exists,
   // so every thread started from here (HTTP workers, the batcher, BLAS) inherits the mask.
@@ -85,6 +104,7 @@ int run_serve(const ServeRequest& req, const std::function<void(int)>& on_listen
   std::signal(SIGPIPE, SIG_IGN);
   // OpenCV's own decoder limit, for formats whose header image.cpp does not read.
   setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(req.serve.max_pixels).c_str(), 1);
+  raise_descriptor_limit(req.serve.max_connections);
 
   ServeServer server(req.serve);
   const int port = server.bind();

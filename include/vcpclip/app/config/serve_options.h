@@ -12,9 +12,17 @@
 //     queue: 64              # queued images; one more is answered 503 at once
 //     max_body_mb: 32        # request body limit (413 above)
 //     max_pixels: 40000000   # decoded pixel limit (413 above; checked from the header first)
-//     timeout_s: 30          # socket read/write timeout, per-request wait and drain limit
+//     timeout_s: 30          # answer write limit, per-request wait for the model, drain limit,
+//                            # and the upper bound of the three connection timeouts below
+//     header_timeout_s: 10   # the whole request head must arrive within it (from accept, or
+//                            # from the first byte on a kept-alive connection); 408 and close
+//     body_timeout_s: 30     # the whole body must arrive within it after the head; 408 and close
+//     keep_alive_timeout_s: 5  # an idle kept-alive connection is closed after it
+//     max_connections: 10000 # open connections; more are closed at accept (and counted)
+//     io_threads: 2          # event-loop threads that own every connection
 //     token: ""              # bearer token ("" = none; VCPCLIP_SERVE_TOKEN wins when set)
-//     threads: 0             # HTTP worker threads (0 = queue + 16, so a full queue answers 503)
+//     threads: 0             # worker threads for the inference endpoints: decoding and waiting
+//                            # for the batch (0 = queue + 16, so a full queue answers 503)
 #include <cstdint>
 #include <string>
 
@@ -32,6 +40,11 @@ struct ServeOptions {
   int64_t max_body_mb = 32;
   int64_t max_pixels = 40000000;
   int timeout_s = 30;
+  int header_timeout_s = 10;
+  int body_timeout_s = 30;
+  int keep_alive_timeout_s = 5;
+  int64_t max_connections = 10000;
+  int io_threads = 2;
   std::string token;
   int threads = 0;
 

@@ -1,5 +1,5 @@
 #pragma once
-// The HTTP server of `vcpclip serve` (README "Serving"), on cpp-httplib:
+// The HTTP server of `vcpclip serve` (README "Serving"), on Boost.Beast (src/app/serve/connection.cpp):
 //   POST /v1/predict                 image bytes (image/*) or multipart field `image` → JSON
 //   GET  /v2, /v2/health/live, /v2/health/ready, /v2/models/vcpclip, /v2/models/vcpclip/ready
 //   POST /v2/models/vcpclip/infer    KServe v2 inference protocol (JSON, BYTES input "image")

@@ -3,6 +3,7 @@
 // dynamic batching, KServe v2 endpoints, Prometheus metrics and a page for people
 // (app/serve/http.h). run_serve binds first, answers /v2/health/ready with 503 while the model
 // loads, and returns 0 after SIGTERM or SIGINT once every accepted request is answered.
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -37,6 +38,10 @@ ServeRequest make_serve_request(const ServeFlags& flags);
 
 /// Builds the Inferencer and the metadata of GET /v2/models/vcpclip (hashes the checkpoint).
 ServeModel load_serve_model(const ServeRequest& req);
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and logs both (a warning when it is below
+/// `max_connections`); run_serve calls it first.
+void raise_descriptor_limit(int64_t max_connections);
 
 /// Serves until SIGTERM/SIGINT; `on_listening(port)` is called once the socket is bound (before
 /// the model loads). Returns 0 after a clean drain; vcpclip::Error when it cannot bind or load.
