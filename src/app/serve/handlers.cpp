@@ -2,6 +2,7 @@
 // v2 POST /v2/models/vcpclip/infer. Both run on a thread of the worker pool (never on an I/O
 // thread): they decode the image, queue it for the batcher (app/serve/batcher.h) and wait at
 // most serve.timeout_s for its batch.
+#include <algorithm>
 #include <chrono>
 
 #include "internal.h"
@@ -168,6 +169,46 @@ void handle_predict(ServeContext& ctx, const HttpRequest& req, HttpResponse& res
 
 void handle_infer(ServeContext& ctx, const HttpRequest& req, HttpResponse& res) {
   guarded([&] { run_infer_request(ctx, req, res); }, res);
+}
+
+// ---- the worker pool (internal.h): the inference endpoints decode and wait for their batch here,
+// never on the I/O threads ----
+WorkerPool::WorkerPool(int threads) {
+  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { loop(); });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+bool WorkerPool::try_post(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_ || jobs_.size() >= static_cast<size_t>(idle_)) return false;  // no free worker
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void WorkerPool::loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    ++idle_;
+    cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+    --idle_;
+    if (jobs_.empty()) return;  // stopping, nothing left
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
 }
 
 }  // namespace vcpclip::app
