@@ -33,8 +33,8 @@ CpuBf16 cpu_bf16() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid_max(0, nullptr) < 7) return f;
   const uint64_t os = xcr0();
-  const bool avx512_state = (os & 0xE6) == 0xE6;        // SSE, AVX, opmask, ZMM upper halves, ZMM16-31
-  const bool amx_state = (os & 0x60000) == 0x60000;     // XTILECFG, XTILEDATA
+  const bool avx512_state = (os & 0xE6) == 0xE6;     // SSE, AVX, opmask, ZMM upper halves, ZMM16-31
+  const bool amx_state = (os & 0x60000) == 0x60000;  // XTILECFG, XTILEDATA
   __cpuid_count(7, 0, a, b, c, d);
   const bool avx512f = b & (1u << 16);
   f.amx_bf16 = amx_state && (d & (1u << 22)) && (d & (1u << 24));  // AMX-BF16 and AMX-TILE

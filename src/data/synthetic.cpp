@@ -9,8 +9,8 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
 #include <functional>
+#include <iomanip>
 #include <map>
 #include <mutex>
 #include <opencv2/imgcodecs.hpp>

@@ -80,7 +80,7 @@ Precision choose_precision(const ProbeRates& r) {
   const bool valid =
       std::isfinite(r.fp32_gflops) && std::isfinite(r.bf16_gflops) && r.fp32_gflops > 0 && r.bf16_gflops > 0;
   return valid && r.bf16_instructions && r.bf16_gflops >= kMinBf16Speedup * r.fp32_gflops ? Precision::kBf16
-                                                                                           : Precision::kFp32;
+                                                                                          : Precision::kFp32;
 }
 
 std::vector<GemmShape> vision_block_shapes(const ClipVisionConfig& v) {

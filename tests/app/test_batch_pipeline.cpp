@@ -108,7 +108,8 @@ TEST(BatchPipeline, ToDeviceOnTheCpuKeepsTheValuesAndBusyShareLineSaysNa) {
   auto x = at::arange(6, at::kFloat).view({2, 3});
   EXPECT_TRUE(at::equal(app::to_device_async(x, kCpu), x));
   EXPECT_EQ(app::busy_share_line(std::nullopt), "GPU busy share: n/a (not on CUDA)");
-  EXPECT_EQ(app::busy_share_line(0.5), "GPU busy share: 50.0 % of the batch loop's wall time (device work outstanding)");
+  EXPECT_EQ(app::busy_share_line(0.5),
+            "GPU busy share: 50.0 % of the batch loop's wall time (device work outstanding)");
   app::PipelineOptions po;
   po.depth = 0;
   try {

@@ -112,10 +112,10 @@ struct TowerMode {
 
 /// The tower's images/s per mode (best and median of `iters` after a warm-up).
 nlohmann::json tower_rows(BenchContext& ctx, model::VcpClip& m, double peak_tflops, const Budget& budget) {
-  const std::vector<TowerMode> modes = {{"fp32", Precision::kFp32, false, 32},   {"tf32", Precision::kFp32, true, 32},
-                                        {"fp16", Precision::kFp16, false, 32},   {"bf16", Precision::kBf16, false, 32},
-                                        {"autocast", Precision::kAutocast, false, 32},
-                                        {"autocast", Precision::kAutocast, false, 8}};
+  const std::vector<TowerMode> modes = {
+      {"fp32", Precision::kFp32, false, 32},         {"tf32", Precision::kFp32, true, 32},
+      {"fp16", Precision::kFp16, false, 32},         {"bf16", Precision::kBf16, false, 32},
+      {"autocast", Precision::kAutocast, false, 32}, {"autocast", Precision::kAutocast, false, 8}};
   const double gflop = vision_gflop_per_image(m->clip->config().vision, kSize);
   nlohmann::json rows = nlohmann::json::array();
   char line[240];
@@ -233,8 +233,9 @@ nlohmann::json predict_and_serve(BenchContext& ctx, model::VcpClip& m, const nlo
   ctx.out << "  predict (run_predict, batch 8, autocast, 512 images, load excluded): " << fmt("%.1f", r.predict_ips)
           << " img/s = " << (tower8 > 0 ? fmt("%.2f", r.predict_ips / tower8) : std::string("?"))
           << "x the tower's batch-8 autocast rate (target >= 0.8)\n"
-          << "  serve (8 clients, max_batch 8, 512 requests): " << fmt("%.1f", r.serve_ips) << " img/s = "
-          << fmt("%.2f", r.serve_ips / r.predict_ips) << "x predict (target >= 0.9); latency at concurrency 1: "
+          << "  serve (8 clients, max_batch 8, 512 requests): " << fmt("%.1f", r.serve_ips)
+          << " img/s = " << fmt("%.2f", r.serve_ips / r.predict_ips)
+          << "x predict (target >= 0.9); latency at concurrency 1: "
           << "Inferencer " << fmt("%.1f", r.direct_ms) << " ms, HTTP " << fmt("%.1f", r.http_ms) << " ms\n"
           << std::flush;
   std::error_code ec;
@@ -258,15 +259,16 @@ nlohmann::json gpu_section(BenchContext& ctx) {
   budget.seconds = ctx.opts.gpu_budget_seconds;
   c10::NoGradGuard no_grad;
   nlohmann::json j;
-  ctx.out << "\n[gpu] issue 31 targets: " << kBackbone << " @ " << kSize << ", random weights, "
-          << ctx.device.str() << "\n  attention: " << model::attention_kernel() << "\n  SDPA kernel per dtype at [2, 16, 1370, 64]: "
-          << sdpa_kernels(ctx.device) << "\n";
+  ctx.out << "\n[gpu] issue 31 targets: " << kBackbone << " @ " << kSize << ", random weights, " << ctx.device.str()
+          << "\n  attention: " << model::attention_kernel()
+          << "\n  SDPA kernel per dtype at [2, 16, 1370, 64]: " << sdpa_kernels(ctx.device) << "\n";
   j["attention"] = model::attention_kernel();
   j["sdpa_kernels"] = sdpa_kernels(ctx.device);
   j["torch_version"] = TORCH_VERSION;
   const double gemm = fp16_gemm_tflops(ctx.device, 8192, 5), peak = ctx.opts.gpu_peak_tflops;
   ctx.out << "  fp16 GEMM 8192^3: " << fmt("%.0f", gemm) << " TFLOP/s; dense fp16 peak "
-          << (peak > 0 ? fmt("%.0f", peak) + " TFLOP/s (--gpu-peak-tflops)" : std::string("not given (--gpu-peak-tflops)"))
+          << (peak > 0 ? fmt("%.0f", peak) + " TFLOP/s (--gpu-peak-tflops)"
+                       : std::string("not given (--gpu-peak-tflops)"))
           << "\n"
           << std::flush;
   j["fp16_gemm_tflops"] = gemm;
@@ -279,8 +281,7 @@ nlohmann::json gpu_section(BenchContext& ctx) {
     c10::AutoGradMode grad(true);
     j["train_step"] = train_rows(ctx, m, budget, &autocast_step);
   }
-  if (budget.allows(ctx, 120, "predict and serve"))
-    j["predict_serve"] = predict_and_serve(ctx, m, j["tower"], budget);
+  if (budget.allows(ctx, 120, "predict and serve")) j["predict_serve"] = predict_and_serve(ctx, m, j["tower"], budget);
   m = model::VcpClip(nullptr);  // the protocol runs in child processes
   if (budget.allows(ctx, 150, "the protocol dry run"))
     j["protocol"] = protocol_dry_run(ctx, budget.seconds > 0 ? budget.left() : 0, autocast_step);

@@ -50,8 +50,8 @@ double profile_seconds(const std::string& text, const std::string& stage) {
   return rest ? s : -1;
 }
 
-nlohmann::json train_part(BenchContext& ctx, const ProtocolSets& sets, const fs::path& dir, int64_t epochs,
-                          int workers, double limit) {
+nlohmann::json train_part(BenchContext& ctx, const ProtocolSets& sets, const fs::path& dir, int64_t epochs, int workers,
+                          double limit) {
   const int64_t steps_per_epoch = (sets.auxiliary.total_images + kBatch - 1) / kBatch;
   const fs::path cfg = dir / "train.yaml";
   std::ofstream(cfg) << model_yaml(ctx.device) << "train:\n  epochs: " << epochs << "\n  batch_size: " << kBatch
@@ -62,8 +62,8 @@ nlohmann::json train_part(BenchContext& ctx, const ProtocolSets& sets, const fs:
   const auto run = run_process("timeout " + std::to_string(static_cast<int>(limit)) + " " + shell_quote(self_exe()) +
                                " train --no-progress -c " + shell_quote(cfg.string()));
   const auto epochs_done = read_jsonl(dir / "train" / "epochs.jsonl");
-  ctx.out << "  train (VisA-sized, batch " << kBatch << ", autocast, " << steps_per_epoch << " steps/epoch, "
-          << epochs << " epoch(s) asked, time-box " << fmt("%.0f", limit) << " s): exit " << run.status << ", "
+  ctx.out << "  train (VisA-sized, batch " << kBatch << ", autocast, " << steps_per_epoch << " steps/epoch, " << epochs
+          << " epoch(s) asked, time-box " << fmt("%.0f", limit) << " s): exit " << run.status << ", "
           << fmt("%.1f", run.seconds) << " s wall\n";
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& e : epochs_done) {
@@ -71,25 +71,25 @@ nlohmann::json train_part(BenchContext& ctx, const ProtocolSets& sets, const fs:
     const double s = e.value("seconds", 0.0), wait = e.value("loader_wait_seconds", 0.0);
     ctx.out << "    epoch " << e.value("epoch", 0) << ": " << fmt("%.1f", s) << " s, "
             << fmt("%.1f", e.value("images_per_second", 0.0)) << " img/s, waited " << fmt("%.1f", wait)
-            << " s for the loader (" << fmt("%.1f", s > 0 ? 100 * wait / s : 0) << " %: "
-            << (wait > 0.05 * s ? "the loader starved the GPU" : "no loader starvation") << ")\n";
+            << " s for the loader (" << fmt("%.1f", s > 0 ? 100 * wait / s : 0)
+            << " %: " << (wait > 0.05 * s ? "the loader starved the GPU" : "no loader starvation") << ")\n";
     rows.push_back(e);
   }
   if (run.status != 0) ctx.out << "    last lines:\n" << last_lines(run.output, 6) << "\n";
   ctx.out << std::flush;
-  return {{"exit", run.status},     {"wall_seconds", run.seconds},   {"epochs_asked", epochs},
-          {"epochs", rows},         {"steps_per_epoch", steps_per_epoch}, {"workers", workers},
+  return {{"exit", run.status},       {"wall_seconds", run.seconds},        {"epochs_asked", epochs},
+          {"epochs", rows},           {"steps_per_epoch", steps_per_epoch}, {"workers", workers},
           {"time_box_seconds", limit}};
 }
 
 nlohmann::json eval_part(BenchContext& ctx, const ProtocolSets& sets, const fs::path& dir, int workers, double limit) {
   const fs::path cfg = dir / "eval.yaml", out = dir / "eval";
-  std::ofstream(cfg) << model_yaml(ctx.device) << "eval:\n  batch_size: 8\n  data: {layout: mvtec, root: "
-                     << sets.target.out << ", split: test, workers: " << workers << "}\n";
-  const auto run =
-      run_process("timeout " + std::to_string(static_cast<int>(limit)) + " " + shell_quote(self_exe()) +
-                  " eval --no-progress --profile -c " + shell_quote(cfg.string()) + " -k " +
-                  shell_quote((dir / "train" / "last.pth").string()) + " -o " + shell_quote(out.string()));
+  std::ofstream(cfg) << model_yaml(ctx.device)
+                     << "eval:\n  batch_size: 8\n  data: {layout: mvtec, root: " << sets.target.out
+                     << ", split: test, workers: " << workers << "}\n";
+  const auto run = run_process("timeout " + std::to_string(static_cast<int>(limit)) + " " + shell_quote(self_exe()) +
+                               " eval --no-progress --profile -c " + shell_quote(cfg.string()) + " -k " +
+                               shell_quote((dir / "train" / "last.pth").string()) + " -o " + shell_quote(out.string()));
   nlohmann::json m;
   std::ifstream in(out / "metrics.json");
   if (in) m = nlohmann::json::parse(in, nullptr, false);
@@ -100,7 +100,8 @@ nlohmann::json eval_part(BenchContext& ctx, const ProtocolSets& sets, const fs::
           << " s = " << fmt("%.1f", r.value("images_per_second", 0.0)) << " img/s (model + post-processing), "
           << "waited " << fmt("%.1f", wait) << " s for decoded images\n";
   const auto busy = run.output.find("GPU busy share:");
-  if (busy != std::string::npos) ctx.out << "    " << run.output.substr(busy, run.output.find('\n', busy) - busy) << "\n";
+  if (busy != std::string::npos)
+    ctx.out << "    " << run.output.substr(busy, run.output.find('\n', busy) - busy) << "\n";
   if (run.status != 0) ctx.out << "    last lines:\n" << last_lines(run.output, 6) << "\n";
   ctx.out << std::flush;
   return {{"exit", run.status},
@@ -146,8 +147,9 @@ nlohmann::json protocol_dry_run(BenchContext& ctx, double seconds, double autoca
   j["train"] = train_part(ctx, sets, dir, epochs, workers, train_limit);
   const double eval_left = seconds > 0 ? seconds - seconds_since(start) : 1e9;
   if (eval_left < 30 || !fs::exists(dir / "train" / "last.pth")) {
-    ctx.note("gpu: protocol eval skipped: " +
-             std::string(fs::exists(dir / "train" / "last.pth") ? "less than 30 s of the budget left" : "no checkpoint"));
+    ctx.note("gpu: protocol eval skipped: " + std::string(fs::exists(dir / "train" / "last.pth")
+                                                              ? "less than 30 s of the budget left"
+                                                              : "no checkpoint"));
     return j;
   }
   j["eval"] = eval_part(ctx, sets, dir, workers, seconds > 0 ? eval_left - 5 : 3600);

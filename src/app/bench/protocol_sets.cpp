@@ -11,9 +11,7 @@ namespace vcpclip::app {
 
 ProtocolSets protocol_set_options(const std::string& root, double scale, int threads) {
   VCP_CHECK(scale > 0 && scale <= 1, "protocol sets: expected a scale in (0, 1], found ", scale);
-  const auto scaled = [&](int n, int least) {
-    return std::max(least, static_cast<int>(std::lround(n * scale)));
-  };
+  const auto scaled = [&](int n, int least) { return std::max(least, static_cast<int>(std::lround(n * scale))); };
   ProtocolSets s;
   auto& a = s.auxiliary;
   a.layout = "visa";

@@ -50,7 +50,6 @@ std::string text(const Spread& s, const char* f = "%.3f") {
   return fmt(f, s.median) + " [" + fmt(f, s.min) + "-" + fmt(f, s.max) + "]";
 }
 
-
 /// Input folders one/ (1 image) and all/ (N images) of random S×S PNGs, and the run config.
 fs::path prepare_inputs(const RealCase& c, const fs::path& dir, const fs::path& weights) {
   std::mt19937 rng(7);
