@@ -13,6 +13,7 @@
 #include "../model/vcp_fixture.h"
 #include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/predict.h"
+#include "vcpclip/common/cpu_features.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/npy.h"
 #include "vcpclip/model/precision_probe.h"
@@ -201,6 +202,8 @@ TEST(Predict, PrecisionAutoRecordsTheProbeAndMatchesTheChosenPrecision) {
   model::ProbeRates rates;
   rates.fp32_gflops = probe.at("fp32_gflops").get<double>();
   rates.bf16_gflops = probe.at("bf16_gflops").get<double>();
+  rates.bf16_instructions = probe.at("bf16_instructions").get<bool>();  // CPU: AVX512-BF16 or AMX-BF16
+  EXPECT_EQ(rates.bf16_instructions, cpu_bf16().any());
   EXPECT_GT(rates.fp32_gflops, 0);
   EXPECT_GT(rates.bf16_gflops, 0);
   EXPECT_EQ(probe.at("min_bf16_speedup").get<double>(), 1.3);

@@ -30,6 +30,7 @@
 
 #include "sections.h"
 #include "vcpclip/app/bench/protocol_sets.h"
+#include "vcpclip/app/config/run_util.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/runtime.h"
@@ -69,14 +70,15 @@ model::ModelOptions vitl_options() {
 
 std::string sdpa_kernels(const c10::Device& dev) {
 #if TORCH_VERSION_MAJOR >= 2
-  // at::_fused_sdp_choice returns sdp::SDPBackend: 0 math, 1 flash, 2 memory-efficient, 3 cuDNN.
+  // at::_fused_sdp_choice returns at::SDPBackend: -1 error, 0 math, 1 flash, 2 memory-efficient,
+  // 3 cuDNN (4: oneDNN or "overrideable", by version). The 6-argument form exists in every 2.x.
   static const char* const names[] = {"math", "flash attention", "memory-efficient", "cuDNN attention"};
   std::string out;
   for (auto [label, dtype] : {std::pair<const char*, at::ScalarType>{"fp32", at::kFloat},
                               {"fp16/autocast", at::kHalf},
                               {"bf16", at::kBFloat16}}) {
     auto q = at::randn({2, 16, 1370, 64}, at::TensorOptions().device(dev).dtype(dtype));
-    const int64_t c = at::_fused_sdp_choice(q, q, q);
+    const int64_t c = at::_fused_sdp_choice(q, q, q, {}, /*dropout_p=*/0.0, /*is_causal=*/false);
     out += std::string(out.empty() ? "" : ", ") + label + " -> " +
            (c >= 0 && c < 4 ? names[c] : ("backend " + std::to_string(c)).c_str());
   }

@@ -14,6 +14,7 @@
 
 #include "sections.h"
 #include "vcpclip/app/bench/protocol_sets.h"
+#include "vcpclip/app/config/run_util.h"
 #include "vcpclip/common/error.h"
 
 namespace fs = std::filesystem;
