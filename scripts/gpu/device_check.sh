@@ -32,9 +32,9 @@
 #      against this LibTorch (SDPA on the CPU); then `vcpclip bench --only gpu --device cuda` with the
 #      time left: tower per precision vs the dense fp16 peak, train step, predict vs tower, serve vs
 #      predict, the full-size protocol dry run (VisA-sized train >= 1 epoch, MVTec-sized eval)
-#   PART=31b bash scripts/gpu/device_check.sh   # issue 31, second call (DEADLINE=270): peak memory of the
-#      train step (bench_cuda_check), the reference's timers (bench/reference/: predict at batch 8 in
-#      autocast and fp32, train step), 5. eval metrics per precision vs fp32; reuses build-cuda/ when
+#   PART=31b bash scripts/gpu/device_check.sh   # issue 31, second call (DEADLINE=200): the reference's
+#      timers (bench/reference/: predict at batch 8 in autocast and fp32, train step), the train step's
+#      peak memory (bench_cuda_check), 5. eval metrics per precision vs fp32; reuses build-cuda/ when
 #      the machine is still warm
 #
 #   BUILD_ONLY=1: configure and build only (TARGETS=... to choose), used by scripts/gpu/device_profile.sh.
@@ -54,7 +54,7 @@ B=$ROOT/build-cuda
 BUILD_LIMIT=${BUILD_LIMIT:-240}
 PART=${PART:-all}
 REF=${REF:-$D/ref}
-case $PART in 31) DEADLINE=${DEADLINE:-560} ;; 31b) DEADLINE=${DEADLINE:-270} ;; esac
+case $PART in 31) DEADLINE=${DEADLINE:-570} ;; 31b) DEADLINE=${DEADLINE:-200} ;; esac
 DEADLINE=${DEADLINE:-0}
 # tb N: the time-box N, cut to the time left before DEADLINE (less 10 s for the lines after it)
 tb() {
@@ -321,18 +321,15 @@ part_31() {
 }
 
 part_31b() {
-  stamp "31b-1. train step at batch 32, fp32 and autocast: time and peak memory (bench_cuda_check)"
-  late 60 "31b-1" || { timeout "$(tb 120)" "$B/bench_cuda_check" --device cuda --skip-tiny --batch 32 --size 518 \
-    --steps 3 --iters 1; echo "exit $?"; }
   W=$OUT/weights
   mkdir -p "$W"
   RPY="$PY $ROOT/bench/reference/bench_predict_reference.py --ref $REF --vocab $VCPCLIP_VOCAB --config ViT-L-14-336 --weights-dir $W"
-  stamp "31b-2. the reference: random OpenAI-format weights, predict at batch 8 (autocast as test.py, then fp32), train step"
-  late 90 "31b-2 (reference)" || {
+  stamp "31b-1. the reference: random OpenAI-format weights, predict at batch 8 (autocast as test.py, then fp32), train step"
+  late 90 "31b-1 (reference)" || {
     timeout "$(tb 100)" $RPY --threads "$(nproc)" --make-only > "$OUT/ref_make.txt" 2>&1; echo "make weights exit $?"
     timeout "$(tb 120)" $RPY --threads "$(nproc)" --device cuda --autocast --images 65 --batch 8 \
       --json "$OUT/ref_predict_autocast.json" --fp32-json "$OUT/ref_predict_fp32.json"; echo "reference predict exit $?"
-    late 40 "31b-2 reference train step" || { timeout "$(tb 90)" $PY "$ROOT/bench/reference/bench_train_reference.py" \
+    late 40 "31b-1 reference train step" || { timeout "$(tb 90)" $PY "$ROOT/bench/reference/bench_train_reference.py" \
       --ref "$REF" --vocab "$VCPCLIP_VOCAB" --weights-dir "$W" --batch 32 --steps 2 --json "$OUT/ref_train.json" \
       --autocast-json "$OUT/ref_train_autocast.json"; echo "reference train exit $?"; }
     $PY - "$OUT" <<'EOF2'
@@ -352,6 +349,9 @@ for k in ("", "_autocast"):
 EOF2
     rm -rf "$W"
   }
+  stamp "31b-2. train step at batch 32, fp32 and autocast: time and peak memory (bench_cuda_check)"
+  late 60 "31b-2" || { timeout "$(tb 120)" "$B/bench_cuda_check" --device cuda --skip-tiny --batch 32 --size 518 \
+    --steps 3 --iters 1; echo "exit $?"; }
 }
 
 if [ "$PART" = 31 ]; then part_31; fi

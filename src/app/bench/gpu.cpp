@@ -285,7 +285,7 @@ nlohmann::json gpu_section(BenchContext& ctx) {
   }
   if (budget.allows(ctx, 120, "predict and serve")) j["predict_serve"] = predict_and_serve(ctx, m, j["tower"], budget);
   m = model::VcpClip(nullptr);  // the protocol runs in child processes
-  if (budget.allows(ctx, 150, "the protocol dry run"))
+  if (budget.allows(ctx, 140, "the protocol dry run"))
     j["protocol"] = protocol_dry_run(ctx, budget.seconds > 0 ? budget.left() : 0, autocast_step);
   return j;
 }

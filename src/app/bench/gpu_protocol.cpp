@@ -134,13 +134,13 @@ nlohmann::json protocol_dry_run(BenchContext& ctx, double seconds, double autoca
           << " s\n"
           << std::flush;
   // Epochs: at least one; the paper's when the budget allows, leaving room for eval (~1725 images).
-  const double left = seconds > 0 ? seconds - seconds_since(start) : 1e9, eval_reserve = 120, startup = 45;
+  const double left = seconds > 0 ? seconds - seconds_since(start) : 1e9, eval_reserve = 75, startup = 30;
   const int64_t per_epoch = (sets.auxiliary.total_images + kBatch - 1) / kBatch;
   const double epoch_s = per_epoch * (autocast_step > 0 ? autocast_step : 0.5) * 1.3;
   int64_t epochs = 1;
   while (epochs < kPaperEpochs && startup + (epochs + 1) * epoch_s < left - eval_reserve) ++epochs;
   const int workers = std::max(2, cores - 2);
-  const double train_limit = seconds > 0 ? std::max(60.0, left - eval_reserve) : 3600;
+  const double train_limit = seconds > 0 ? std::max(45.0, left - eval_reserve) : 3600;
   nlohmann::json j;
   j["sets"] = {{"auxiliary_images", sets.auxiliary.total_images},
                {"target_images", sets.target.total_images},
