@@ -26,6 +26,17 @@
 #   8. NCCL: the build found it (configure line, `vcpclip version`), and the backend logged in train.log
 #   Needs the reference's code: REF (default .devdeps/ref, scripts/gpu/make_device_bundle.sh with REF=...).
 #
+#   PART=31 bash scripts/gpu/device_check.sh    # issue 31, first call (DEADLINE=560 by default):
+#      build vcpclip, bench_cuda_check and tests_model; `vcpclip version` (attention kernel, NCCL);
+#      7. the golden fixture on CUDA in every precision (fp32 parity with SDPA); the CPU parity tests
+#      against this LibTorch (SDPA on the CPU); then `vcpclip bench --only gpu --device cuda` with the
+#      time left: tower per precision vs the dense fp16 peak, train step, predict vs tower, serve vs
+#      predict, the full-size protocol dry run (VisA-sized train >= 1 epoch, MVTec-sized eval)
+#   PART=31b bash scripts/gpu/device_check.sh   # issue 31, second call (DEADLINE=200): the reference's
+#      timers (bench/reference/: predict at batch 8 in autocast and fp32, train step), the train step's
+#      peak memory (bench_cuda_check), 5. eval metrics per precision vs fp32; reuses build-cuda/ when
+#      the machine is still warm
+#
 #   BUILD_ONLY=1: configure and build only (TARGETS=... to choose), used by scripts/gpu/device_profile.sh.
 #
 # DEADLINE=S (seconds from the start; default none): every step's time-box is cut to what is left,
@@ -43,6 +54,7 @@ B=$ROOT/build-cuda
 BUILD_LIMIT=${BUILD_LIMIT:-240}
 PART=${PART:-all}
 REF=${REF:-$D/ref}
+case $PART in 31) DEADLINE=${DEADLINE:-570} ;; 31b) DEADLINE=${DEADLINE:-200} ;; esac
 DEADLINE=${DEADLINE:-0}
 # tb N: the time-box N, cut to the time left before DEADLINE (less 10 s for the lines after it)
 tb() {
@@ -95,6 +107,10 @@ configure() {
     -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_DISABLE_FIND_PACKAGE_Gloo=ON -DTORCH_CUDA_ARCH_LIST=9.0 \
     -DCMAKE_CUDA_ARCHITECTURES=90 "$@" > "$OUT/configure.txt" 2>&1
 }
+if [ "$PART" = 31b ] && [ -x "$B/vcpclip" ] && [ -x "$B/bench_cuda_check" ]; then
+  stamp "PART=31b: build-cuda/ is still here (warm machine): no configure"; SKIP_BUILD=1
+fi
+[ "${SKIP_BUILD:-0}" = 1 ] || {
 stamp "configure (wheel TorchConfig: $TORCH_PREFIX)"
 if ! configure -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" ${CUDACXX:+-DCMAKE_CUDA_COMPILER=$CUDACXX}; then
   grep -n -A4 "CMake Error" "$OUT/configure.txt" | head -40
@@ -118,7 +134,7 @@ fi
 grep -iE "cuda|torch|warning" "$OUT/configure.txt" | grep -v "^--   " | head -12
 
 stamp "build (limit $(tb "$BUILD_LIMIT")s)"
-if [ "$PART" = A ]; then TARGETS=${TARGETS:-"vcpclip bench_cuda_check"}; fi
+if [ "$PART" = A ] || [ "$PART" = 31b ]; then TARGETS=${TARGETS:-"vcpclip bench_cuda_check"}; fi
 TARGETS=${TARGETS:-"vcpclip bench_cuda_check tests_model tests_train"}
 timeout "$(tb "$BUILD_LIMIT")" ninja -C "$B" -k 0 -j "$(nproc)" $TARGETS > "$OUT/build.txt" 2>&1
 echo "ninja exit $?"; grep -E "error|FAILED" "$OUT/build.txt" | head -30
@@ -134,6 +150,7 @@ if [ ! -x "$B/bench_cuda_check" ] && [ -f "$B/CMakeFiles/bench_cuda_check.dir/sc
   stamp "linking bench_cuda_check without vcpclip_app (app failed to build)"
   (cd "$B" && eval "$(ninja -t commands bench_cuda_check | tail -1 | sed 's| libvcpclip_app.a||')")
 fi
+}  # configure + build (skipped by PART=31b on a warm machine)
 ls -la "$B"/vcpclip "$B"/bench_cuda_check "$B"/tests/tests_model 2>&1 | awk '{print $5, $NF}'
 # BUILD_ONLY=1 (scripts/gpu/device_profile.sh sources this file): stop here, the variables above kept.
 if [ "${BUILD_ONLY:-0}" = 1 ]; then stamp "BUILD_ONLY=1: stopping after the build"; return 0 2>/dev/null || exit 0; fi
@@ -143,10 +160,10 @@ if ! timeout 60 "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big; then
   export LD_PRELOAD=$TORCH_DIR/lib/libtorch_cuda.so; echo "retrying with LD_PRELOAD=$LD_PRELOAD"
   timeout 60 "$B/bench_cuda_check" --device cuda --skip-tiny --skip-big
 fi
-if [ "$PART" = A ]; then
-  stamp "8a. NCCL at configure time and in the binary"
+if [ "$PART" = A ] || [ "$PART" = 31 ]; then
+  stamp "8a. NCCL at configure time and in the binary; the attention kernel compiled in"
   grep -E "ProcessGroupNCCL for CUDA training" "$OUT/configure.txt" | tail -1
-  timeout 30 "$B/vcpclip" version 2>&1 | grep -E "^vcpclip|data-parallel|CUDA available"
+  timeout 30 "$B/vcpclip" version 2>&1 | grep -E "^vcpclip|data-parallel|CUDA available|attention"
 fi
 
 part_a() {
@@ -273,13 +290,80 @@ part_a_nccl() {
   grep -h "distributed:" "$OUT"/demo/train/train.log 2>/dev/null | head -3
 }
 
+# The GPU's dense fp16 tensor peak (no sparsity), from its name, for the tower's share of it.
+gpu_peak_tflops() {
+  case "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" in
+    *H200*|*"H100 80GB HBM3"*|*"H100 SXM"*) echo 989.4 ;;
+    *"H100 NVL"*) echo 835.5 ;;
+    *H100*PCIe*) echo 756.5 ;;
+    *A100*) echo 312 ;;
+    *) echo 0 ;;
+  esac
+}
+
+part_31() {
+  part_a_numerics
+  stamp "4. CPU parity tests against this LibTorch (its attention: SDPA on the CPU too)"
+  late 40 "4 (CPU parity)" || for t in "tests_model --gtest_filter=VcpParity.*:ClipParity.*:Precision*"; do
+    set -- $t
+    [ -x "$B/tests/$1" ] && (cd "$B" && timeout "$(tb 90)" "./tests/$1" "$2" 2>&1 |
+      grep -E "^\[  (PASSED|FAILED)|Failure|max \|diff\||OK \]" | head -30)
+  done
+  stamp "31. vcpclip bench --only gpu (everything of issue 31's targets in one run)"
+  late 200 "31 (bench --only gpu)" || {
+    BUDGET=$(( DEADLINE - ($(date +%s) - T0) - 25 ))
+    timeout "$(tb $(( BUDGET + 15 )))" "$B/vcpclip" bench --only gpu --device cuda --no-python --no-progress \
+      --gpu-peak-tflops "$(gpu_peak_tflops)" --gpu-budget "$BUDGET" --work-dir "$OUT/bench_gpu" \
+      --json "$OUT/bench_gpu.json"
+    echo "bench --only gpu exit $?"
+    rm -rf "$OUT/bench_gpu"
+  }
+}
+
+part_31b() {
+  W=$OUT/weights
+  mkdir -p "$W"
+  RPY="$PY $ROOT/bench/reference/bench_predict_reference.py --ref $REF --vocab $VCPCLIP_VOCAB --config ViT-L-14-336 --weights-dir $W"
+  stamp "31b-1. the reference: random OpenAI-format weights, predict at batch 8 (autocast as test.py, then fp32), train step"
+  late 90 "31b-1 (reference)" || {
+    timeout "$(tb 100)" $RPY --threads "$(nproc)" --make-only > "$OUT/ref_make.txt" 2>&1; echo "make weights exit $?"
+    timeout "$(tb 120)" $RPY --threads "$(nproc)" --device cuda --autocast --images 65 --batch 8 \
+      --json "$OUT/ref_predict_autocast.json" --fp32-json "$OUT/ref_predict_fp32.json"; echo "reference predict exit $?"
+    late 40 "31b-1 reference train step" || { timeout "$(tb 90)" $PY "$ROOT/bench/reference/bench_train_reference.py" \
+      --ref "$REF" --vocab "$VCPCLIP_VOCAB" --weights-dir "$W" --batch 32 --steps 2 --json "$OUT/ref_train.json" \
+      --autocast-json "$OUT/ref_train_autocast.json"; echo "reference train exit $?"; }
+    $PY - "$OUT" <<'EOF2'
+import json, os, sys
+o = sys.argv[1]
+for k in ("autocast", "fp32"):
+    f = f"{o}/ref_predict_{k}.json"
+    if os.path.exists(f):
+        r = json.load(open(f))
+        ips = r.get("images_per_second") or 1.0 / r["seconds_per_image"]
+        print(f"  reference predict {k}: {ips:.2f} img/s over {r['images']} images (its model loop on GPU tensors)")
+for k in ("", "_autocast"):
+    f = f"{o}/ref_train{k}.json"
+    if os.path.exists(f):
+        r = json.load(open(f))
+        print(f"  reference train step{k or ' fp32'}: best {r['best_step_seconds']:.3f} s, peak {r['cuda_peak_allocated_gib']:.2f} GiB")
+EOF2
+    rm -rf "$W"
+  }
+  stamp "31b-2. train step at batch 32, fp32 and autocast: time and peak memory (bench_cuda_check)"
+  late 60 "31b-2" || { timeout "$(tb 120)" "$B/bench_cuda_check" --device cuda --skip-tiny --batch 32 --size 518 \
+    --steps 3 --iters 1; echo "exit $?"; }
+}
+
+if [ "$PART" = 31 ]; then part_31; fi
+if [ "$PART" = 31b ]; then part_31b; fi
+
 if [ "$PART" = A ]; then
   [ -d "$REF/models" ] || echo "no reference code at REF=$REF: the reference columns will fail"
   part_a
   part_a_numerics
 fi
 
-[ "$PART" = A ] || {
+[ "$PART" = all ] && {
 stamp "1. tiny fixture: CPU vs CUDA (bench_cuda_check --skip-big)"
 timeout 120 "$B/bench_cuda_check" --device cuda --skip-big; echo "exit $?"
 
@@ -319,6 +403,7 @@ done
 #    fp32, then evaluated on the synthetic target set in fp32, fp16, autocast and bf16; each metric's
 #    change against fp32 in points (the speed issue's bar: 0.2). Written without a GPU at hand: the
 #    steps are time-boxed, so a failure still leaves the log.
+[ "$PART" = 31 ] || {
 stamp "5. eval precision on CUDA: fp16 / autocast / bf16 vs fp32 (synthetic demo set)"
 late 45 "5 (demo + evals)" || {
 timeout "$(tb 240)" "$B/vcpclip" demo -o "$OUT/demo" --set runtime.device=cuda > "$OUT/demo.txt" 2>&1; echo "demo exit $?"
@@ -365,5 +450,6 @@ for p in ("fp16", "autocast", "bf16"):
     print(f"  {p} vs fp32: largest change of a mean metric {mean:.3f} points, of any class metric {cls:.3f} points")
 EOF
 }  # step 5
+}  # not PART=31
 [ "$PART" = A ] && part_a_nccl
 stamp "done"

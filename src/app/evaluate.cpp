@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "vcpclip/app/batch_pipeline.h"
 #include "vcpclip/app/calibrate.h"
 #include "vcpclip/app/report/eval_html.h"
 #include "vcpclip/app/report/eval_png.h"
@@ -97,12 +98,10 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
   eval::write_reports(result.report, req.out_dir, run);
 }
 
-/// One batch's post-processed maps and scores (docs/design.md §6) into the accumulators (+ saved maps).
-void add_batch(const EvalRequest& req, const data::Batch& batch, const model::VcpMaps& maps, Collected& c) {
-  auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
-  eval::fuse_few_shot(out, maps.few_shot, req.few_shot.weight);
-  const at::Tensor pixel = out.pixel.to(at::kCPU, at::kFloat).contiguous();
-  const at::Tensor score = out.score.to(at::kCPU, at::kDouble).contiguous();
+/// One batch's post-processed maps [B, S, S] float32 and scores [B] float64, on the host, into the
+/// accumulators (+ saved maps); the writer thread's part (app/batch_pipeline.h), in batch order.
+void add_batch(const EvalRequest& req, const data::Batch& batch, const at::Tensor& pixel, const at::Tensor& score,
+               Collected& c) {
   const fs::path maps_dir = fs::path(req.out_dir) / "maps";
   for (int64_t j = 0; j < batch.size(); ++j) {
     const auto& info = batch.infos[j];
@@ -138,20 +137,33 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
   std::optional<Progress> bar;
   if (req.progress) bar.emplace("eval", static_cast<int64_t>(ts.index.samples.size()), "img");
   const auto start = std::chrono::steady_clock::now();
+  PipelineOptions po;
+  po.overlap = !req.serial;
+  BatchPipeline pipe(device, po, req.profile ? &timer : nullptr);
   while (true) {
     auto wait = timer.scope("waiting for decoded images");
     auto batch = loader.next();
     { auto done = std::move(wait); }
     if (!batch) break;
+    pipe.begin_batch();
     std::vector<const model::ReferenceMemory*> refs;
     if (!c.memories.empty())
       for (const auto& info : batch->infos) refs.push_back(&c.memories.at(info.cls_name));
-    const auto maps = model->predict_maps(batch->images.to(device), &timer, refs);
-    auto post = timer.scope("post-processing + accumulating");
-    add_batch(req, *batch, maps, c);
-    result.images += batch->size();
-    if (bar) bar->update(batch->size());
+    const auto maps = model->predict_maps(to_device_async(batch->images, device), &timer, refs);
+    auto post = timer.scope("post-processing");
+    auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
+    eval::fuse_few_shot(out, maps.few_shot, req.few_shot.weight);
+    { auto done = std::move(post); }
+    auto b = std::make_shared<data::Batch>(std::move(*batch));
+    b->images = at::Tensor();  // not needed by the writer
+    pipe.submit({out.pixel.to(at::kFloat), out.score.to(at::kDouble)}, [&, b](std::vector<at::Tensor>& host) {
+      add_batch(req, *b, host[0].contiguous(), host[1].contiguous(), c);
+      result.images += b->size();
+      if (bar) bar->update(b->size());
+    });
   }
+  pipe.finish();
+  result.gpu_busy_share = pipe.device_busy_share();
   if (bar) bar->finish();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.images_per_second = result.seconds > 0 ? result.images / result.seconds : 0.0;
@@ -192,8 +204,10 @@ void print_profile(const EvalRequest& req, const c10::Device& device, const Stag
   const double total =
       load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   result.profile = timer.to_json(total);
-  std::fprintf(stderr, "eval profile (%s, %s):\n%s", device.str().c_str(), to_string(req.runtime.precision),
-               timer.table(total).c_str());
+  result.profile["gpu_busy_share"] = result.gpu_busy_share ? nlohmann::json(*result.gpu_busy_share) : nullptr;
+  std::fprintf(stderr, "eval profile (%s, %s):\n%s%s, %s\n", device.str().c_str(), to_string(req.runtime.precision),
+               timer.table(total).c_str(), busy_share_line(result.gpu_busy_share).c_str(),
+               req.serial ? "serial loop (--serial)" : "pipelined (writer thread)");
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "vcpclip/app/batch_pipeline.h"
 #include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/config/run_util.h"
 #include "vcpclip/app/decider.h"
@@ -87,6 +88,7 @@ PredictRequest make_predict_request(const RunConfig& cfg, const PredictFlags& fl
   req.skip_bad = flags.skip_bad;
   req.progress = flags.progress;
   req.profile = flags.profile;
+  req.serial = flags.serial;
   req.calibration = flags.calibration;
   req.class_name = flags.class_name;
   req.few_shot = cfg.few_shot;
@@ -252,36 +254,58 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
   return b;
 }
 
-/// Maps after post-processing (docs/design.md §6) for one batch, on the CPU.
+/// One batch after post-processing (docs/design.md §6): the maps and per-image statistics, on the
+/// model's device until BatchPipeline brings them to the host (to_host / from_host: its tensor list).
 struct Processed {
-  at::Tensor raw, post, final_maps;  ///< [B, S, S]; post undefined without Post-VCP
+  at::Tensor raw, post, final_maps;  ///< [B, S, S]; raw/post only with save_branches (post: with Post-VCP)
   at::Tensor few_shot_score;         ///< [B] weight · max D (undefined without references)
+  at::Tensor score_raw, score_post;  ///< [B] top-k means (score_post undefined without Post-VCP)
+  at::Tensor map_min, map_max;       ///< [B] of final_maps
+  std::vector<at::Tensor> to_host() const {
+    return {raw, post, final_maps, few_shot_score, score_raw, score_post, map_min, map_max};
+  }
+  static Processed from_host(std::vector<at::Tensor>& t) {
+    Processed p;
+    p.raw = t[0], p.post = t[1], p.final_maps = t[2].contiguous(), p.few_shot_score = t[3];
+    p.score_raw = t[4], p.score_post = t[5], p.map_min = t[6], p.map_max = t[7];
+    return p;
+  }
 };
-/// The blend, Gaussian filter and few-shot fusion run on the maps' own device (the model's), as
-/// in evaluate and the Inferencer; only their results come to the CPU, once each. On the CPU the
-/// copies are no-ops, so the ops and their order are those of before.
-Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, double few_shot_weight) {
+/// The blend, Gaussian filter, few-shot fusion, top-k scores and map ranges run on the maps' own
+/// device (the model's), as in evaluate and the Inferencer, image by image with the ops of the
+/// serial loop, so that the CPU results are those of before; only results go to the host.
+Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, double few_shot_weight,
+                      bool save_branches) {
   at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
   if (maps.few_shot.defined()) {  // eval::fuse_few_shot's arithmetic (float32), image by image
     const auto d = maps.few_shot.to(at::kFloat);
-    p.few_shot_score = (std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight)).to(at::kCPU);
+    p.few_shot_score = std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight);
     final_maps = final_maps + d * static_cast<float>(few_shot_weight);
   }
-  p.raw = maps.raw.to(at::kCPU);
-  p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
-  p.final_maps = final_maps.to(at::kCPU).contiguous();
+  std::vector<at::Tensor> raw, post, lo, hi;
+  for (int64_t j = 0; j < maps.raw.size(0); ++j) {
+    raw.push_back(eval::topk_mean(maps.raw[j], pp.topk));
+    if (maps.post.defined()) post.push_back(eval::topk_mean(maps.post[j], pp.topk));
+    lo.push_back(final_maps[j].min());
+    hi.push_back(final_maps[j].max());
+  }
+  p.score_raw = at::stack(raw);
+  if (maps.post.defined()) p.score_post = at::stack(post);
+  p.map_min = at::stack(lo), p.map_max = at::stack(hi);
+  if (save_branches) p.raw = maps.raw, p.post = maps.post;
+  p.final_maps = final_maps;
   return p;
 }
 
-PredictedImage score_image(const Processed& p, int64_t j, const PostprocessOptions& pp) {
+PredictedImage score_image(const Processed& p, int64_t j) {
   PredictedImage r;
-  r.score_raw = eval::topk_mean(p.raw[j], pp.topk).item<double>();
-  r.score_post = p.post.defined() ? eval::topk_mean(p.post[j], pp.topk).item<double>() : 0.0;
+  r.score_raw = p.score_raw[j].item<double>();
+  r.score_post = p.score_post.defined() ? p.score_post[j].item<double>() : 0.0;
   r.score_few_shot = p.few_shot_score.defined() ? p.few_shot_score[j].item<double>() : 0.0;
   r.score = r.score_raw + r.score_post + r.score_few_shot;
-  r.map_min = p.final_maps[j].min().item<float>();
-  r.map_max = p.final_maps[j].max().item<float>();
+  r.map_min = p.map_min[j].item<float>();
+  r.map_max = p.map_max[j].item<float>();
   return r;
 }
 
@@ -297,6 +321,24 @@ void write_outputs(const PredictRequest& req, const Processed& p, int64_t j, con
   if (req.predict.heatmap) {
     cv::Mat vis = heatmap_overlay(rgb, p.final_maps[j], req.predict.heatmap_alpha);
     VCP_CHECK(cv::imwrite(base + ".png", vis), "predict: cannot write ", base, ".png");
+  }
+}
+
+/// The outputs of one batch (writer thread, in batch order): scores, maps, heatmaps, decisions.
+void write_batch(const PredictRequest& req, const Processed& p, const Batch& b, const std::vector<std::string>& paths,
+                 const std::vector<InputImage>& inputs, const std::optional<Decider>& decider,
+                 PredictSummary& summary) {
+  for (size_t j = 0; j < b.ids.size(); ++j) {
+    PredictedImage r = score_image(p, static_cast<int64_t>(j));
+    r.path = paths[b.ids[j]];
+    r.stem = inputs[b.ids[j]].stem;
+    write_outputs(req, p, static_cast<int64_t>(j), b.rgbs[j], r.stem);
+    if (decider) {
+      const auto mask_path = (fs::path(req.out_dir) / (r.stem + "_mask.png")).string();
+      r.decision =
+          decider->apply(p.final_maps[j], r.score_raw, r.score_post, b.rgbs[j].size(), mask_path, r.score_few_shot);
+    }
+    summary.images.push_back(r);
   }
 }
 
@@ -403,31 +445,28 @@ PredictSummary run_predict(const PredictRequest& req) {
   const auto compute_start = std::chrono::steady_clock::now();
   const size_t window = static_cast<size_t>(2 * req.predict.batch_size);
   ImagePrefetcher images(paths, s, loader_workers(2), window, req.profile ? &timer : nullptr);
+  PipelineOptions po;
+  po.overlap = !req.serial;
+  BatchPipeline pipe(device, po, req.profile ? &timer : nullptr);
   for (size_t next = 0; next < paths.size();) {
-    Batch b = next_batch(images, paths, next, req, summary, bar, timer);
-    if (b.ids.empty()) continue;
-    const std::vector<const model::ReferenceMemory*> memories(refs.memory ? b.ids.size() : 0, refs.memory.get());
-    model::VcpMaps maps = model->predict_maps(at::stack(b.inputs).to(device), &timer, memories);
+    auto b = std::make_shared<Batch>(next_batch(images, paths, next, req, summary, bar, timer));
+    if (b->ids.empty()) continue;
+    pipe.begin_batch();
+    const std::vector<const model::ReferenceMemory*> memories(refs.memory ? b->ids.size() : 0, refs.memory.get());
+    model::VcpMaps maps = model->predict_maps(to_device_async(at::stack(b->inputs), device), &timer, memories);
+    b->inputs.clear();
     Processed p;
     {
       auto t = timer.scope("post-processing");
-      p = postprocess(maps, req.postprocess, req.few_shot.weight);
+      p = postprocess(maps, req.postprocess, req.few_shot.weight, req.save_branches);
     }
-    auto t = timer.scope("writing");
-    for (size_t j = 0; j < b.ids.size(); ++j) {
-      PredictedImage r = score_image(p, static_cast<int64_t>(j), req.postprocess);
-      r.path = paths[b.ids[j]];
-      r.stem = inputs[b.ids[j]].stem;
-      write_outputs(req, p, static_cast<int64_t>(j), b.rgbs[j], r.stem);
-      if (decider) {
-        const auto mask_path = (fs::path(req.out_dir) / (r.stem + "_mask.png")).string();
-        r.decision =
-            decider->apply(p.final_maps[j], r.score_raw, r.score_post, b.rgbs[j].size(), mask_path, r.score_few_shot);
-      }
-      summary.images.push_back(r);
-    }
-    bar.update(static_cast<int64_t>(b.ids.size()));
+    pipe.submit(p.to_host(), [&, b](std::vector<at::Tensor>& host) {
+      write_batch(req, Processed::from_host(host), *b, paths, inputs, decider, summary);
+      bar.update(static_cast<int64_t>(b->ids.size()));
+    });
   }
+  pipe.finish();
+  summary.gpu_busy_share = pipe.device_busy_share();
   bar.finish();
   summary.seconds = seconds_since(compute_start);
   summary.images_per_second = summary.seconds > 0 ? summary.images.size() / summary.seconds : 0.0;
@@ -438,10 +477,13 @@ PredictSummary run_predict(const PredictRequest& req) {
   spdlog::info("predict: {} images ({} skipped) in {:.2f} s ({:.2f} img/s) → {} (open {}/report.html)",
                summary.images.size(), summary.skipped.size(), summary.seconds, summary.images_per_second, req.out_dir,
                req.out_dir);
+  if (summary.gpu_busy_share) spdlog::info("predict: {}", busy_share_line(summary.gpu_busy_share));
   if (req.profile) {
     summary.profile = timer.to_json(seconds_since(start));
-    std::fprintf(stderr, "predict profile (%s, %s):\n%s", device.str().c_str(), to_string(precision.used),
-                 timer.table(seconds_since(start)).c_str());
+    summary.profile["gpu_busy_share"] = summary.gpu_busy_share ? nlohmann::json(*summary.gpu_busy_share) : nullptr;
+    std::fprintf(stderr, "predict profile (%s, %s):\n%s%s, %s\n", device.str().c_str(), to_string(precision.used),
+                 timer.table(seconds_since(start)).c_str(), busy_share_line(summary.gpu_busy_share).c_str(),
+                 req.serial ? "serial loop (--serial)" : "pipelined (writer thread)");
   }
   return summary;
 }

@@ -35,8 +35,15 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_flag("--no-python", a->no_python, "skip the Python reference columns");
       sub.add_flag("--no-progress", a->no_progress, "no progress lines");
       sub.add_option("--only", a->opts.only,
-                     "run only these sections: vision, predict, real, metrics, train, data, serve, few_shot")
-          ->check(CLI::IsMember({"vision", "predict", "real", "metrics", "train", "data", "serve", "few_shot"}));
+                     "run only these sections: vision, predict, real, metrics, train, data, serve, few_shot, gpu "
+                     "(gpu: CUDA only, issue 31's targets at ViT-L-14-336 @ 518)")
+          ->check(CLI::IsMember({"vision", "predict", "real", "metrics", "train", "data", "serve", "few_shot", "gpu"}));
+      sub.add_option("--gpu-budget", a->opts.gpu_budget_seconds,
+                     "gpu: seconds for the whole section; parts that no longer fit are skipped (0 = no limit)")
+          ->capture_default_str();
+      sub.add_option("--gpu-peak-tflops", a->opts.gpu_peak_tflops,
+                     "gpu: the GPU's dense fp16 peak in TFLOP/s, for the tower's share of it (0 = unknown)")
+          ->capture_default_str();
       sub.add_option("--weights-dir", a->opts.weights_dir, "real-size weight files (made there once)")
           ->capture_default_str();
       sub.add_option("--models", a->opts.real_models, "real-size rows (ViT-B-16, ViT-L-14-336)")->capture_default_str();

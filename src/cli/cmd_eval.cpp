@@ -17,7 +17,7 @@ struct EvalArgs {
   std::string config, checkpoint, out, calibration_out;
   std::vector<std::string> overrides;
   bool save_maps = false, export_png = false, no_progress = false, profile = false, skip_bad = false,
-       allow_partial = false;
+       allow_partial = false, serial = false;
 };
 
 }  // namespace
@@ -43,6 +43,8 @@ static vcpclip::cli::CommandRegistrar reg(
                    "report even when a class cannot be scored (the mean row says what it covers)");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_flag("--profile", a->profile, "print the time per stage (load, decode, towers, maps, metrics, writing)");
+      sub.add_flag("--serial", a->serial,
+                   "accumulate each batch before computing the next (default: a writer thread overlaps them)");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. eval.batch_size=4), repeatable");
       return [a]() {
         // Flags that set config keys become overrides, so that config.yaml records them.
@@ -58,6 +60,7 @@ static vcpclip::cli::CommandRegistrar reg(
         req.calibration_out = a->calibration_out;
         req.profile = a->profile;
         req.allow_partial = a->allow_partial;
+        req.serial = a->serial;
         auto result = vcpclip::app::run_eval(req);
         std::printf("%s", vcpclip::app::format_eval_table(result).c_str());
         const std::string missing = vcpclip::eval::incomplete_summary(result.report);

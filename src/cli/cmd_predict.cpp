@@ -46,6 +46,8 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--save-reference", a->flags.save_reference,
                      "few-shot: write the reference memory built from --reference to this .safetensors file");
       sub.add_flag("--profile", a->flags.profile, "print the time per stage (load, decode, towers, maps, writing)");
+      sub.add_flag("--serial", a->flags.serial,
+                   "write each batch before computing the next (default: a writer thread overlaps them; same outputs)");
       sub.add_flag("--no-progress", a->no_progress, "no progress bar");
       sub.add_option("--set", a->overrides, "config override key=value (e.g. predict.batch_size=4)");
       return [a]() {

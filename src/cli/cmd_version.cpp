@@ -10,6 +10,7 @@
 #include "command.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/blas_kernels.h"
+#include "vcpclip/model/clip_model.h"
 #include "vcpclip/train/distributed.h"
 
 static vcpclip::cli::CommandRegistrar reg("version", "Print versions and the compute configuration",
@@ -20,6 +21,7 @@ static vcpclip::cli::CommandRegistrar reg("version", "Print versions and the com
                                               std::printf("vcpclip %s\nOpenCV %s\nCUDA available: %s\n",
                                                           VCPCLIP_VERSION, CV_VERSION,
                                                           torch::cuda::is_available() ? "yes" : "no");
+                                              std::printf("attention: %s\n", vcpclip::model::attention_kernel());
                                               std::printf("data-parallel training: gloo %s, nccl %s\n%s\n",
                                                           vcpclip::train::distributed_available() ? "yes" : "no",
                                                           vcpclip::train::nccl_available() ? "yes" : "no",

@@ -3,15 +3,21 @@
 #include "vcpclip/data/synthetic.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
+#include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <map>
+#include <mutex>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "synthetic_draw.h"
 #include "vcpclip/common/error.h"
@@ -78,6 +84,15 @@ class ClassWriter {
   ClassWriter(const SynthOptions& o, const std::string& cls, std::ostringstream& csv)
       : o_(o), cls_(cls), csv_(csv), visa_(o.layout == "visa") {}
 
+  /// The item at the written size (SynthOptions::width × height), unchanged when not set.
+  SynthItem sized(SynthItem it) const {
+    if (o_.width <= 0 || o_.height <= 0) return it;
+    const cv::Size to(o_.width, o_.height);
+    cv::resize(it.rgb, it.rgb, to, 0, 0, cv::INTER_LINEAR);
+    cv::resize(it.mask, it.mask, to, 0, 0, cv::INTER_NEAREST);
+    return it;
+  }
+
   void train_normal(const SynthItem& it, int i) {
     if (visa_) return normal(it, "train");
     write_image(fs::path(o_.out) / cls_ / "train" / "good" / (zero_pad(i, 3) + ".png"), it.rgb, false);
@@ -116,6 +131,28 @@ class ClassWriter {
   std::map<std::string, int> per_defect_;
 };
 
+/// Runs fn(0 .. n-1) on up to `threads` threads (each index once); the first error is rethrown.
+void run_classes_in_parallel(int n, int threads, const std::function<void(int)>& fn) {
+  std::atomic<int> next{0};
+  std::exception_ptr error;
+  std::mutex mutex;
+  auto work = [&] {
+    for (int i = next++; i < n; i = next++) {
+      try {
+        fn(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!error) error = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::min(threads, n); ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 void check_options(const SynthOptions& o) {
   VCP_CHECK(o.layout == "mvtec" || o.layout == "visa", "synthetic layout must be 'mvtec' or 'visa', found '", o.layout,
             "'");
@@ -123,6 +160,12 @@ void check_options(const SynthOptions& o) {
   VCP_CHECK(!o.out.empty(), "no output directory given for the synthetic dataset");
   VCP_CHECK(o.images >= 2, "synthetic images per class must be >= 2 (normal + anomalous), found ", o.images);
   VCP_CHECK(o.size >= 16, "synthetic image size must be >= 16, found ", o.size);
+  VCP_CHECK(o.total_images == 0 || o.total_images >= 2 * o.classes, "synthetic total_images must be 0 or >= 2 per ",
+            "class (", 2 * o.classes, " for ", o.classes, " classes), found ", o.total_images);
+  VCP_CHECK((o.width > 0) == (o.height > 0) && o.width >= 0 && o.height >= 0,
+            "synthetic width and height must be set together (both > 0) or not at all, found ", o.width, " x ",
+            o.height);
+  VCP_CHECK(o.threads >= 1, "synthetic threads must be >= 1, found ", o.threads);
 }
 
 }  // namespace
@@ -187,9 +230,6 @@ SynthSummary generate_synthetic(const SynthOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   check_options(o);
   const auto kinds = kinds_or_default(o.set, o.kinds);
-  const int train_n = o.train_images < 0 ? std::max(1, o.images / 2) : o.train_images;
-  const int normal_n = std::max(1, static_cast<int>(std::lround(o.images * 0.4)));
-  const int anomalous_n = o.images - normal_n;
   const fs::path root(o.out);
   std::error_code ec;
   fs::create_directories(root, ec);
@@ -199,20 +239,34 @@ SynthSummary generate_synthetic(const SynthOptions& o) {
 
   SynthSummary sum;
   sum.classes = synthetic_class_names(o.set, o.classes, kinds);
-  std::ostringstream csv;
-  if (o.layout == "visa") csv << "object,split,label,image,mask\r\n";
-  for (int ci = 0; ci < o.classes; ++ci) {
+  std::vector<std::ostringstream> csvs(static_cast<size_t>(o.classes));
+  std::vector<std::array<int64_t, 3>> counts(static_cast<size_t>(o.classes), {0, 0, 0});
+  auto one_class = [&](int ci) {
+    const int images = o.total_images > 0 ? o.total_images / o.classes + (ci < o.total_images % o.classes) : o.images;
+    const int size = o.max_size > o.size && o.classes > 1 ? o.size + (o.max_size - o.size) * ci / (o.classes - 1)
+                                                          : std::max(o.size, o.max_size);
+    const int train_n = o.train_images < 0 ? std::max(1, images / 2) : o.train_images;
+    const int normal_n = std::max(1, static_cast<int>(std::lround(images * 0.4)));
+    const int anomalous_n = images - normal_n;
     const std::string& kind = kinds[ci % kinds.size()];
     const int variant = ci / static_cast<int>(kinds.size());
     const uint64_t cls_seed = mix(mix(o.seed, set_id), static_cast<uint64_t>(ci));
     auto item_seed = [&](int split, int i) { return mix(mix(cls_seed, static_cast<uint64_t>(split)), i); };
-    ClassWriter w(o, sum.classes[ci], csv);
-    for (int i = 0; i < train_n; ++i, ++sum.train)
-      w.train_normal(render_synthetic(kind, variant, "good", item_seed(0, i), o.size), i);
-    for (int i = 0; i < anomalous_n; ++i, ++sum.anomalous)
-      w.anomalous(render_synthetic(kind, variant, defects[i % defects.size()], item_seed(2, i), o.size), i);
-    for (int i = 0; i < normal_n; ++i, ++sum.normal)
-      w.test_normal(render_synthetic(kind, variant, "good", item_seed(1, i), o.size), i);
+    ClassWriter w(o, sum.classes[ci], csvs[ci]);
+    for (int i = 0; i < train_n; ++i)
+      w.train_normal(w.sized(render_synthetic(kind, variant, "good", item_seed(0, i), size)), i);
+    for (int i = 0; i < anomalous_n; ++i)
+      w.anomalous(w.sized(render_synthetic(kind, variant, defects[i % defects.size()], item_seed(2, i), size)), i);
+    for (int i = 0; i < normal_n; ++i)
+      w.test_normal(w.sized(render_synthetic(kind, variant, "good", item_seed(1, i), size)), i);
+    counts[ci] = {train_n, anomalous_n, normal_n};
+  };
+  run_classes_in_parallel(o.classes, o.threads, one_class);
+  std::ostringstream csv;
+  if (o.layout == "visa") csv << "object,split,label,image,mask\r\n";
+  for (int ci = 0; ci < o.classes; ++ci) {
+    csv << csvs[ci].str();
+    sum.train += counts[ci][0], sum.anomalous += counts[ci][1], sum.normal += counts[ci][2];
   }
   if (o.layout == "visa") {
     fs::create_directories(root / "split_csv");

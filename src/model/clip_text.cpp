@@ -61,7 +61,7 @@ torch::Tensor ClipModelImpl::run_text_transformer(
   for (int64_t i = 0; i < static_cast<int64_t>(resblocks->size()); ++i) {
     if (before_block) x = before_block(i, std::move(x));
     auto mask = causal_mask(x.size(1), x.device(), x.scalar_type());
-    x = resblocks->ptr<ResidualBlockImpl>(i)->forward(x, mask);
+    x = resblocks->ptr<ResidualBlockImpl>(i)->forward(x, mask, /*causal=*/true);
   }
   return x;
 }

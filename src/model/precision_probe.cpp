@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 
+#include "vcpclip/common/cpu_features.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/vcp_clip.h"
 
@@ -78,7 +79,8 @@ struct OneThread {
 Precision choose_precision(const ProbeRates& r) {
   const bool valid =
       std::isfinite(r.fp32_gflops) && std::isfinite(r.bf16_gflops) && r.fp32_gflops > 0 && r.bf16_gflops > 0;
-  return valid && r.bf16_gflops >= kMinBf16Speedup * r.fp32_gflops ? Precision::kBf16 : Precision::kFp32;
+  return valid && r.bf16_instructions && r.bf16_gflops >= kMinBf16Speedup * r.fp32_gflops ? Precision::kBf16
+                                                                                          : Precision::kFp32;
 }
 
 std::vector<GemmShape> vision_block_shapes(const ClipVisionConfig& v) {
@@ -130,6 +132,11 @@ ProbeRates run_gemm_probe(const std::vector<GemmShape>& shapes, int64_t max_rows
   r.fp32_gflops = flops / std::max(best32, tiny) / 1e9;
   r.bf16_gflops = flops / std::max(best16, tiny) / 1e9;
   r.seconds = since(t0);
+  if (!device.is_cuda()) {
+    const CpuBf16 cpu = cpu_bf16();
+    r.bf16_instructions = cpu.any();
+    r.cpu_features = cpu.describe();
+  }
   return r;
 }
 
@@ -145,21 +152,26 @@ nlohmann::json PrecisionChoice::to_json() const {
                   {"rows", probe->rows},
                   {"columns", probe->columns},
                   {"shapes", shapes},
-                  {"seconds", probe->seconds}};
+                  {"seconds", probe->seconds},
+                  {"bf16_instructions", probe->bf16_instructions},
+                  {"cpu_features", probe->cpu_features}};
   }
   return j;
 }
 
 std::string PrecisionChoice::describe() const {
   if (!probe) return std::string("precision ") + to_string(used);
-  char buf[320];
+  char buf[400];
   std::snprintf(buf, sizeof buf,
-                "precision auto -> %s: GEMM probe fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s (%.2fx; bf16 needs >= %.1fx), "
+                "precision auto -> %s: GEMM probe fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s (%.2fx; bf16 needs >= %.1fx%s), "
                 "%zu vision-block shapes at M = %lld rows x C = %lld outputs, %.0f ms",
                 to_string(used), probe->fp32_gflops, probe->bf16_gflops, probe->bf16_gflops / probe->fp32_gflops,
-                kMinBf16Speedup, probe->shapes.size(), static_cast<long long>(probe->rows),
-                static_cast<long long>(probe->columns), 1e3 * probe->seconds);
-  return buf;
+                kMinBf16Speedup, probe->cpu_features.empty() ? "" : " and AVX512-BF16 or AMX-BF16",
+                probe->shapes.size(), static_cast<long long>(probe->rows), static_cast<long long>(probe->columns),
+                1e3 * probe->seconds);
+  std::string out = buf;
+  if (!probe->cpu_features.empty()) out += "; CPU: " + probe->cpu_features;
+  return out;
 }
 
 PrecisionChoice set_model_precision(VcpClipImpl& model, Precision requested) {

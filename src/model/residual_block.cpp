@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 #include <torch/nn/init.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -87,10 +88,52 @@ torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k
   return out;
 }
 
+/// softmax(q kᵀ / √hd + mask) v for q, k, v [N·H, L, hd]: the scores in fp32 (attention_scores),
+/// the probabilities then in v's dtype. LibTorch 1.13's path on every device, and CPU bf16's on 2.x.
+torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 const torch::Tensor& mask, bool inputs_need_grad) {
+  const double sqrt_hd = std::sqrt(static_cast<double>(q.size(-1)));
+  const int64_t len = q.size(1);
+  auto m = mask.defined() ? mask.to(at::kFloat) : mask;
+  const bool need_grad = c10::GradMode::is_enabled() && inputs_need_grad;
+  // Blocked tasks pay off once the [N·H, L, L] scores outgrow the caches (ViT-L-14 at 336/518:
+  // L = 577/1370); short sequences (ViT-B-16 at 224: L = 197; text: 77) run faster batched.
+  if (q.device().is_cpu() && !need_grad && len >= kBlockedAttentionMinLength)
+    return attention_cpu_tasks(q, k, v, m, sqrt_hd);
+  auto scores = attention_scores(q, k, sqrt_hd);  // [N·H, L, L] fp32
+  if (m.defined()) scores.add_(m);
+  return at::bmm(at::softmax(scores, -1).to(v.scalar_type()), v);
+}
+
 }  // namespace
 
-torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+#if TORCH_VERSION_MAJOR >= 2
+namespace {
+/// LibTorch ≥ 2.0: at::scaled_dot_product_attention on q, k, v [N, H, L, hd] (PyTorch picks the
+/// flash, memory-efficient, cuDNN or math kernel per call; docs/design.md §11). The causal text
+/// tower passes is_causal instead of its mask, so that the flash kernels stay eligible. The scale
+/// is SDPA's default, 1/√hd.
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& mask, bool causal) {
+  if (causal) return at::scaled_dot_product_attention(q, k, v, {}, /*dropout_p=*/0.0, /*is_causal=*/true);
+  if (!mask.defined()) return at::scaled_dot_product_attention(q, k, v);
+  return at::scaled_dot_product_attention(q, k, v, mask.to(q.scalar_type()));
+}
+}  // namespace
+#endif
+
+const char* attention_kernel() {
+#if TORCH_VERSION_MAJOR >= 2
+  return "at::scaled_dot_product_attention (LibTorch >= 2.0; CPU bf16 keeps the explicit fp32-score path)";
+#else
+  return "explicit softmax(QK^T/sqrt(d))V (LibTorch < 2.0 has no fused attention)";
+#endif
+}
+
+torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal) {
   const int64_t n = x.size(0), len = x.size(1), hd = width / heads;
+  VCP_CHECK(!causal || mask.defined(), "attention: causal = true needs the causal mask too (it is what LibTorch ",
+            "< 2.0 adds), found none");
   // [N, L, 3W] → contiguous [3, N·H, L, hd]: q, k, v rows of the packed projection in that order.
   // The scores and softmax run in fp32 whatever the weights' dtype (runtime.precision): bf16 scores
   // (3 significant digits) would shift the attention weights by percents. The probabilities and v
@@ -100,20 +143,18 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
                  .permute({2, 0, 3, 1, 4})
                  .contiguous()
                  .view({3, n * heads, len, hd});
-  const double sqrt_hd = std::sqrt(static_cast<double>(hd));
   auto q = qkv[0], k = qkv[1], v = qkv[2];
-  auto m = mask.defined() ? mask.to(at::kFloat) : mask;
   torch::Tensor out;
-  const bool need_grad = c10::GradMode::is_enabled() && (x.requires_grad() || in_proj_weight.requires_grad());
-  // Blocked tasks pay off once the [N·H, L, L] scores outgrow the caches (ViT-L-14 at 336/518:
-  // L = 577/1370); short sequences (ViT-B-16 at 224: L = 197; text: 77) run faster batched.
-  if (x.device().is_cpu() && !need_grad && len >= kBlockedAttentionMinLength) {
-    out = attention_cpu_tasks(q, k, v, m, sqrt_hd);
-  } else {
-    auto scores = attention_scores(q, k, sqrt_hd);  // [N·H, L, L] fp32
-    if (m.defined()) scores.add_(m);
-    out = at::bmm(at::softmax(scores, -1).to(v.scalar_type()), v);
+#if TORCH_VERSION_MAJOR >= 2
+  // The fused kernels keep the scores and the softmax in fp32 accumulators for 16-bit inputs too.
+  // CPU bf16 keeps the two-matmul fp32 scores below, whose map differences were measured
+  // (docs/precision.md); SDPA's CPU bf16 kernel has not been compared with them.
+  if (!(x.device().is_cpu() && q.scalar_type() == at::kBFloat16)) {
+    const auto as4 = [&](const torch::Tensor& t) { return t.view({n, heads, len, hd}); };
+    out = fused_attention(as4(q), as4(k), as4(v), mask, causal);
   }
+#endif
+  if (!out.defined()) out = explicit_attention(q, k, v, mask, x.requires_grad() || in_proj_weight.requires_grad());
   out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width}).to(out_proj->weight.scalar_type());
   return at::linear(out, out_proj->weight, out_proj->bias);
 }
@@ -137,13 +178,13 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, Activation ac
   mlp = register_module("mlp", Mlp(width, act, init));
 }
 
-torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal) {
   const int64_t w = x.size(-1);
   // Mixed precision (runtime.precision bf16/fp16): the attention and MLP run in their weights'
   // dtype, while the residual stream and the LayerNorms stay in x's (fp32), so that rounding does
   // not accumulate over the blocks. Both casts are no-ops in fp32.
   const auto stream = x.scalar_type(), compute = attn->in_proj_weight.scalar_type();
-  auto h = attn->forward(at::layer_norm(x, {w}, ln_1->weight, ln_1->bias, 1e-5).to(compute), mask).to(stream);
+  auto h = attn->forward(at::layer_norm(x, {w}, ln_1->weight, ln_1->bias, 1e-5).to(compute), mask, causal).to(stream);
   h.add_(x);  // h is a fresh tensor: accumulate the residual in place
   auto out = mlp->forward(at::layer_norm(h, {w}, ln_2->weight, ln_2->bias, 1e-5).to(compute)).to(stream);
   out.add_(h);

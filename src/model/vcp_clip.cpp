@@ -185,6 +185,7 @@ VisionOutput VcpClipImpl::encode_image(const torch::Tensor& images) {
             "VCP-CLIP: expected images [B, 3, ", opts_.input_size, ", ", opts_.input_size, "], found ",
             shape_text(images.sizes()));
   at::NoGradGuard no_grad;
+  AutocastScope autocast(precision_ == Precision::kAutocast);  // nested in forward()'s: no change there
   return clip->visual->forward(images, opts_.features_list, true);
 }
 

@@ -176,6 +176,7 @@ class Run {
   NamedParams params_;
   TrainCounters counters_;
   Clock::time_point last_resume_write_ = Clock::now();
+  double loader_wait_ = 0;  ///< seconds the epoch's loop waited for the loader (this invocation)
   TrainSummary summary_;
 };
 
@@ -311,7 +312,9 @@ void Run::train_epoch(int64_t epoch) {
     bar = std::make_unique<Progress>("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(to_.epochs),
                                      (loader_->batches_per_epoch() - counters_.batch_in_epoch) * to_.batch_size, "img");
   while (!max_steps_reached()) {
+    const auto wait0 = Clock::now();
     auto batch = loader_->next();
+    loader_wait_ += seconds_since(wait0);  // the device idles meanwhile: train_step ends synchronised
     if (!batch) break;
     const auto r = train_step(*model_, *optimizer_, batch->images, batch->masks, counters_.step + 1, &dist_, 0);
     ++counters_.step;
@@ -357,6 +360,8 @@ void Run::finish_epoch(int64_t epoch) {
     rec.val_ap_post = v.mean_ap_post;
   }
   rec.seconds = s.seconds + seconds_since(t0);
+  rec.loader_wait_seconds = loader_wait_;
+  loader_wait_ = 0;
   if (dist_.is_main())
     append_line(files_.epochs, {{"epoch", rec.epoch},
                                 {"loss", rec.loss},
@@ -366,11 +371,13 @@ void Run::finish_epoch(int64_t epoch) {
                                 {"val_ap_post", opt_num(rec.val_ap_post)},
                                 {"seconds", rec.seconds},
                                 {"images_per_second", rec.images_per_second},
+                                {"loader_wait_seconds", rec.loader_wait_seconds},
                                 {"steps", rec.steps}});
   spdlog::info(
-      "epoch {}/{}: loss {:.4f} (raw {:.4f}, post {:.4f}), val pixel AP raw {} post {}, {:.1f} s, {:.2f} img/s",
+      "epoch {}/{}: loss {:.4f} (raw {:.4f}, post {:.4f}), val pixel AP raw {} post {}, {:.1f} s, {:.2f} img/s, "
+      "waited {:.1f} s for the loader",
       rec.epoch, to_.epochs, rec.loss, rec.loss_raw, rec.loss_post, fmt_opt(rec.val_ap_raw), fmt_opt(rec.val_ap_post),
-      rec.seconds, rec.images_per_second);
+      rec.seconds, rec.images_per_second, rec.loader_wait_seconds);
   summary_.epochs.push_back(rec);
 }
 

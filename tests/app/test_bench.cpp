@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "support/run_binary.h"
 #include "vcpclip/app/bench/bench.h"
 #include "vcpclip/build_info.h"
 
@@ -106,4 +107,16 @@ TEST(Bench, QuickCommandPrintsEverySectionAndWritesJson) {
   EXPECT_TRUE(j.at("metrics").at("python_seconds").is_number() || j.at("metrics").at("python_skipped").is_string());
   EXPECT_GT(j.at("train").at("cases").at(0).at("seconds_per_step_median").get<double>(), 0);
   EXPECT_GT(j.at("peak_rss_mb").get<double>(), 10);
+}
+
+// `bench --only gpu` on a machine (or build) without CUDA: a non-zero exit and a message that says
+// it needs CUDA and where the command is documented, before any section runs.
+TEST(Bench, GpuSectionNeedsCudaAndSaysSo) {
+  const auto r = vcpclip::testing::run_vcpclip("bench --only gpu --no-progress --no-python");
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("bench --only gpu measures issue 31's GPU targets and needs CUDA, but the device is cpu: "),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("docs/benchmarks.md \"Next GPU machine\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("[vision]"), std::string::npos) << "no section may run first: " << r.out;
 }

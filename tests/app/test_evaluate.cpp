@@ -264,3 +264,35 @@ TEST(Evaluate, RequestFromRunConfigNeedsModelAndData) {
   EXPECT_EQ(req.eval.data->root, "/x");
   fs::remove(p);
 }
+
+// eval's pipelined loop (app/batch_pipeline.h) gives the serial loop's metrics and saved maps, with
+// a slow writer (injected delay) behind the model.
+TEST(Evaluate, PipelinedMetricsAndMapsEqualTheSerialLoops) {
+  auto serial_out = fresh_dir("serial"), piped_out = fresh_dir("piped");
+  auto req = request(synth_root(), serial_out);
+  req.eval.save_maps = true;
+  req.serial = true;
+  auto serial = app::run_eval(req, model::build_vcp_clip(req.model, c10::Device(c10::kCPU)));
+  req.out_dir = piped_out.string();
+  req.serial = false;
+  ASSERT_EQ(setenv("VCPCLIP_TEST_WRITER_DELAY_MS", "25", 1), 0);
+  app::EvalResult piped;
+  try {
+    piped = app::run_eval(req, model::build_vcp_clip(req.model, c10::Device(c10::kCPU)));
+  } catch (...) {
+    unsetenv("VCPCLIP_TEST_WRITER_DELAY_MS");
+    throw;
+  }
+  unsetenv("VCPCLIP_TEST_WRITER_DELAY_MS");
+  ASSERT_EQ(piped.images, serial.images);
+  ASSERT_EQ(piped.report.classes.size(), serial.report.classes.size());
+  EXPECT_EQ(read_json(serial_out / "maps" / "scores.json"), read_json(piped_out / "maps" / "scores.json"));
+  auto metrics = [](const fs::path& dir) {
+    auto j = read_json(dir / "metrics.json");
+    j.erase("run");  // wall times
+    return j;
+  };
+  EXPECT_EQ(metrics(serial_out), metrics(piped_out));
+  fs::remove_all(serial_out);
+  fs::remove_all(piped_out);
+}

@@ -13,6 +13,7 @@
 #include "../model/vcp_fixture.h"
 #include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/predict.h"
+#include "vcpclip/common/cpu_features.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/npy.h"
 #include "vcpclip/model/precision_probe.h"
@@ -154,6 +155,7 @@ TEST(Predict, ProfileNamesEveryStage) {
       EXPECT_EQ(s.at("calls").get<int>(), 3);  // one per image
       continue;                                // overlapped with compute: not part of the wall-clock sum
     }
+    if (s.at("stage") == "writing (writer thread)") continue;  // overlapped with compute too
     sum += s.at("seconds").get<double>();
   }
   EXPECT_LE(sum, summary.profile.at("total_seconds").get<double>() * 1.01 + 1e-3);
@@ -200,6 +202,8 @@ TEST(Predict, PrecisionAutoRecordsTheProbeAndMatchesTheChosenPrecision) {
   model::ProbeRates rates;
   rates.fp32_gflops = probe.at("fp32_gflops").get<double>();
   rates.bf16_gflops = probe.at("bf16_gflops").get<double>();
+  rates.bf16_instructions = probe.at("bf16_instructions").get<bool>();  // CPU: AVX512-BF16 or AMX-BF16
+  EXPECT_EQ(rates.bf16_instructions, cpu_bf16().any());
   EXPECT_GT(rates.fp32_gflops, 0);
   EXPECT_GT(rates.bf16_gflops, 0);
   EXPECT_EQ(probe.at("min_bf16_speedup").get<double>(), 1.3);
@@ -242,4 +246,51 @@ TEST(Predict, RequestFromRunConfigAndFlags) {
   } catch (const vcpclip::Error& e) {
     EXPECT_EQ(std::string(e.what()).rfind("predict needs a `model` section in q.yaml", 0), 0u) << e.what();
   }
+}
+
+namespace {
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
+// The pipelined loop (a writer thread, app/batch_pipeline.h) writes exactly what the serial loop
+// writes, in the same order, also when the writer is slower than the model (injected delay):
+// every .npy byte for byte, scores.json identical; batch 1 makes every image its own batch.
+TEST(Predict, PipelinedOutputsEqualTheSerialLoopsUnderASlowWriter) {
+  auto serial_out = fresh_dir("serial"), piped_out = fresh_dir("piped");
+  auto req = request(serial_out);
+  req.save_branches = true;
+  req.predict.batch_size = 1;
+  req.serial = true;
+  app::run_predict(req);
+  req.out_dir = piped_out.string();
+  req.serial = false;
+  ASSERT_EQ(setenv("VCPCLIP_TEST_WRITER_DELAY_MS", "40", 1), 0);
+  app::PredictSummary summary;
+  try {
+    summary = app::run_predict(req);
+  } catch (...) {
+    unsetenv("VCPCLIP_TEST_WRITER_DELAY_MS");
+    throw;
+  }
+  unsetenv("VCPCLIP_TEST_WRITER_DELAY_MS");
+  ASSERT_EQ(summary.images.size(), 3u);
+  EXPECT_FALSE(summary.gpu_busy_share.has_value());
+  const auto serial_scores = read_json(serial_out / "scores.json"), piped_scores = read_json(piped_out / "scores.json");
+  EXPECT_EQ(serial_scores, piped_scores);
+  for (size_t i = 0; i < req.inputs.size(); ++i)
+    EXPECT_EQ(summary.images[i].path, req.inputs[i]) << "images in input order";
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(serial_out)) {
+    if (e.path().extension() != ".npy" && e.path().extension() != ".png") continue;
+    const auto rel = e.path().lexically_relative(serial_out);
+    ASSERT_TRUE(fs::exists(piped_out / rel)) << rel;
+    EXPECT_EQ(file_bytes(e.path()), file_bytes(piped_out / rel)) << rel;
+    ++files;
+  }
+  EXPECT_EQ(files, 3 * 4);  // map, raw, post, heatmap per image
+  fs::remove_all(serial_out);
+  fs::remove_all(piped_out);
 }

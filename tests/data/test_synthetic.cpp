@@ -167,3 +167,21 @@ TEST(Synthetic, SixClassesOfTwentyAt128AreAllWritten) {
   EXPECT_EQ(anomalous, s.anomalous);
   fs::remove_all(root);
 }
+
+// The full-size options (bench --only gpu): their checks say what was expected and what was found.
+TEST(Synthetic, FullSizeOptionsAreChecked) {
+  SynthOptions o;
+  o.out = (fs::temp_directory_path() / ("vcpclip_synth_checks_" + std::to_string(::getpid()))).string();
+  o.classes = 3;
+  o.total_images = 5;
+  EXPECT_EQ(error_of([&] { generate_synthetic(o); }),
+            "synthetic total_images must be 0 or >= 2 per class (6 for 3 classes), found 5");
+  o.total_images = 0;
+  o.width = 30;
+  EXPECT_EQ(error_of([&] { generate_synthetic(o); }),
+            "synthetic width and height must be set together (both > 0) or not at all, found 30 x 0");
+  o.width = 0;
+  o.threads = 0;
+  EXPECT_EQ(error_of([&] { generate_synthetic(o); }), "synthetic threads must be >= 1, found 0");
+  EXPECT_FALSE(fs::exists(o.out)) << "nothing written before the checks pass";
+}

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <string>
 
 #include "model/vcp_fixture.h"
 #include "support/test_util.h"
+#include "vcpclip/common/cpu_features.h"
 #include "vcpclip/model/precision_probe.h"
 #include "vcpclip/model/vcp_clip.h"
 
@@ -111,4 +114,44 @@ TEST(PrecisionProbe, LogLineNamesTheChoiceAndBothRates) {
             "precision auto -> fp32: GEMM probe fp32 120.5 GFLOP/s, bf16 4.1 GFLOP/s (0.03x; bf16 needs >= 1.3x), "
             "4 vision-block shapes at M = 16 rows x C = 3072 outputs, 35 ms");
   EXPECT_NEAR(c.to_json().at("probe").at("bf16_speedup").get<double>(), 4.1 / 120.5, 1e-12);
+}
+
+// auto takes bf16 only where the device has bf16 matrix instructions: a CPU without AVX512-BF16
+// and AMX-BF16 keeps fp32 whatever the rates say (its bf16 is emulated).
+TEST(PrecisionProbe, Bf16NeedsTheInstructionsOnTheCpu) {
+  auto r = rates(100, 1000);
+  r.bf16_instructions = false;
+  r.cpu_features = "AVX512-BF16 no, AMX-BF16 no";
+  EXPECT_EQ(model::choose_precision(r), Precision::kFp32);
+  r.bf16_instructions = true;
+  EXPECT_EQ(model::choose_precision(r), Precision::kBf16);
+  model::PrecisionChoice c;
+  c.requested = Precision::kAuto, c.used = Precision::kFp32;
+  r.bf16_instructions = false;
+  r.rows = 16, r.columns = 3072, r.seconds = 0.035;
+  r.shapes = {{64, 192}, {64, 64}};
+  c.probe = r;
+  EXPECT_EQ(c.to_json().at("probe").at("bf16_instructions"), false);
+  EXPECT_NE(c.describe().find("; CPU: AVX512-BF16 no, AMX-BF16 no"), std::string::npos) << c.describe();
+}
+
+// The detected instructions agree with the kernel's view of the CPU (/proc/cpuinfo flags), and the
+// probe on the CPU records them.
+TEST(PrecisionProbe, CpuBf16DetectionMatchesProcCpuinfo) {
+  std::ifstream in("/proc/cpuinfo");
+  if (!in) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::string line, flags;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) {
+      flags = " " + line.substr(line.find(':') + 1) + " ";
+      break;
+    }
+  if (flags.empty()) GTEST_SKIP() << "no flags line in /proc/cpuinfo (not x86)";
+  const auto cpu = cpu_bf16();
+  EXPECT_EQ(cpu.avx512_bf16, flags.find(" avx512_bf16 ") != std::string::npos) << flags;
+  EXPECT_EQ(cpu.amx_bf16, flags.find(" amx_bf16 ") != std::string::npos) << flags;
+  const auto probe = model::run_gemm_probe({{64, 64}}, 8, c10::Device(c10::kCPU));
+  EXPECT_EQ(probe.bf16_instructions, cpu.any());
+  EXPECT_EQ(probe.cpu_features, cpu.describe());
+  std::printf("this CPU: %s\n", cpu.describe().c_str());
 }

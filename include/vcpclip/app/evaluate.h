@@ -24,6 +24,7 @@
 //   imgs/<class>/roc.png, imgs/<class>/pro.png  (export_png) pixel ROC and PRO curves
 //   references/<class>.safetensors          (few_shot.k > 0) the class's reference memory
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +52,9 @@ struct EvalRequest {
   std::string calibration_out;
   bool profile = false;        ///< time per stage on stderr and in EvalResult::profile
   bool allow_partial = false;  ///< --allow-partial: report even when classes have no metrics
+  /// --serial: each batch accumulated before the next forward pass (default: a writer thread
+  /// overlaps them, app/batch_pipeline.h; the same results in the same order)
+  bool serial = false;
   /// `few_shot:` (app/few_shot.h): with k > 0 each class's maps and scores are fused with the
   /// few-shot map of its own references (never a test image); memories saved to OUT/references/.
   FewShotOptions few_shot;
@@ -66,7 +70,8 @@ struct EvalResult {
   int64_t images = 0;                         ///< images evaluated
   int64_t skipped = 0;                        ///< unreadable samples skipped (eval.data.skip_bad)
   double seconds = 0, images_per_second = 0;  ///< model + post-processing throughput
-  nlohmann::json profile;                     ///< with EvalRequest::profile: StageTimer::to_json
+  nlohmann::json profile;                     ///< with EvalRequest::profile: StageTimer::to_json + "gpu_busy_share"
+  std::optional<double> gpu_busy_share;       ///< CUDA: device busy share of the batch loop (BatchPipeline)
   nlohmann::json few_shot;                    ///< few_shot_settings of the run (null: zero-shot)
 };
 

@@ -23,7 +23,8 @@
 // and per image "decision": "ok"|"ng", "normalized_score" (threshold at 0.5), "class_score",
 // "mask", "mask_area", "regions": [{"x", "y", "width", "height", "area"}].
 // scores.json is written (atomically) only after every image has been processed.
-// Images are decoded and preprocessed on loader threads while the model computes; with `profile`
+// Images are decoded and preprocessed on loader threads while the model computes, and a writer
+// thread writes each batch while the next one is computed (app/batch_pipeline.h); with `profile`
 // the time per stage (load, decoding, vision tower, Pre-VCP, text tower, Post-VCP + maps,
 // post-processing, writing) is printed to stderr and returned in PredictSummary::profile.
 // runtime.precision applies to the CLIP towers (common/runtime.h); scores.json "precision" is the one
@@ -66,6 +67,7 @@ struct PredictFlags {
   bool skip_bad = false;
   bool progress = true;
   bool profile = false;        ///< print the time per stage
+  bool serial = false;         ///< --serial: no writer thread (each batch written before the next)
   std::string calibration;     ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
   std::string class_name;      ///< --class: the calibration's class ("" = its only class)
   std::string reference;       ///< --reference: folder of normal images or saved memory ("" = none)
@@ -87,6 +89,9 @@ struct PredictRequest {
   std::string calibration;  ///< --calibration: decisions, masks, regions (app/decider.h); "" = none
   std::string class_name;   ///< --class: the calibration's class ("" = its only class)
   bool profile = false;     ///< time per stage (stderr table + PredictSummary::profile)
+  /// The batches overlap (app/batch_pipeline.h): the next forward pass runs while a writer thread
+  /// writes the previous batch. serial: each batch is written before the next starts. Same outputs.
+  bool serial = false;
   /// Few-shot (app/few_shot.h): `reference` a folder of normal images of the product (k of them
   /// when few_shot.k > 0, else all) or a memory saved by --save-reference / eval
   /// (OUT/references/<class>.safetensors); "" = few_shot.folder, or zero-shot.
@@ -113,7 +118,9 @@ struct PredictSummary {
   std::vector<std::pair<std::string, std::string>> skipped;  ///< (path, error)
   double seconds = 0;  ///< from the first decoded image to the last written one (no loading)
   double images_per_second = 0;
-  nlohmann::json profile;  ///< with PredictRequest::profile: StageTimer::to_json of the run
+  nlohmann::json profile;  ///< with PredictRequest::profile: StageTimer::to_json of the run + "gpu_busy_share"
+  /// CUDA: the share of the batch loop's wall time with device work outstanding (BatchPipeline)
+  std::optional<double> gpu_busy_share;
 };
 
 /// One input image and where its outputs go.

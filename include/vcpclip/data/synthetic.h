@@ -33,6 +33,14 @@ struct SynthOptions {
   uint64_t seed = 0;               ///< everything is a function of (seed, class, split, index)
   std::string set = "auxiliary";   ///< auxiliary | target (disjoint product kinds)
   std::vector<std::string> kinds;  ///< product kinds of `set`, in class order; empty = its first four
+  // Full-size stand-ins (`vcpclip bench --only gpu`, the paper's protocol as a dry run):
+  int total_images = 0;       ///< > 0: test images of the whole set instead of `images` per class, the
+                              ///< first (total % classes) classes one more (VisA: 2,162 over 12 classes)
+  int max_size = 0;           ///< > size: class c is rendered at size + (max_size - size)·c / (classes - 1)
+                              ///< px (MVTec AD: 700–1,024)
+  int width = 0, height = 0;  ///< > 0: every image and mask written at width × height, rendered at
+                              ///< `size` and resized (masks: nearest; VisA: 1,500 × 1,000)
+  int threads = 1;            ///< classes rendered in parallel; the files are the same for any count
 };
 
 struct SynthSummary {

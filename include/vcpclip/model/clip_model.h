@@ -44,7 +44,9 @@ class PackedAttentionImpl : public torch::nn::Module {
  public:
   PackedAttentionImpl(int64_t width, int64_t heads, bool init = true);
   /// Self-attention on x [N, L, W]; `mask` additive [L, L] or undefined. Scores scaled by 1/sqrt(head_dim).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  /// `causal`: `mask` is the causal mask (-inf above the diagonal); with LibTorch >= 2.0 the fused
+  /// kernel then applies it itself (is_causal), LibTorch 1.13 adds `mask`.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {}, bool causal = false);
   torch::Tensor in_proj_weight, in_proj_bias;
   LinearParams out_proj{nullptr};
   int64_t width, heads;
@@ -61,14 +63,19 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
+/// The attention computation this build uses, compiled in (TORCH_VERSION_MAJOR from <torch/version.h>):
+/// at::scaled_dot_product_attention with LibTorch >= 2.0, the explicit softmax(QKᵀ/√d)V before.
+/// Printed by `vcpclip version` and `vcpclip bench`.
+const char* attention_kernel();
+
 /// One pre-LayerNorm residual block: x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))).
 /// Parameters: ln_1, attn.in_proj_weight [3W,W], attn.in_proj_bias, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj.
 class ResidualBlockImpl : public torch::nn::Module {
  public:
   /// init false: parameters allocated, not initialised (weights are loaded next).
   ResidualBlockImpl(int64_t width, int64_t heads, Activation activation, bool init = true);
-  /// x [N, L, W]; `mask` an additive [L, L] mask or undefined.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  /// x [N, L, W]; `mask` an additive [L, L] mask or undefined; `causal` as PackedAttentionImpl::forward.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {}, bool causal = false);
 
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   PackedAttention attn{nullptr};

@@ -40,10 +40,14 @@ struct ProbeRates {
   int64_t columns = 0;            ///< C: each shape's first min(N, C) outputs were computed
   std::vector<GemmShape> shapes;  ///< the GEMMs of one round
   double seconds = 0;             ///< the whole probe, set-up included
+  /// The device has bf16 matrix instructions: CUDA always; the CPU with AVX512-BF16 or AMX-BF16
+  /// (common/cpu_features.h). Without them bf16 is emulated and auto never takes it.
+  bool bf16_instructions = true;
+  std::string cpu_features;  ///< CPU: CpuBf16::describe() ("" on CUDA)
 };
 
-/// The pure decision: bf16 when bf16_gflops ≥ kMinBf16Speedup · fp32_gflops (both finite and > 0),
-/// else fp32.
+/// The pure decision: bf16 when the device has bf16 instructions (bf16_instructions) and
+/// bf16_gflops ≥ kMinBf16Speedup · fp32_gflops (both finite and > 0), else fp32.
 Precision choose_precision(const ProbeRates& rates);
 
 /// The four linear shapes of one vision block of `vision`.
@@ -58,7 +62,8 @@ struct PrecisionChoice {
   Precision used = Precision::kFp32;
   std::optional<ProbeRates> probe;  ///< set when requested is auto
   /// {"requested", "used"} and, for auto, "probe": {"fp32_gflops", "bf16_gflops", "bf16_speedup",
-  /// "min_bf16_speedup", "rows", "columns", "shapes": [[K, N], ...], "seconds"}.
+  /// "min_bf16_speedup", "rows", "columns", "shapes": [[K, N], ...], "seconds", "bf16_instructions",
+  /// "cpu_features"}.
   nlohmann::json to_json() const;
   /// One log line: "precision auto -> fp32: GEMM probe fp32 120.5 GFLOP/s, bf16 4.1 GFLOP/s (0.03x; bf16
   /// needs >= 1.3x), 4 vision-block shapes at M = 16 rows x C = 3072 outputs, 35 ms"; for the others

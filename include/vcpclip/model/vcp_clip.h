@@ -154,7 +154,8 @@ class VcpClipImpl : public torch::nn::Module {
   Precision precision() const { return precision_; }
 
   // --- stages (used by forward; public for parity tests and diagnostics) ---
-  /// Vision tower without autograd: patch features per layer + global feature.
+  /// Vision tower without autograd: patch features per layer + global feature (under CUDA autocast
+  /// when the precision is autocast).
   VisionOutput encode_image(const torch::Tensor& images);
   /// Raw block outputs [B, 1+G², W] of the 1-based vision blocks `layers` (no global feature,
   /// no autograd): the features of the few-shot reference memory.

@@ -89,6 +89,9 @@ struct EpochRecord {
   std::optional<double> val_ap_raw, val_ap_post;
   double seconds = 0, images_per_second = 0;
   int64_t steps = 0;  ///< optimizer steps done in total at the end of the epoch
+  /// Seconds the training loop waited for the loader in this invocation's part of the epoch (the
+  /// device idle: each step ends synchronised); epochs.jsonl "loader_wait_seconds".
+  double loader_wait_seconds = 0;
 };
 
 struct TrainSummary {

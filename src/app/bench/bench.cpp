@@ -244,6 +244,13 @@ VisionCase bench_vision_case(const c10::Device& dev, const std::string& backbone
 nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   const auto start = Clock::now();
   const c10::Device dev = parse_device(opts.device);
+  const bool gpu_asked = std::find(opts.only.begin(), opts.only.end(), "gpu") != opts.only.end();
+  VCP_CHECK(!gpu_asked || dev.is_cuda(), "bench --only gpu measures issue 31's GPU targets and needs CUDA, but the ",
+            "device is ", dev.str(), ": ",
+            torch::cuda::is_available() ? "pass --device cuda"
+                                        : "this vcpclip's LibTorch has no CUDA (Debian's is CPU-only): build it "
+                                          "against a CUDA LibTorch (README \"Building\") and run it on a GPU "
+                                          "machine (docs/benchmarks.md \"Next GPU machine\")");
   const auto& blas = select_blas_kernels();  // before the first matmul (common/blas_kernels.h)
   const std::string ref_blas = reference_blas_env();
   BenchContext ctx{opts, dev, setup_threads(opts.threads), {}, std::nullopt, {}, out, {}};
@@ -259,7 +266,9 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
       {"hardware_threads", std::thread::hardware_concurrency()},
       {"load_average_1min", load1 >= 0 ? nlohmann::json(load1) : nlohmann::json(nullptr)},
       {"quick", opts.quick},
+      {"attention", model::attention_kernel()},
       {"blas", {{"openblas_kernels_at_start", blas.before}, {"openblas_kernels", blas.after}, {"note", blas.reason}}}};
+  out << "attention: " << model::attention_kernel() << "\n";
   out << "vcpclip bench: device " << dev.str() << ", " << ctx.threads << " intra-op threads, load average "
       << fmt("%.2f", load1) << (opts.quick ? " (--quick)" : "") << "\nBLAS: " << blas.reason
       << (ref_blas.empty() ? "" : "; the reference runs with " + ref_blas + "as well") << "\n";
@@ -293,6 +302,8 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   if (wanted("data")) j["data"] = data_section(ctx);
   if (wanted("serve")) j["serve"] = serve_section(ctx);
   if (wanted("few_shot")) j["few_shot"] = few_shot_section(ctx);
+  if (wanted("gpu") && dev.is_cuda()) j["gpu"] = gpu_section(ctx);
+  if (wanted("gpu") && !dev.is_cuda()) ctx.note("gpu section skipped: it needs a CUDA device (--device cuda)");
   j["peak_rss_mb"] = peak_rss_mb();
   j["seconds"] = seconds_since(start);
   j["notes"] = ctx.notes;

@@ -50,12 +50,6 @@ std::string text(const Spread& s, const char* f = "%.3f") {
   return fmt(f, s.median) + " [" + fmt(f, s.min) + "-" + fmt(f, s.max) + "]";
 }
 
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
-}
-
 /// Input folders one/ (1 image) and all/ (N images) of random S×S PNGs, and the run config.
 fs::path prepare_inputs(const RealCase& c, const fs::path& dir, const fs::path& weights) {
   std::mt19937 rng(7);
@@ -213,6 +207,12 @@ nlohmann::json real_case(BenchContext& ctx, const RealCase& c) {
 }
 
 }  // namespace
+
+std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
+}
 
 nlohmann::json real_predict_section(BenchContext& ctx) {
   ctx.section("predict at the real sizes");

@@ -39,8 +39,24 @@ nlohmann::json train_section(BenchContext& ctx);
 nlohmann::json data_section(BenchContext& ctx);   ///< synthetic sets, preprocessing, loader, tokenizer (data.cpp)
 nlohmann::json serve_section(BenchContext& ctx);  ///< `vcpclip serve` vs Inferencer::predict and `predict` (serve.cpp)
 nlohmann::json few_shot_section(BenchContext& ctx);  ///< reference memory cost (few_shot.cpp)
+/// Issue 31's GPU targets at ViT-L-14-336 @ 518 and the full-size protocol dry run (gpu.cpp).
+nlohmann::json gpu_section(BenchContext& ctx);
+/// The full-size protocol dry run of gpu_section (gpu_protocol.cpp): `seconds` left of the budget
+/// (0 = none), `autocast_step` the measured train step (s) that sizes the time-box.
+nlohmann::json protocol_dry_run(BenchContext& ctx, double seconds, double autocast_step);
+
+/// serve.cpp's measurement for one config: median Inferencer and HTTP latency at concurrency 1
+/// (`requests` sequential requests), img/s of 8 concurrent clients (4 · requests requests) and of
+/// run_predict over `paths` (outputs in `out`).
+struct ServeRow {
+  double direct_ms = 0, http_ms = 0, serve_ips = 0, predict_ips = 0;
+};
+ServeRow measure_serve(const std::string& config, const std::string& checkpoint, const std::vector<std::string>& paths,
+                       int requests, const std::filesystem::path& out);
 
 // ---- helpers shared by the sections ----
+/// This vcpclip binary (/proc/self/exe; the build's vcpclip when unreadable).
+std::string self_exe();
 void sync(const c10::Device& d);
 /// Runs `cmd` through the shell (stderr merged), returns exit status and output.
 std::pair<int, std::string> run_capture(const std::string& cmd);

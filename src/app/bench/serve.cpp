@@ -75,12 +75,12 @@ std::vector<std::string> write_images(const fs::path& dir, int n) {
   return paths;
 }
 
-struct Row {
-  double direct_ms = 0, http_ms = 0, serve_ips = 0, predict_ips = 0;
-};
+}  // namespace
 
-Row measure(const std::string& config, const std::string& checkpoint, const std::vector<std::string>& paths,
-            int requests, const fs::path& out) {
+using Row = ServeRow;
+
+ServeRow measure_serve(const std::string& config, const std::string& checkpoint, const std::vector<std::string>& paths,
+                       int requests, const fs::path& out) {
   Row row;
   std::vector<std::string> bodies;
   std::vector<cv::Mat> decoded;
@@ -141,8 +141,6 @@ Row measure(const std::string& config, const std::string& checkpoint, const std:
   return row;
 }
 
-}  // namespace
-
 nlohmann::json serve_section(BenchContext& ctx) {
   ctx.section("serve");
   const fs::path dir = ctx.work / "serve";
@@ -164,7 +162,7 @@ nlohmann::json serve_section(BenchContext& ctx) {
     const int requests = ctx.opts.quick ? 8 : (name == "tiny" ? 64 : 16);
     std::vector<Row> rows;
     for (int r = 0; r < repeats; ++r)
-      rows.push_back(measure(config, checkpoint, paths, requests, dir / (name + "_out")));
+      rows.push_back(measure_serve(config, checkpoint, paths, requests, dir / (name + "_out")));
     auto stat = [&](double Row::*f) {
       std::vector<double> v;
       for (const auto& r : rows) v.push_back(r.*f);

@@ -18,6 +18,9 @@
 //            with 8 clients vs `vcpclip predict` (tiny and mid; src/app/bench/serve.cpp)
 //   few_shot reference memory at ViT-L-14-336@518, random weights (--quick: ViT-B-16@224): MB per
 //            shot, build s/image, predict_maps with a k = 4 memory vs without, RSS (docs/few_shot.md)
+//   gpu      CUDA only (issue 31, src/app/bench/gpu.cpp): ViT-L-14-336@518 tower per precision vs the
+//            dense fp16 peak, train step, predict vs tower, serve vs predict, the full-size protocol
+//            dry run; `--only gpu` on a CPU device is an error, in a full run on the CPU it is skipped
 //   peak RSS of the process
 // The Python columns need a python3 with torch, numpy, scikit-learn and the reference code
 // (--ref, default /tmp/ref): $VCPCLIP_PYTHON, else /usr/bin/python3, else python3 on PATH; when
@@ -77,7 +80,9 @@ struct BenchOptions {
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
   std::vector<std::string>
-      only;  ///< sections to run (vision, predict, real, metrics, train, data, serve, few_shot); empty = all
+      only;  ///< sections to run (vision, predict, real, metrics, train, data, serve, few_shot, gpu); empty = all
+  double gpu_budget_seconds = 0;  ///< gpu: time-box of the whole section (0 = none); parts that do not fit are skipped
+  double gpu_peak_tflops = 0;     ///< gpu: the GPU's dense fp16 peak, TFLOP/s (0 = unknown)
   std::string weights_dir = "runs/bench/weights";  ///< real-size weight files (made there once, reused)
   std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
   int repeats = 3;                                                   ///< repetitions of each real-size row
