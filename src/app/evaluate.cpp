@@ -43,6 +43,8 @@ struct TestSet {
 struct Collected {
   std::map<std::string, model::ReferenceMemory> memories;  ///< few-shot: per class (empty: zero-shot)
   std::vector<eval::ClassAccumulator> accs;
+  /// few-shot: the same images without the references (zero-shot), for the comparison per class
+  std::vector<eval::ClassAccumulator> zero_accs;
   std::map<std::string, size_t> acc_of;
   std::map<std::string, double> saved_scores;
   std::map<std::string, data::SampleInfo> infos;
@@ -100,7 +102,12 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
 /// One batch's post-processed maps and scores (docs/design.md §6) into the accumulators (+ saved maps).
 void add_batch(const EvalRequest& req, const data::Batch& batch, const model::VcpMaps& maps, Collected& c) {
   auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
-  eval::fuse_few_shot(out, maps.few_shot, req.few_shot.weight);
+  at::Tensor zero_pixel, zero_score;  // few-shot: the zero-shot maps and scores, before the fusion
+  if (!c.zero_accs.empty()) {
+    zero_pixel = out.pixel.to(at::kCPU, at::kFloat).contiguous();
+    zero_score = out.score.to(at::kCPU, at::kDouble).contiguous();
+  }
+  eval::fuse_few_shot(out, few_shot_term(maps, req.few_shot), 1.0);
   const at::Tensor pixel = out.pixel.to(at::kCPU, at::kFloat).contiguous();
   const at::Tensor score = out.score.to(at::kCPU, at::kDouble).contiguous();
   const fs::path maps_dir = fs::path(req.out_dir) / "maps";
@@ -110,6 +117,9 @@ void add_batch(const EvalRequest& req, const data::Batch& batch, const model::Vc
     const std::string key = item.key();
     const double sc = score[j].item<double>();
     c.accs[c.acc_of.at(info.cls_name)].add(key, pixel[j], batch.masks[j], sc, info.anomaly);
+    if (!c.zero_accs.empty())
+      c.zero_accs[c.acc_of.at(info.cls_name)].add(key, zero_pixel[j], batch.masks[j], zero_score[j].item<double>(),
+                                                  info.anomaly);
     if (req.eval.save_maps) {
       VCP_CHECK(!c.saved_scores.count(key), "eval --save-maps: two test images share the key '", key,
                 "' (same class, defect and file stem), the second is ", info.image_path);
@@ -130,6 +140,7 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     c.acc_of[cls] = c.accs.size();
     c.accs.emplace_back(cls);
     c.accs.back().reserve(size_t(ts.images_of.count(cls) ? ts.images_of.at(cls) : 0), s, s);
+    if (!c.memories.empty()) c.zero_accs.emplace_back(cls);
   }
   const auto device = model->head->prompt_embeddings.device();
   auto lopts = data::make_loader_options(*req.eval.data, s, req.eval.batch_size, /*shuffle=*/false, req.runtime.seed);
@@ -161,6 +172,27 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     eval::write_scores_json((fs::path(req.out_dir) / "maps" / "scores.json").string(), c.saved_scores);
 }
 
+/// eval with references: each class's AUROCs without them (eval/reference_effect.h); a class that
+/// the references make worse by more than 1 point gets a warning in plain words.
+void compare_with_zero_shot(const EvalRequest& req, Collected& c, EvalResult& result) {
+  eval::MetricsOptions mopts = req.eval.metrics;
+  mopts.curves = false;
+  for (auto& acc : c.zero_accs) {
+    eval::ClassMetrics m;
+    m.name = acc.name();
+    if (acc.size() > 0) {
+      acc.normalize();
+      m = acc.compute(mopts);
+    }
+    result.zero_shot_classes.push_back(std::move(m));
+  }
+  int64_t k = 0;
+  for (const auto& [cls, mem] : c.memories) k = mem.shots();
+  result.report.references = eval::reference_effects(result.zero_shot_classes, result.report.classes, k);
+  for (const auto& e : result.report.references)
+    if (e.worse()) warn(result, e.warning());
+}
+
 /// Per-class min-max normalisation (reference test.py) and metrics; a class that cannot be
 /// scored keeps its error (and null metrics) for eval::require_complete.
 void compute_metrics(const EvalRequest& req, const TestSet& ts, Collected& c, EvalResult& result) {
@@ -184,6 +216,7 @@ void compute_metrics(const EvalRequest& req, const TestSet& ts, Collected& c, Ev
     result.report.classes.push_back(std::move(m));
   }
   result.mean = eval::mean_metrics(result.report.classes);
+  if (!c.zero_accs.empty()) compare_with_zero_shot(req, c, result);
 }
 
 /// --profile: the stage table on stderr and in EvalResult::profile.

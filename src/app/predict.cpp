@@ -259,18 +259,18 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 /// Maps after post-processing (docs/design.md §6) for one batch, on the CPU.
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; post undefined without Post-VCP
-  at::Tensor few_shot_score;         ///< [B] weight · max D (undefined without references)
+  at::Tensor few_shot_score;         ///< [B] max of the few-shot term (undefined without references)
 };
 /// The blend, Gaussian filter and few-shot fusion run on the maps' own device (the model's), as
 /// in evaluate and the Inferencer; only their results come to the CPU, once each. On the CPU the
 /// copies are no-ops, so the ops and their order are those of before.
-Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, double few_shot_weight) {
+Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, const FewShotOptions& few_shot) {
   at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
-  if (maps.few_shot.defined()) {  // eval::fuse_few_shot's arithmetic (float32), image by image
-    const auto d = maps.few_shot.to(at::kFloat);
-    p.few_shot_score = (std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight)).to(at::kCPU);
-    final_maps = final_maps + d * static_cast<float>(few_shot_weight);
+  const auto term = few_shot_term(maps, few_shot);  // app/few_shot.h: weight·D or weight·max(0, D̂ − margin)
+  if (term.defined()) {                             // eval::fuse_few_shot's arithmetic (float32), image by image
+    p.few_shot_score = std::get<0>(term.flatten(1).max(1)).to(at::kCPU);
+    final_maps = final_maps + term;
   }
   p.raw = maps.raw.to(at::kCPU);
   p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
@@ -416,7 +416,7 @@ PredictSummary run_predict(const PredictRequest& req) {
     Processed p;
     {
       auto t = timer.scope("post-processing");
-      p = postprocess(maps, req.postprocess, req.few_shot.weight);
+      p = postprocess(maps, req.postprocess, req.few_shot);
     }
     auto t = timer.scope("writing");
     for (size_t j = 0; j < b.ids.size(); ++j) {

@@ -68,6 +68,8 @@ struct EvalResult {
   double seconds = 0, images_per_second = 0;  ///< model + post-processing throughput
   nlohmann::json profile;                     ///< with EvalRequest::profile: StageTimer::to_json
   nlohmann::json few_shot;                    ///< few_shot_settings of the run (null: zero-shot)
+  /// With references: the metrics of the same images without them (report.references compares)
+  std::vector<eval::ClassMetrics> zero_shot_classes;
 };
 
 /// Runs the whole evaluation; builds the model from req.model and loads req.checkpoint.
