@@ -7,7 +7,7 @@ APRIL-GAN's few-shot branch (scripts/golden/make_golden_few_shot.py restates tha
   normal distances, per layer l   K >= 2: each reference image's patches against the memory of
                                   the other K - 1 references (leave-one-out), 1 - max cos;
                                   K = 1: the patches of 6 views of the one reference (shifted by
-                                  half a patch left, right, up, down; rotated by +-5 degrees;
+                                  a quarter of a patch left, right, up, down; rotated by +-5 degrees;
                                   F.affine_grid + F.grid_sample, bilinear, reflection border,
                                   align_corners=False) against the memory
   level_l, scale_l                mean and population standard deviation of those distances

@@ -194,11 +194,12 @@ TEST(FewShotParity, NormalStatisticsAndNormalizedMapMatchThePythonRestatement) {
 
 TEST(FewShotParity, AugmentedViewsAndLeaveOneOutByHand) {
   const auto images = fx::load("images");
-  // A shift of half a patch moves the content by that many pixels (inside, away from the border).
+  // augmented_views(image, 8) shifts by 8 / 2 = 4 pixels (inside, away from the border; float32
+  // grid coordinates: 1e-4).
   const auto v = model::augmented_views(images[2], 8);
   ASSERT_EQ(v.sizes(), (std::vector<int64_t>{6, 3, 64, 64}));
-  EXPECT_LT(max_abs(v[0].slice(2, 8, 56), images[2].slice(2, 16, 64)), 1e-5) << "view 0: content from 8 px right";
-  EXPECT_LT(max_abs(v[2].slice(1, 8, 56), images[2].slice(1, 16, 64)), 1e-5) << "view 2: content from 8 px below";
+  EXPECT_LT(max_abs(v[0].slice(2, 8, 56), images[2].slice(2, 12, 60)), 1e-4) << "view 0: content from 4 px right";
+  EXPECT_LT(max_abs(v[2].slice(1, 8, 56), images[2].slice(1, 12, 60)), 1e-4) << "view 2: content from 4 px below";
   // Leave-one-out: identical references are at distance 0 from each other.
   const auto f = at::cat({at::eye(4), at::eye(4)}, 0);
   EXPECT_LT(model::normal_distances(f, 2).abs().max().item<double>(), 1e-6);

@@ -12,11 +12,10 @@
 //
 // The memory also records how far NORMAL patches are from it, per layer (its "normal level and
 // scale", docs/design.md §13): with K ≥ 2 references each reference image is searched against the
-// other K − 1 (leave-one-out); with K = 1 six shifted and rotated views of the one reference are
-// searched against it. The mean and standard deviation of those distances normalise the layer's
-// distances: D̂ = mean over layers of (d_l − level_l) / scale_l, in "standard deviations of normal
-// variation", computed beside D from the same search.
-// How D or D̂ joins the zero-shot map and score is eval's post-processing (eval/postprocess.h).
+// other K − 1 (leave-one-out); with K = 1 six shifted (a quarter patch) and rotated (±5°) views of the one reference
+// are searched against it. The mean and standard deviation of those distances normalise the layer's distances: D̂ = mean
+// over layers of (d_l − level_l) / scale_l, in "standard deviations of normal variation", computed beside D from the
+// same search. How D or D̂ joins the zero-shot map and score is eval's post-processing (eval/postprocess.h).
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -70,8 +69,9 @@ ReferenceMemory build_reference_memory(VcpClipImpl& model, const at::Tensor& ima
                                        int64_t batch = 8);
 
 /// The K = 1 views: 6 views [6, 3, S, S] of one image [1, 3, S, S] (or [3, S, S]): shifted by
-/// half a patch (`patch` pixels) left, right, up and down, and rotated by ±5° about the centre;
-/// bilinear resampling, borders reflected.
+/// `patch` / 2 pixels left, right, up and down, and rotated by ±5° about the centre; bilinear
+/// resampling, borders reflected. The memory build passes half a patch, so its views shift by a
+/// quarter of a patch (1 px in the demo, 3.5 px at ViT-L-14 @ 518).
 at::Tensor augmented_views(const at::Tensor& image, int64_t patch);
 
 /// The normal distances of one layer ([N] float32) for its memory `features` [K·G², W] (rows
