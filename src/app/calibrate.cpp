@@ -12,6 +12,7 @@
 
 #include "vcpclip/app/config/run_util.h"
 #include "vcpclip/app/decider.h"
+#include "vcpclip/app/reference_check.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
@@ -62,9 +63,10 @@ void finish_and_write(eval::Calibration& c, const std::string& path, int64_t ima
   spdlog::info("calibration ({}, {} classes) -> {}", c.method, c.classes.size(), path);
 }
 
-/// Maps and scores of the normal images of eval.data, per class (in dataset order).
-std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int64_t* skipped,
-                                                nlohmann::json* few_shot) {
+/// Maps and scores of the normal images of eval.data, per class (in dataset order); with
+/// references, `zero` gets the same images' zero-shot maps and scores (app/reference_check.h).
+std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int64_t* skipped, nlohmann::json* few_shot,
+                                                std::vector<eval::ClassAccumulator>* zero) {
   const auto& e = req.eval;
   const auto device = apply_runtime(e.runtime);
   auto model = model::build_vcp_clip(e.model, device);
@@ -91,7 +93,7 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
             e.eval.data->split, "')");
   std::vector<eval::ClassAccumulator> accs;
   std::map<std::string, size_t> acc_of;
-  for (const auto& c : index.classes) acc_of[c] = accs.size(), accs.emplace_back(c);
+  for (const auto& c : index.classes) acc_of[c] = accs.size(), accs.emplace_back(c), zero->emplace_back(c);
   const int64_t s = e.model.input_size;
   auto lopts = data::make_loader_options(*e.eval.data, s, e.eval.batch_size, false, e.runtime.seed);
   data::DataLoader loader(normal, lopts);
@@ -105,12 +107,16 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
       for (const auto& info : batch->infos) refs.push_back(&memories.at(info.cls_name));
     const auto maps = model->predict_maps(batch->images.to(device), nullptr, refs);
     auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
-    eval::fuse_few_shot(out, maps.few_shot, e.few_shot.weight);
+    const at::Tensor zpixel = out.pixel.to(at::kCPU).contiguous(), zscore = out.score.to(at::kCPU, at::kDouble);
+    eval::fuse_few_shot(out, few_shot_term(maps, e.few_shot), 1.0);
     const at::Tensor pixel = out.pixel.to(at::kCPU).contiguous(), score = out.score.to(at::kCPU, at::kDouble);
     for (int64_t j = 0; j < batch->size(); ++j) {
       const auto& info = batch->infos[j];
-      if (!acc_of.count(info.cls_name)) acc_of[info.cls_name] = accs.size(), accs.emplace_back(info.cls_name);
+      if (!acc_of.count(info.cls_name))
+        acc_of[info.cls_name] = accs.size(), accs.emplace_back(info.cls_name), zero->emplace_back(info.cls_name);
       accs[acc_of.at(info.cls_name)].add(info.image_path, pixel[j], at::Tensor(), score[j].item<double>(), 0);
+      if (!memories.empty())
+        (*zero)[acc_of.at(info.cls_name)].add(info.image_path, zpixel[j], at::Tensor(), zscore[j].item<double>(), 0);
     }
     if (bar) bar->update(batch->size());
   }
@@ -119,10 +125,25 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
   return accs;
 }
 
+/// With references: the held-out false alarms with and without them (app/reference_check.h),
+/// printed and written to OUT/reference_check.json; a class where they rise gets a warning.
+void check_references(const CalibrateRequest& req, const std::vector<eval::ClassAccumulator>& with,
+                      const std::vector<eval::ClassAccumulator>& without) {
+  const auto checks = held_out_false_alarms(with, without, req.image_quantile, req.pixel_quantile);
+  spdlog::info("calibrate: good images held out to check the references (quantile calibration of the others):\n{}",
+               held_out_table(checks));
+  for (const auto& h : checks)
+    if (!h.warning().empty()) spdlog::warn("calibrate: {}", h.warning());
+  io::write_file_atomically((fs::path(req.eval.out_dir) / "reference_check.json").string(),
+                            held_out_json(checks).dump(2) + "\n");
+}
+
 eval::Calibration run_quantile(const CalibrateRequest& req, const std::string& path) {
   int64_t skipped = 0;
   nlohmann::json few_shot;
-  const auto accs = normal_maps(req, &skipped, &few_shot);
+  std::vector<eval::ClassAccumulator> zero;
+  const auto accs = normal_maps(req, &skipped, &few_shot, &zero);
+  if (!few_shot.is_null()) check_references(req, accs, zero);
   auto cal = calibration_header(req.eval, "quantile", few_shot);
   cal.image_quantile = req.image_quantile;
   cal.pixel_quantile = req.pixel_quantile;

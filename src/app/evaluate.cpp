@@ -44,6 +44,8 @@ struct TestSet {
 struct Collected {
   std::map<std::string, model::ReferenceMemory> memories;  ///< few-shot: per class (empty: zero-shot)
   std::vector<eval::ClassAccumulator> accs;
+  /// few-shot: the same images without the references (zero-shot), for the comparison per class
+  std::vector<eval::ClassAccumulator> zero_accs;
   std::map<std::string, size_t> acc_of;
   std::map<std::string, double> saved_scores;
   std::map<std::string, data::SampleInfo> infos;
@@ -99,9 +101,10 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
 }
 
 /// One batch's post-processed maps [B, S, S] float32 and scores [B] float64, on the host, into the
-/// accumulators (+ saved maps); the writer thread's part (app/batch_pipeline.h), in batch order.
+/// accumulators (+ saved maps); with references also the zero-shot maps and scores before the
+/// fusion (undefined without). The writer thread's part (app/batch_pipeline.h), in batch order.
 void add_batch(const EvalRequest& req, const data::Batch& batch, const at::Tensor& pixel, const at::Tensor& score,
-               Collected& c) {
+               const at::Tensor& zero_pixel, const at::Tensor& zero_score, Collected& c) {
   const fs::path maps_dir = fs::path(req.out_dir) / "maps";
   for (int64_t j = 0; j < batch.size(); ++j) {
     const auto& info = batch.infos[j];
@@ -109,6 +112,9 @@ void add_batch(const EvalRequest& req, const data::Batch& batch, const at::Tenso
     const std::string key = item.key();
     const double sc = score[j].item<double>();
     c.accs[c.acc_of.at(info.cls_name)].add(key, pixel[j], batch.masks[j], sc, info.anomaly);
+    if (!c.zero_accs.empty())
+      c.zero_accs[c.acc_of.at(info.cls_name)].add(key, zero_pixel[j], batch.masks[j], zero_score[j].item<double>(),
+                                                  info.anomaly);
     if (req.eval.save_maps) {
       VCP_CHECK(!c.saved_scores.count(key), "eval --save-maps: two test images share the key '", key,
                 "' (same class, defect and file stem), the second is ", info.image_path);
@@ -129,6 +135,7 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     c.acc_of[cls] = c.accs.size();
     c.accs.emplace_back(cls);
     c.accs.back().reserve(size_t(ts.images_of.count(cls) ? ts.images_of.at(cls) : 0), s, s);
+    if (!c.memories.empty()) c.zero_accs.emplace_back(cls);
   }
   const auto device = model->head->prompt_embeddings.device();
   auto lopts = data::make_loader_options(*req.eval.data, s, req.eval.batch_size, /*shuffle=*/false, req.runtime.seed);
@@ -152,12 +159,17 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     const auto maps = model->predict_maps(to_device_async(batch->images, device), &timer, refs);
     auto post = timer.scope("post-processing");
     auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
-    eval::fuse_few_shot(out, maps.few_shot, req.few_shot.weight);
+    std::vector<at::Tensor> results(4);  // pixel, score, and with references the zero-shot pixel and score
+    if (!c.zero_accs.empty()) results[2] = out.pixel.to(at::kFloat), results[3] = out.score.to(at::kDouble);
+    eval::fuse_few_shot(out, few_shot_term(maps, req.few_shot), 1.0);
+    results[0] = out.pixel.to(at::kFloat), results[1] = out.score.to(at::kDouble);
     { auto done = std::move(post); }
     auto b = std::make_shared<data::Batch>(std::move(*batch));
     b->images = at::Tensor();  // not needed by the writer
-    pipe.submit({out.pixel.to(at::kFloat), out.score.to(at::kDouble)}, [&, b](std::vector<at::Tensor>& host) {
-      add_batch(req, *b, host[0].contiguous(), host[1].contiguous(), c);
+    pipe.submit(std::move(results), [&, b](std::vector<at::Tensor>& host) {
+      const auto zero_pixel = host[2].defined() ? host[2].contiguous() : at::Tensor();
+      const auto zero_score = host[3].defined() ? host[3].contiguous() : at::Tensor();
+      add_batch(req, *b, host[0].contiguous(), host[1].contiguous(), zero_pixel, zero_score, c);
       result.images += b->size();
       if (bar) bar->update(b->size());
     });
@@ -171,6 +183,27 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
   if (result.skipped) warn(result, msg(result.skipped, " unreadable test sample(s) skipped (eval.data.skip_bad)"));
   if (req.eval.save_maps)
     eval::write_scores_json((fs::path(req.out_dir) / "maps" / "scores.json").string(), c.saved_scores);
+}
+
+/// eval with references: each class's AUROCs without them (eval/reference_effect.h); a class that
+/// the references make worse by more than 1 point gets a warning in plain words.
+void compare_with_zero_shot(const EvalRequest& req, Collected& c, EvalResult& result) {
+  eval::MetricsOptions mopts = req.eval.metrics;
+  mopts.curves = false;
+  for (auto& acc : c.zero_accs) {
+    eval::ClassMetrics m;
+    m.name = acc.name();
+    if (acc.size() > 0) {
+      acc.normalize();
+      m = acc.compute(mopts);
+    }
+    result.zero_shot_classes.push_back(std::move(m));
+  }
+  int64_t k = 0;
+  for (const auto& [cls, mem] : c.memories) k = mem.shots();
+  result.report.references = eval::reference_effects(result.zero_shot_classes, result.report.classes, k);
+  for (const auto& e : result.report.references)
+    if (e.worse()) warn(result, e.warning());
 }
 
 /// Per-class min-max normalisation (reference test.py) and metrics; a class that cannot be
@@ -196,6 +229,7 @@ void compute_metrics(const EvalRequest& req, const TestSet& ts, Collected& c, Ev
     result.report.classes.push_back(std::move(m));
   }
   result.mean = eval::mean_metrics(result.report.classes);
+  if (!c.zero_accs.empty()) compare_with_zero_shot(req, c, result);
 }
 
 /// --profile: the stage table on stderr and in EvalResult::profile.

@@ -36,6 +36,9 @@ FewShotOptions parse_few_shot_options(io::ConfigNode& node) {
   o.layers = node.get<std::vector<int64_t>>("layers", o.layers);
   o.fusion = node.get<std::string>("fusion", o.fusion);
   o.weight = node.get<double>("weight", o.weight);
+  o.margin = node.get<double>("margin", o.margin);
+  o.threshold = node.get<std::string>("threshold", o.threshold);
+  o.center = node.get<bool>("center", o.center);
   node.finish();
   VCP_CHECK(o.k >= 0, "config key ", node.where("k"), ": expected ≥ 0 (0 = zero-shot), found ", o.k);
   VCP_CHECK(o.folder.empty() || !o.data, "config keys ", node.where("folder"), " and ", node.where("data"),
@@ -45,10 +48,30 @@ FewShotOptions parse_few_shot_options(io::ConfigNode& node) {
     VCP_CHECK(i == 0 || o.layers[i] > o.layers[i - 1], "config key ", node.where("layers"),
               ": expected strictly increasing layers");
   }
-  VCP_CHECK(o.fusion == "add", "config key ", node.where("fusion"),
-            ": expected add (APRIL-GAN's: pixel map + weight·D), found '", o.fusion, "'");
+  VCP_CHECK(o.fusion == "add" || o.fusion == "normalized", "config key ", node.where("fusion"),
+            ": expected add (APRIL-GAN's: pixel map + weight·D) or normalized (D scaled by the references' normal "
+            "variation), found '",
+            o.fusion, "'");
   VCP_CHECK(o.weight > 0, "config key ", node.where("weight"), ": expected > 0, found ", o.weight);
+  VCP_CHECK(o.threshold == "fixed" || o.threshold == "references", "config key ", node.where("threshold"),
+            ": expected fixed (margin) or references (the references' largest normal D̂ + margin), found '", o.threshold,
+            "'");
+  VCP_CHECK(o.margin >= 0, "config key ", node.where("margin"), ": expected ≥ 0, found ", o.margin);
   return o;
+}
+
+at::Tensor few_shot_term(const model::VcpMaps& maps, const FewShotOptions& opts) {
+  if (!maps.few_shot.defined()) return {};
+  const auto w = static_cast<float>(opts.weight);
+  if (opts.fusion == "add") return maps.few_shot.to(at::kFloat) * w;
+  VCP_CHECK(maps.few_shot_normalized.defined(),
+            "few-shot: fusion 'normalized' needs the normal level and scale of the reference memory, and this memory "
+            "has none (a memory file of version 1, written before them); build it again from the reference images");
+  auto d = maps.few_shot_normalized.to(at::kFloat);
+  if (opts.center) d = d - std::get<0>(d.flatten(1).median(1)).view({-1, 1, 1});
+  d = d - static_cast<float>(opts.margin);
+  if (opts.threshold == "references") d = d - maps.few_shot_normal_max.to(d.device(), at::kFloat).view({-1, 1, 1});
+  return d.clamp_min(0) * w;
 }
 
 std::vector<int64_t> few_shot_layers(const FewShotOptions& opts, const model::ModelOptions& model) {
@@ -184,8 +207,8 @@ std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl&
       VCP_CHECK(!tests.count(f), "few-shot: reference image ", f, " of class '", c,
                 "' is also a test image; references must come from other images (e.g. the train split)");
     auto mem = build_memory_from_files(model, files, layers, identity);
-    spdlog::info("few-shot: class '{}': {} reference image(s), memory {:.1f} MB", c, mem.shots(),
-                 static_cast<double>(mem.bytes()) / 1e6);
+    spdlog::info("few-shot: class '{}': {} reference image(s), memory {:.1f} MB, largest normal D^ {:.2f}", c,
+                 mem.shots(), static_cast<double>(mem.bytes()) / 1e6, mem.normal_max);
     if (!save_dir.empty()) {
       io::make_directories(save_dir);
       model::save_reference_memory(mem, (fs::path(save_dir) / (c + ".safetensors")).string());
@@ -196,11 +219,14 @@ std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl&
 }
 
 nlohmann::json memory_settings(const FewShotOptions& opts, const model::ReferenceMemory& memory) {
-  return {{"k", memory.shots()},
-          {"layers", memory.layers},
-          {"fusion", opts.fusion},
-          {"weight", opts.weight},
-          {"references", memory.fingerprint()}};
+  nlohmann::json j = {{"k", memory.shots()},
+                      {"layers", memory.layers},
+                      {"fusion", opts.fusion},
+                      {"weight", opts.weight},
+                      {"references", memory.fingerprint()}};
+  if (opts.fusion == "normalized")
+    j["margin"] = opts.margin, j["threshold"] = opts.threshold, j["center"] = opts.center;
+  return j;
 }
 
 nlohmann::json few_shot_settings(const FewShotOptions& opts,
@@ -212,11 +238,14 @@ nlohmann::json few_shot_settings(const FewShotOptions& opts,
     refs[c] = m.fingerprint();
     k = m.shots();
   }
-  return {{"k", k},
-          {"layers", memories.begin()->second.layers},
-          {"fusion", opts.fusion},
-          {"weight", opts.weight},
-          {"references", refs}};
+  nlohmann::json j = {{"k", k},
+                      {"layers", memories.begin()->second.layers},
+                      {"fusion", opts.fusion},
+                      {"weight", opts.weight},
+                      {"references", refs}};
+  if (opts.fusion == "normalized")
+    j["margin"] = opts.margin, j["threshold"] = opts.threshold, j["center"] = opts.center;
+  return j;
 }
 
 }  // namespace vcpclip::app

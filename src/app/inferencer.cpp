@@ -23,7 +23,7 @@ struct Inferencer::Impl {
   model::PrecisionChoice precision;
   std::optional<app::Decider> decider;
   std::shared_ptr<model::ReferenceMemory> memory;  ///< few-shot references (null: zero-shot)
-  double few_shot_weight = 1.0;
+  app::FewShotOptions few_shot;                    ///< the fusion of the references' term (app/few_shot.h)
   std::mutex forward;  ///< serialises the forward passes (see the header's thread-safety note)
 };
 
@@ -48,7 +48,7 @@ Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl
   impl_->precision = model::set_model_precision(*impl_->model, cfg.runtime.precision);  // auto: the GEMM probe
   if (!reference.empty()) {
     const auto& fs = cfg.few_shot;
-    impl_->few_shot_weight = fs.weight;
+    impl_->few_shot = fs;
     impl_->memory = std::make_shared<model::ReferenceMemory>(
         app::reference_from_path(*impl_->model, reference, fs.k, fs.seed, app::few_shot_layers(fs, impl_->model_opts),
                                  app::run_identity(impl_->model_opts, o.checkpoint)));
@@ -90,12 +90,12 @@ std::vector<Prediction> Inferencer::predict_batch(const std::vector<cv::Mat>& im
   model::VcpMaps maps;
   {
     std::lock_guard<std::mutex> lock(impl_->forward);
-    std::vector<const model::ReferenceMemory*> refs;
-    if (impl_->memory) refs.push_back(impl_->memory.get());
+    // one memory for every image of the batch
+    const std::vector<const model::ReferenceMemory*> refs(impl_->memory ? images.size() : 0, impl_->memory.get());
     maps = impl_->model->predict_maps(batch, nullptr, refs);
   }
   auto out = eval::postprocess_maps(maps.raw, maps.post, impl_->pp);
-  eval::fuse_few_shot(out, maps.few_shot, impl_->few_shot_weight);
+  eval::fuse_few_shot(out, app::few_shot_term(maps, impl_->few_shot), 1.0);
   const at::Tensor pixels = out.pixel.to(at::kCPU).contiguous();
   const at::Tensor scores = out.score.to(at::kCPU);
   std::vector<Prediction> result(images.size());

@@ -258,7 +258,7 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 /// model's device until BatchPipeline brings them to the host (to_host / from_host: its tensor list).
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; raw/post only with save_branches (post: with Post-VCP)
-  at::Tensor few_shot_score;         ///< [B] weight · max D (undefined without references)
+  at::Tensor few_shot_score;         ///< [B] max of the few-shot term (undefined without references)
   at::Tensor score_raw, score_post;  ///< [B] top-k means (score_post undefined without Post-VCP)
   at::Tensor map_min, map_max;       ///< [B] of final_maps
   std::vector<at::Tensor> to_host() const {
@@ -274,14 +274,14 @@ struct Processed {
 /// The blend, Gaussian filter, few-shot fusion, top-k scores and map ranges run on the maps' own
 /// device (the model's), as in evaluate and the Inferencer, image by image with the ops of the
 /// serial loop, so that the CPU results are those of before; only results go to the host.
-Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, double few_shot_weight,
+Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, const FewShotOptions& few_shot,
                       bool save_branches) {
   at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
-  if (maps.few_shot.defined()) {  // eval::fuse_few_shot's arithmetic (float32), image by image
-    const auto d = maps.few_shot.to(at::kFloat);
-    p.few_shot_score = std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight);
-    final_maps = final_maps + d * static_cast<float>(few_shot_weight);
+  const auto term = few_shot_term(maps, few_shot);  // app/few_shot.h: weight·D or weight·max(0, D̂ − margin)
+  if (term.defined()) {                             // eval::fuse_few_shot's arithmetic (float32), image by image
+    p.few_shot_score = std::get<0>(term.flatten(1).max(1));
+    final_maps = final_maps + term;
   }
   std::vector<at::Tensor> raw, post, lo, hi;
   for (int64_t j = 0; j < maps.raw.size(0); ++j) {
@@ -458,7 +458,7 @@ PredictSummary run_predict(const PredictRequest& req) {
     Processed p;
     {
       auto t = timer.scope("post-processing");
-      p = postprocess(maps, req.postprocess, req.few_shot.weight, req.save_branches);
+      p = postprocess(maps, req.postprocess, req.few_shot, req.save_branches);
     }
     pipe.submit(p.to_host(), [&, b](std::vector<at::Tensor>& host) {
       write_batch(req, Processed::from_host(host), *b, paths, inputs, decider, summary);

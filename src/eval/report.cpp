@@ -218,6 +218,10 @@ nlohmann::json report_json(const EvaluationReport& r) {
   j["mean"] = m;
   if (!cov.complete()) j["incomplete"] = incomplete_summary(r);
   j["warnings"] = all_warnings(r, mean);
+  if (!r.references.empty()) {
+    j["references_vs_zero_shot"] = nlohmann::json::array();
+    for (const auto& e : r.references) j["references_vs_zero_shot"].push_back(e.to_json());
+  }
   return j;
 }
 
@@ -241,7 +245,10 @@ std::string report_csv(const EvaluationReport& r) {
   return os.str();
 }
 
-std::string report_table(const EvaluationReport& r) { return pipe_table(table_rows(r, nullptr)); }
+std::string report_table(const EvaluationReport& r) {
+  const std::string refs = reference_effects_table(r.references);
+  return pipe_table(table_rows(r, nullptr)) + (refs.empty() ? "" : "\n" + refs);
+}
 
 std::string report_markdown(const EvaluationReport& r) {
   ClassMetrics mean;
@@ -252,6 +259,10 @@ std::string report_markdown(const EvaluationReport& r) {
   if (!missing.empty()) os << "**Partial result:** " << missing << ".\n\n";
   os << "AUPRO: " << r.aupro_mode << ". Values in %, threshold = pixel F1-max threshold.\n\n";
   os << pipe_table(rows);
+  if (!r.references.empty())
+    os << "\n## References vs zero-shot\n\nAUROC in %, the same images scored without and with the few-shot "
+          "references; WORSE = a fall of more than 1 point.\n\n"
+       << reference_effects_table(r.references);
   const auto warns = all_warnings(r, mean);
   if (!warns.empty()) {
     os << "\n## Warnings\n\n";

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -18,7 +19,7 @@ namespace vcpclip::model {
 namespace {
 
 constexpr const char* kFormat = "vcpclip-reference-memory";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;  // 2: with the normal level and scale (1 still loads)
 
 /// Rows L2-normalised in float32 (a zero row stays zero, as scikit-learn's cosine_similarity).
 at::Tensor normalise_rows(const at::Tensor& x) {
@@ -49,6 +50,67 @@ ReferenceMemory ReferenceMemory::to(const at::Device& device) const {
   return m;
 }
 
+at::Tensor augmented_views(const at::Tensor& image, int64_t patch) {
+  const auto img = image.dim() == 3 ? image.unsqueeze(0) : image;
+  VCP_CHECK(img.dim() == 4 && img.size(0) == 1, "augmented views: expected one image [1, 3, S, S], found ",
+            shape_text(image.sizes()));
+  VCP_CHECK(patch >= 1, "augmented views: patch must be ≥ 1, found ", patch);
+  // affine_grid maps output to input coordinates in [-1, 1]: a translation of t moves the image by
+  // t·S/2 pixels, so half a patch is t = patch / S.
+  const double t = static_cast<double>(patch) / static_cast<double>(img.size(3));
+  const double a = 5.0 * 3.14159265358979323846 / 180.0, c = std::cos(a), s = std::sin(a);
+  const std::vector<double> theta = {1, 0, t, 0, 1, 0,  1, 0,  -t, 0, 1, 0, 1, 0, 0, 0,  1, t,
+                                     1, 0, 0, 0, 1, -t, c, -s, 0,  s, c, 0, c, s, 0, -s, c, 0};
+  const auto th = at::tensor(theta, at::kDouble).reshape({6, 2, 3}).to(img.options().dtype(at::kFloat));
+  const auto src = img.to(at::kFloat).expand({6, img.size(1), img.size(2), img.size(3)}).contiguous();
+  const auto grid = at::affine_grid_generator(th, {6, img.size(1), img.size(2), img.size(3)}, false);
+  return at::grid_sampler(src, grid, /*bilinear*/ 0, /*reflection*/ 2, false).to(img.scalar_type());
+}
+
+at::Tensor normal_distances(const at::Tensor& features, int64_t k, const at::Tensor& view_tokens) {
+  VCP_CHECK(k >= 1 && features.dim() == 2 && features.size(0) % k == 0, "normal distances: a memory ",
+            shape_text(features.sizes()), " does not hold ", k, " reference image(s)");
+  const auto mem = features.to(at::kFloat);
+  if (k >= 2) {  // leave-one-out: each reference against the others
+    const int64_t n = mem.size(0) / k;
+    std::vector<at::Tensor> d;
+    for (int64_t i = 0; i < k; ++i) {
+      const auto others = at::cat({mem.slice(0, 0, i * n), mem.slice(0, (i + 1) * n)}, 0);
+      d.push_back(1.0 - std::get<0>(at::matmul(mem.slice(0, i * n, (i + 1) * n), others.t()).max(1)));
+    }
+    return at::cat(d, 0);
+  }
+  VCP_CHECK(view_tokens.defined() && view_tokens.dim() == 3 && view_tokens.size(2) == mem.size(1),
+            "normal distances: one reference needs the tokens [V, 1+G², ", mem.size(1), "] of its augmented views");
+  const auto t = view_tokens.slice(1, 1);
+  return 1.0 - std::get<0>(at::matmul(normalise_rows(t.reshape({-1, t.size(2)})), mem.t()).max(1));
+}
+
+namespace {
+
+/// Level (mean) and scale (population standard deviation, at least 1e-6) of each layer's normal
+/// distances, leave-one-out (K ≥ 2) or over augmented_views of the one reference (K = 1).
+void compute_normal_stats(VcpClipImpl& model, const at::Tensor& images, ReferenceMemory& mem) {
+  const int64_t k = images.size(0);
+  std::vector<at::Tensor> view_tokens(mem.layers.size());
+  if (k == 1) {
+    const int64_t n = mem.features[0].size(0);
+    const auto g = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(n))));
+    view_tokens = model.encode_layers(augmented_views(images, images.size(3) / g / 2), mem.layers);
+  }
+  at::Tensor z;  // D̂ of the normal patches (the same patch order in every layer)
+  for (size_t l = 0; l < mem.layers.size(); ++l) {
+    const auto d = normal_distances(mem.features[l], k, view_tokens[l]).to(at::kDouble);
+    mem.normal_level.push_back(d.mean().item<double>());
+    mem.normal_scale.push_back(std::max(1e-6, d.std(/*unbiased=*/false).item<double>()));
+    const auto zl = (d - mem.normal_level.back()) / mem.normal_scale.back();
+    z = z.defined() ? z + zl : zl;
+  }
+  mem.normal_max = (z / static_cast<double>(mem.layers.size())).max().item<double>();
+}
+
+}  // namespace
+
 ReferenceMemory build_reference_memory(VcpClipImpl& model, const at::Tensor& images, const std::vector<int64_t>& layers,
                                        int64_t batch) {
   VCP_CHECK(images.dim() == 4 && images.size(0) >= 1,
@@ -67,13 +129,22 @@ ReferenceMemory build_reference_memory(VcpClipImpl& model, const at::Tensor& ima
   ReferenceMemory mem;
   mem.layers = layers;
   for (auto& p : parts) mem.features.push_back(at::cat(p, 0).contiguous());
+  compute_normal_stats(model, images, mem);
   return mem;
 }
 
 at::Tensor few_shot_map(const ReferenceMemory& memory, const std::vector<at::Tensor>& tokens, int64_t size) {
+  return few_shot_maps(memory, tokens, size).raw;
+}
+
+FewShotMaps few_shot_maps(const ReferenceMemory& memory, const std::vector<at::Tensor>& tokens, int64_t size) {
   VCP_CHECK(tokens.size() == memory.layers.size(), "few-shot map: ", tokens.size(), " token tensors for ",
             memory.layers.size(), " memory layers");
-  at::Tensor sum;
+  const bool stats = memory.has_normal_stats();
+  VCP_CHECK(!stats || (memory.normal_level.size() == tokens.size() && memory.normal_scale.size() == tokens.size()),
+            "few-shot map: the normal statistics cover ", memory.normal_level.size(), " layers, the memory ",
+            tokens.size());
+  FewShotMaps out;
   for (size_t l = 0; l < tokens.size(); ++l) {
     const auto& mem = memory.features[l];
     const auto t = tokens[l].slice(1, 1);  // [B, G², W]
@@ -85,10 +156,14 @@ at::Tensor few_shot_map(const ReferenceMemory& memory, const std::vector<at::Ten
     // One matrix product per layer: [B·G², W] × [W, M] → best cosine per test patch.
     const auto cos = at::matmul(normalise_rows(t.reshape({b * n, t.size(2)})), mem.to(at::kFloat).t());
     const auto dist = (1.0 - std::get<0>(cos.max(1))).reshape({b, 1, g, g});
-    auto up = at::upsample_bilinear2d(dist, {size, size}, true).squeeze(1);
-    sum = sum.defined() ? sum.add_(up) : up;
+    const auto up = at::upsample_bilinear2d(dist, {size, size}, true).squeeze(1).to(at::kFloat);
+    out.raw = out.raw.defined() ? out.raw + up : up;
+    if (!stats) continue;
+    const auto z = (up - static_cast<float>(memory.normal_level[l])) / static_cast<float>(memory.normal_scale[l]);
+    out.normalized = out.normalized.defined() ? out.normalized + z : z;
   }
-  return sum.to(at::kFloat);
+  if (stats) out.normalized = out.normalized / static_cast<float>(tokens.size());
+  return out;
 }
 
 namespace {
@@ -119,7 +194,10 @@ void save_reference_memory(const ReferenceMemory& memory, const std::string& pat
   const nlohmann::json info = {{"layers", memory.layers},
                                {"images", memory.images},
                                {"image_sha256", memory.image_sha256},
-                               {"identity", identity_json(memory.identity)}};
+                               {"identity", identity_json(memory.identity)},
+                               {"normal_level", memory.normal_level},
+                               {"normal_scale", memory.normal_scale},
+                               {"normal_max", memory.normal_max}};
   const std::map<std::string, std::string> meta = {
       {"vcpclip_format", kFormat}, {"version", std::to_string(kVersion)}, {"reference", info.dump()}};
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -136,8 +214,9 @@ ReferenceMemory load_reference_memory(const std::string& path) {
   const auto fmt = file.metadata.find("vcpclip_format");
   VCP_CHECK(fmt != file.metadata.end() && fmt->second == kFormat, "reference memory ", path,
             " is not a vcpclip reference memory (no vcpclip_format: ", kFormat, " in its metadata)");
-  VCP_CHECK(file.metadata.count("version") && file.metadata.at("version") == std::to_string(kVersion),
-            "reference memory ", path, " has an unsupported version (expected ", kVersion, ")");
+  const auto version = file.metadata.count("version") ? file.metadata.at("version") : std::string();
+  VCP_CHECK(version == "1" || version == std::to_string(kVersion), "reference memory ", path,
+            " has an unsupported version '", version, "' (expected 1 or ", kVersion, ")");
   VCP_CHECK(file.metadata.count("reference"), "reference memory ", path, " lacks its 'reference' metadata");
   nlohmann::json info;
   try {
@@ -155,6 +234,14 @@ ReferenceMemory load_reference_memory(const std::string& path) {
   m.identity.init_seed = meta_value<int64_t>(id, "init_seed", path);
   m.identity.checkpoint_sha256 = meta_value<std::string>(id, "checkpoint_sha256", path);
   m.identity.input_size = meta_value<int64_t>(id, "image_size", path);
+  if (version != "1") {
+    m.normal_level = meta_value<std::vector<double>>(info, "normal_level", path);
+    m.normal_scale = meta_value<std::vector<double>>(info, "normal_scale", path);
+    m.normal_max = meta_value<double>(info, "normal_max", path);
+    VCP_CHECK(m.normal_level.size() == m.layers.size() && m.normal_scale.size() == m.layers.size(), "reference memory ",
+              path, ": normal statistics for ", m.normal_level.size(), " and ", m.normal_scale.size(),
+              " layers, expected ", m.layers.size());
+  }
   VCP_CHECK(!m.layers.empty() && m.images.size() == m.image_sha256.size() && !m.images.empty(), "reference memory ",
             path, ": inconsistent metadata (", m.layers.size(), " layers, ", m.images.size(), " images, ",
             m.image_sha256.size(), " image hashes)");

@@ -214,21 +214,30 @@ at::Tensor pick_layer(const VisionOutput& vis, const std::vector<int64_t>& layer
   return vis.patch_features[static_cast<size_t>(it - layers.begin())];
 }
 
-/// D for the images that have a memory (consecutive images sharing one memory in one product).
-at::Tensor few_shot_maps(const VisionOutput& vis, const std::vector<int64_t>& layers,
-                         const std::vector<const ReferenceMemory*>& refs, int64_t s) {
+/// D and D̂ for the images that have a memory (consecutive images sharing one memory in one
+/// product); 0 where an image has none. D̂ is undefined unless every memory has normal statistics.
+FewShotMaps batch_few_shot_maps(const VisionOutput& vis, const std::vector<int64_t>& layers,
+                                const std::vector<const ReferenceMemory*>& refs, int64_t s, at::Tensor* normal_max) {
   const auto b = static_cast<int64_t>(refs.size());
-  at::Tensor out = at::zeros({b, s, s}, vis.patch_features[0].options().dtype(at::kFloat));
+  const auto opts = vis.patch_features[0].options().dtype(at::kFloat);
+  bool stats = true;
+  for (const auto* r : refs) stats = stats && (!r || r->has_normal_stats());
+  FewShotMaps out{at::zeros({b, s, s}, opts), stats ? at::zeros({b, s, s}, opts) : at::Tensor()};
+  std::vector<float> edge(static_cast<size_t>(b), 0.0f);
   for (int64_t i = 0; i < b;) {
     int64_t j = i + 1;
     while (j < b && refs[j] == refs[i]) ++j;
     if (refs[i]) {
       std::vector<at::Tensor> tokens;
       for (auto l : refs[i]->layers) tokens.push_back(pick_layer(vis, layers, l).slice(0, i, j));
-      out.slice(0, i, j).copy_(few_shot_map(*refs[i], tokens, s));
+      const auto m = few_shot_maps(*refs[i], tokens, s);
+      out.raw.slice(0, i, j).copy_(m.raw);
+      if (stats) out.normalized.slice(0, i, j).copy_(m.normalized);
+      for (int64_t n = i; n < j; ++n) edge[static_cast<size_t>(n)] = static_cast<float>(refs[i]->normal_max);
     }
     i = j;
   }
+  if (stats) *normal_max = at::tensor(edge, opts);
   return out;
 }
 
@@ -282,7 +291,9 @@ VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer
   at::NoGradGuard no_grad;
   AutocastScope autocast(precision_ == Precision::kAutocast);
   VisionOutput vis;
-  at::Tensor cls, text, few_shot;
+  at::Tensor cls, text;
+  FewShotMaps few_shot;
+  at::Tensor normal_max;
   const ReferenceMemory* any = nullptr;
   for (const auto* r : refs) any = any ? any : r;
   VCP_CHECK(refs.empty() || static_cast<int64_t>(refs.size()) == images.size(0), "VCP-CLIP: ", refs.size(),
@@ -302,7 +313,7 @@ VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer
     vis.global = all.global;
     for (auto l : opts_.features_list) vis.patch_features.push_back(pick_layer(all, layers, l));
     auto f = StageTimer::scope(timer, "few-shot memory search");
-    few_shot = few_shot_maps(all, layers, refs, opts_.input_size);
+    few_shot = batch_few_shot_maps(all, layers, refs, opts_.input_size, &normal_max);
   } else {
     auto t = StageTimer::scope(timer, "vision tower");
     vis = encode_image(images);
@@ -338,7 +349,9 @@ VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer
   }
   maps.raw = maps.raw.div_(layers).to(at::kFloat);  // fp32 whatever the precision (autocast: fp16)
   if (maps.post.defined()) maps.post = maps.post.div_(layers).to(at::kFloat);
-  maps.few_shot = few_shot;
+  maps.few_shot = few_shot.raw;
+  maps.few_shot_normalized = few_shot.normalized;
+  maps.few_shot_normal_max = normal_max;
   return maps;
 }
 

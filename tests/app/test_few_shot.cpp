@@ -6,6 +6,7 @@
 // calibration made with / without references).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,10 +20,12 @@
 #include "vcpclip/app/calibrate.h"
 #include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/decider.h"
+#include "vcpclip/app/evaluate.h"
 #include "vcpclip/app/few_shot.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/app/score.h"
 #include "vcpclip/eval/ground_truth.h"
+#include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/npy.h"
 #include "vcpclip/vcpclip.h"
 
@@ -112,12 +115,24 @@ TEST(FewShot, SectionKeysAreChecked) {
   EXPECT_EQ(o.weight, 0.5);
   EXPECT_FALSE(parse("").enabled());
   EXPECT_EQ(error_of([] { parse("few_shot: {k: 2, shots: 3}"); }),
-            "unknown config key 'few_shot.shots' in cfg.yaml; known keys of 'few_shot': data, folder, fusion, k, "
-            "layers, seed, weight");
+            "unknown config key 'few_shot.shots' in cfg.yaml; known keys of 'few_shot': center, data, folder, fusion, "
+            "k, layers, margin, seed, threshold, weight");
   EXPECT_EQ(error_of([] { parse("few_shot: {k: -1}"); }),
             "config key 'few_shot.k' in cfg.yaml: expected ≥ 0 (0 = zero-shot), found -1");
   EXPECT_EQ(error_of([] { parse("few_shot: {k: 1, fusion: mean}"); }),
-            "config key 'few_shot.fusion' in cfg.yaml: expected add (APRIL-GAN's: pixel map + weight·D), found 'mean'");
+            "config key 'few_shot.fusion' in cfg.yaml: expected add (APRIL-GAN's: pixel map + weight·D) or normalized "
+            "(D scaled by the references' normal variation), found 'mean'");
+  const auto n = parse("few_shot: {k: 1, fusion: normalized, margin: 2.5}");
+  EXPECT_EQ(n.fusion, "normalized");
+  EXPECT_EQ(n.margin, 2.5);
+  EXPECT_EQ(parse("few_shot: {k: 1}").margin, 3.0);
+  EXPECT_EQ(parse("few_shot: {k: 1}").threshold, "fixed");
+  EXPECT_FALSE(parse("few_shot: {k: 1}").center);
+  EXPECT_EQ(error_of([] { parse("few_shot: {k: 1, threshold: max}"); }),
+            "config key 'few_shot.threshold' in cfg.yaml: expected fixed (margin) or references (the references' "
+            "largest normal D̂ + margin), found 'max'");
+  EXPECT_EQ(error_of([] { parse("few_shot: {k: 1, fusion: normalized, margin: -1}"); }),
+            "config key 'few_shot.margin' in cfg.yaml: expected ≥ 0, found -1");
   EXPECT_EQ(error_of([] { parse("few_shot: {k: 1, layers: [3, 2]}"); }),
             "config key 'few_shot.layers' in cfg.yaml: expected strictly increasing layers");
   EXPECT_EQ(error_of([] { parse("few_shot: {k: 1, folder: /tmp, data: {layout: mvtec, root: /tmp}}"); }),
@@ -326,4 +341,91 @@ TEST(FewShot, InferencerWithReferencesEqualsPredict) {
   o.config_text.replace(o.config_text.find("few_shot: {k: 2}"), 16, "few_shot: {k: 0}");
   const std::string err = error_of([&] { Inferencer refused(o); });
   EXPECT_EQ(err.rfind("calibration " + o.calibration + " was made for another config: few_shot: {", 0), 0u) << err;
+}
+
+TEST(FewShotFusion, BothFusionsMatchThePythonRestatement) {
+  // scripts/golden/make_golden_few_shot_fusion.py: final_map + T and score + max T for fusion add
+  // (T = weight·D) and normalized (T = weight·max(0, D̂ [− its median] − margin [− normal_max])),
+  // K = 2 and K = 1.
+  auto model = model::build_vcp_clip(fx::options(), c10::Device(c10::kCPU));
+  model::load_vcp_checkpoint(*model, fx::path("tiny_vcp.pth"));
+  model->eval();
+  const auto images = fx::load("images");
+  std::ifstream in(fx::path("few_shot_fusion.json"));
+  const auto manifest = nlohmann::json::parse(in);
+  for (const auto& set : manifest.at("sets")) {
+    const auto refs = set.at("references").get<std::vector<int64_t>>();
+    const auto mem = model::build_reference_memory(*model, images.index_select(0, at::tensor(refs)),
+                                                   manifest.at("layers").get<std::vector<int64_t>>(), 1);
+    const auto maps = model->predict_maps(images, nullptr, {&mem, &mem, &mem});
+    // add, then normalized in its variants (threshold fixed / references, center false / true)
+    std::vector<nlohmann::json> cases = {
+        {{"fusion", "add"}, {"pixel", set.at("add_pixel")}, {"score", set.at("add_score")}}};
+    for (auto v : set.at("normalized")) {
+      v["fusion"] = "normalized";
+      cases.push_back(v);
+    }
+    for (const auto& c : cases) {
+      SCOPED_TRACE(::testing::Message() << "K = " << refs.size() << ", " << c.dump());
+      app::FewShotOptions o;
+      o.k = static_cast<int64_t>(refs.size());
+      o.fusion = c.at("fusion").get<std::string>();
+      o.threshold = c.value("threshold", std::string("fixed"));
+      o.center = c.value("center", false);
+      o.weight = manifest.at("weight").get<double>();
+      o.margin = manifest.at("margin").get<double>();
+      auto out = eval::postprocess_maps(maps.raw, maps.post, eval::PostprocessOptions{});
+      eval::fuse_few_shot(out, app::few_shot_term(maps, o), 1.0);
+      const auto want = io::read_npy(fx::path(c.at("pixel").get<std::string>()));
+      const auto scores = c.at("score").get<std::vector<double>>();
+      EXPECT_LT((out.pixel - want).abs().max().item<double>() / std::max(1.0, want.abs().max().item<double>()), 1e-4);
+      for (int i = 0; i < 3; ++i) EXPECT_NEAR(out.score[i].item<double>(), scores[i], 1e-4 * std::max(1.0, scores[i]));
+    }
+  }
+  // The normalized fusion needs the statistics: a memory without them (a version 1 file) is refused.
+  auto old = model::build_reference_memory(*model, images.slice(0, 0, 2), {2, 3, 4}, 1);
+  old.normal_level.clear();
+  old.normal_scale.clear();
+  app::FewShotOptions o;
+  o.k = 2;
+  o.fusion = "normalized";
+  const auto maps = model->predict_maps(images, nullptr, {&old, &old, &old});
+  EXPECT_EQ(error_of([&] { app::few_shot_term(maps, o); }),
+            "few-shot: fusion 'normalized' needs the normal level and scale of the reference memory, and this memory "
+            "has none (a memory file of version 1, written before them); build it again from the reference images");
+  o.fusion = "add";
+  EXPECT_TRUE(app::few_shot_term(maps, o).defined());
+}
+
+TEST(FewShotFusion, EvalComparesEveryClassWithZeroShot) {
+  // eval with references scores the same images without them: those numbers are a zero-shot eval's.
+  const auto& e = evaluated();
+  auto req = eval_request(fresh_dir("eval_zero"));
+  req.few_shot.k = 0;
+  const auto zero = app::run_eval(req);
+  EXPECT_TRUE(zero.report.references.empty());
+  ASSERT_EQ(e.result.report.references.size(), zero.report.classes.size());
+  std::ifstream in(e.dir / "metrics.json");
+  const auto metrics = nlohmann::json::parse(in);
+  const auto& rows = metrics.at("references_vs_zero_shot");
+  ASSERT_EQ(rows.size(), zero.report.classes.size());
+  for (size_t i = 0; i < zero.report.classes.size(); ++i) {
+    const auto& z = zero.report.classes[i];
+    const auto& r = e.result.report.references[i];
+    EXPECT_EQ(r.name, z.name);
+    EXPECT_EQ(r.k, 2);
+    EXPECT_DOUBLE_EQ(*r.pixel_zero_shot, *z.pixel.auroc) << z.name;
+    EXPECT_DOUBLE_EQ(*r.image_zero_shot, *z.image.auroc) << z.name;
+    EXPECT_DOUBLE_EQ(*r.pixel_references, *e.result.report.classes[i].pixel.auroc) << z.name;
+    EXPECT_EQ(rows[i].at("name"), z.name);
+    EXPECT_DOUBLE_EQ(rows[i].at("pixel_auroc_zero_shot").get<double>(), *z.pixel.auroc);
+    EXPECT_EQ(rows[i].at("worse").get<bool>(), r.worse());
+    // A class made worse says so in the run's warnings, in plain words.
+    const auto& warns = e.result.report.warnings;
+    const bool warned = std::any_of(warns.begin(), warns.end(), [&](const std::string& w) {
+      return w.rfind("references made class '" + z.name + "' WORSE", 0) == 0;
+    });
+    EXPECT_EQ(warned, r.worse()) << z.name;
+  }
+  EXPECT_NE(app::format_eval_table(e.result).find("references vs zero-shot"), std::string::npos);
 }

@@ -1,16 +1,20 @@
 // Few-shot reference memory (docs/design.md §13) against the Python restatement of APRIL-GAN's
 // few-shot branch (scripts/golden/make_golden_few_shot.py, tests/fixtures/vcp/few_shot*.npy) on the
-// tiny VCP fixture; save/load round trip and the refusal of a memory made with another model.
+// tiny VCP fixture; save/load round trip and the refusal of a memory made with another model; the
+// normal level and scale (leave-one-out, augmented views) and the normalised map D̂ against
+// scripts/golden/make_golden_few_shot_fusion.py (tests/fixtures/vcp/few_shot_fusion*).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "support/test_util.h"
 #include "vcp_fixture.h"
 #include "vcpclip/common/error.h"
+#include "vcpclip/io/safetensors.h"
 #include "vcpclip/model/reference_memory.h"
 #include "vcpclip/model/vcp_clip.h"
 
@@ -142,4 +146,101 @@ TEST(FewShotParity, MapEqualsTheBruteForceMinimumOverALargeMemory) {
   const auto brute = 1 - std::get<0>(at::einsum("bnw,mw->bnm", {tn, mem.features[0]}).max(2));
   const auto up = at::upsample_bilinear2d(brute.reshape({3, 1, 8, 8}), {64, 64}, true).squeeze(1);
   EXPECT_LT(max_abs(d, up), 1e-5);
+}
+
+namespace {
+
+nlohmann::json fusion_manifest() {
+  std::ifstream in(fx::path("few_shot_fusion.json"));
+  return nlohmann::json::parse(in);
+}
+
+/// max |a − b| / max(1, max |b|): D̂ is in standard deviations, tens of units at most.
+double scaled_error(const at::Tensor& a, const at::Tensor& b) {
+  return max_abs(a, b) / std::max(1.0, b.abs().max().item<double>());
+}
+
+}  // namespace
+
+TEST(FewShotParity, NormalStatisticsAndNormalizedMapMatchThePythonRestatement) {
+  // scripts/golden/make_golden_few_shot_fusion.py: leave-one-out (K = 2) and augmented views (K = 1).
+  const auto images = fx::load("images");
+  const auto manifest = fusion_manifest();
+  const auto layers = manifest.at("layers").get<std::vector<int64_t>>();
+  ASSERT_EQ(manifest.at("sets").size(), 2u);
+  for (const auto& set : manifest.at("sets")) {
+    const auto refs = set.at("references").get<std::vector<int64_t>>();
+    SCOPED_TRACE(::testing::Message() << "K = " << refs.size());
+    const auto mem = model::build_reference_memory(*tiny_model(), images.index_select(0, at::tensor(refs)), layers, 1);
+    ASSERT_TRUE(mem.has_normal_stats());
+    const auto level = set.at("normal_level").get<std::vector<double>>();
+    const auto scale = set.at("normal_scale").get<std::vector<double>>();
+    ASSERT_EQ(mem.normal_level.size(), layers.size());
+    for (size_t l = 0; l < layers.size(); ++l) {
+      EXPECT_NEAR(mem.normal_level[l], level[l], 1e-5 * level[l]) << "level of layer " << layers[l];
+      EXPECT_NEAR(mem.normal_scale[l], scale[l], 1e-4 * scale[l]) << "scale of layer " << layers[l];
+    }
+    EXPECT_NEAR(mem.normal_max, set.at("normal_max").get<double>(), 1e-4 * set.at("normal_max").get<double>());
+    const std::vector<const model::ReferenceMemory*> per_image(3, &mem);
+    const auto maps = tiny_model()->predict_maps(images, nullptr, per_image);
+    ASSERT_TRUE(maps.few_shot_normalized.defined());
+    const auto want = io::read_npy(fx::path(set.at("normalized_map").get<std::string>()));
+    ASSERT_EQ(maps.few_shot_normalized.sizes(), want.sizes());
+    EXPECT_LT(scaled_error(maps.few_shot_normalized, want), 1e-4);
+    // D is unchanged by the statistics: APRIL-GAN's map of make_golden_few_shot.py for K = 2.
+    if (refs.size() == 2) EXPECT_LT(max_abs(maps.few_shot, io::read_npy(fx::path("few_shot_map_2_3_4.npy"))), 1e-5);
+  }
+}
+
+TEST(FewShotParity, AugmentedViewsAndLeaveOneOutByHand) {
+  const auto images = fx::load("images");
+  // augmented_views(image, 8) shifts by 8 / 2 = 4 pixels (inside, away from the border; float32
+  // grid coordinates: 1e-4).
+  const auto v = model::augmented_views(images[2], 8);
+  ASSERT_EQ(v.sizes(), (std::vector<int64_t>{6, 3, 64, 64}));
+  EXPECT_LT(max_abs(v[0].slice(2, 8, 56), images[2].slice(2, 12, 60)), 1e-4) << "view 0: content from 4 px right";
+  EXPECT_LT(max_abs(v[2].slice(1, 8, 56), images[2].slice(1, 12, 60)), 1e-4) << "view 2: content from 4 px below";
+  // Leave-one-out: identical references are at distance 0 from each other.
+  const auto f = at::cat({at::eye(4), at::eye(4)}, 0);
+  EXPECT_LT(model::normal_distances(f, 2).abs().max().item<double>(), 1e-6);
+  const auto d = model::normal_distances(at::eye(4), 2);  // rows 0,1 vs rows 2,3: orthogonal
+  EXPECT_LT((d - 1).abs().max().item<double>(), 1e-6);
+  EXPECT_EQ(error_of([] { model::normal_distances(at::eye(4), 1); }),
+            "normal distances: one reference needs the tokens [V, 1+G², 4] of its augmented views");
+  EXPECT_EQ(error_of([] { model::normal_distances(at::eye(5), 2); }),
+            "normal distances: a memory [5, 5] does not hold 2 reference image(s)");
+}
+
+TEST(FewShotParity, NormalStatisticsSurviveSaveLoadAndVersion1LoadsWithout) {
+  auto mem = golden_memory({2, 3, 4});
+  mem.images = {"a.png", "b.png"};
+  mem.image_sha256 = {std::string(64, 'a'), std::string(64, 'b')};
+  mem.identity = {"backbone-sha", "weights-sha", 333, "checkpoint-sha", 64};
+  const auto dir = fs::temp_directory_path() / ("vcpclip_refmem_v_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  model::save_reference_memory(mem, (dir / "v2.safetensors").string());
+  const auto back = model::load_reference_memory((dir / "v2.safetensors").string());
+  EXPECT_EQ(back.normal_level, mem.normal_level);
+  EXPECT_EQ(back.normal_scale, mem.normal_scale);
+  EXPECT_EQ(back.normal_max, mem.normal_max);
+  // A version 1 file (written before the statistics): loads, without them.
+  auto file = io::read_safetensors_with_metadata((dir / "v2.safetensors").string());
+  auto info = nlohmann::json::parse(file.metadata.at("reference"));
+  info.erase("normal_level");
+  info.erase("normal_scale");
+  info.erase("normal_max");
+  file.metadata["reference"] = info.dump();
+  file.metadata["version"] = "1";
+  io::write_safetensors((dir / "v1.safetensors").string(), file.tensors, file.metadata);
+  const auto old = model::load_reference_memory((dir / "v1.safetensors").string());
+  EXPECT_FALSE(old.has_normal_stats());
+  const auto maps = tiny_model()->predict_maps(fx::load("images"), nullptr, {&old, &old, &old});
+  EXPECT_TRUE(maps.few_shot.defined());
+  EXPECT_FALSE(maps.few_shot_normalized.defined());
+  file.metadata["version"] = "3";
+  io::write_safetensors((dir / "v3.safetensors").string(), file.tensors, file.metadata);
+  EXPECT_EQ(
+      error_of([&] { model::load_reference_memory((dir / "v3.safetensors").string()); }),
+      "reference memory " + (dir / "v3.safetensors").string() + " has an unsupported version '3' (expected 1 or 2)");
+  fs::remove_all(dir);
 }

@@ -73,6 +73,8 @@ struct EvalResult {
   nlohmann::json profile;                     ///< with EvalRequest::profile: StageTimer::to_json + "gpu_busy_share"
   std::optional<double> gpu_busy_share;       ///< CUDA: device busy share of the batch loop (BatchPipeline)
   nlohmann::json few_shot;                    ///< few_shot_settings of the run (null: zero-shot)
+  /// With references: the metrics of the same images without them (report.references compares)
+  std::vector<eval::ClassMetrics> zero_shot_classes;
 };
 
 /// Runs the whole evaluation; builds the model from req.model and loads req.checkpoint.

@@ -10,7 +10,10 @@
 //                           # (neither: eval.data's dataset with split train)
 //     layers: []            # 1-based vision blocks ([] = model.features_list)
 //     fusion: add           # APRIL-GAN: pixel map += weight·D, image score += weight·max D
+//                           # normalized: D scaled by the references' own normal variation,
+//                           #   pixel map += weight·max(0, D̂ − margin), score += its max
 //     weight: 1.0
+//     margin: 3.0           # normalized only: standard deviations of normal variation ignored
 //
 // Reference images are decoded and resized exactly as test images (data::read_rgb,
 // data::preprocess_image); the references of one memory must share one size and channel count.
@@ -28,7 +31,8 @@
 
 namespace vcpclip::model {
 class VcpClipImpl;
-}
+struct VcpMaps;
+}  // namespace vcpclip::model
 
 namespace vcpclip::app {
 
@@ -38,15 +42,28 @@ struct FewShotOptions {
   std::string folder;                     ///< source folder ("" = a dataset)
   std::optional<data::DataOptions> data;  ///< source dataset (train split, good images)
   std::vector<int64_t> layers;            ///< [] = model.features_list
-  std::string fusion = "add";             ///< the only fusion: APRIL-GAN's addition
-  double weight = 1.0;                    ///< factor on D in the fusion
+  std::string fusion = "add";             ///< "add" (APRIL-GAN) or "normalized" (docs/design.md §13)
+  double weight = 1.0;                    ///< factor on the few-shot term in the fusion
+  double margin = 3.0;                    ///< normalized: D̂ below this (normal variation) adds nothing
+  /// normalized: "fixed" (D̂ − margin) or "references" (D̂ − normal_max − margin: above the largest
+  /// D̂ of the references' own normal patches)
+  std::string threshold = "fixed";
+  /// normalized: subtract each image's own median D̂ first (a reference that fits this image
+  /// badly everywhere raises D̂ everywhere; a defect raises it locally)
+  bool center = false;
 
   bool enabled() const { return k > 0; }
 };
 
 /// Reads the `few_shot:` section (calls finish(); every key checked: k ≥ 0, layers ≥ 1 and
-/// increasing, fusion "add", weight > 0, not both folder and data).
+/// increasing, fusion "add" or "normalized", weight > 0, margin ≥ 0, not both folder and data).
 FewShotOptions parse_few_shot_options(io::ConfigNode& node);
+
+/// The few-shot term T [B, S, S] float32 of a batch's maps (docs/design.md §13): add: weight·D;
+/// normalized: weight·max(0, D̂ − margin). The pixel map gets + T and the image score + max T
+/// (eval::fuse_few_shot with weight 1). Undefined without references; normalized with a memory
+/// lacking its normal statistics is an error.
+at::Tensor few_shot_term(const model::VcpMaps& maps, const FewShotOptions& opts);
 
 /// The layers a memory uses: opts.layers, or features_list when empty.
 std::vector<int64_t> few_shot_layers(const FewShotOptions& opts, const model::ModelOptions& model);
@@ -91,11 +108,11 @@ std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl&
                                                              const std::string& save_dir);
 
 /// The record of one memory (predict, Inferencer): {"k", "layers", "fusion", "weight",
-/// "references": fingerprint}.
+/// "references": fingerprint} (+ "margin" for the normalized fusion).
 nlohmann::json memory_settings(const FewShotOptions& opts, const model::ReferenceMemory& memory);
 
 /// calibration.json's record: null without references, else {"k", "layers", "fusion", "weight",
-/// "references": {class: fingerprint}}.
+/// "references": {class: fingerprint}} (+ "margin" for the normalized fusion).
 nlohmann::json few_shot_settings(const FewShotOptions& opts,
                                  const std::map<std::string, model::ReferenceMemory>& memories);
 

@@ -10,8 +10,11 @@
 //    "mean": {"label": "mean", "classes": 15, "classes_total": 15, "images": 1725,
 //             "images_total": 1725, <the same metric keys>},  mean over the classes where defined
 //    "incomplete": "..." (only when complete is false: what is missing),
-//    "warnings": [every warning of the run]}
+//    "warnings": [every warning of the run],
+//    "references_vs_zero_shot": [ReferenceEffect::to_json, ...] (only for eval with references)}
 // metrics.csv: one row per class and a last row named by the mean's label; empty cell = undefined.
+// With few-shot references the terminal table and metrics.md add the "references vs zero-shot"
+// table (eval/reference_effect.h), and a class made worse by them has a plain-words warning.
 // metrics.md:  the reference's table (tabulate "pipe"): objects | auroc_px | aupro_px | ap_px |
 //              f1_px | iou | auroc_sp | ap_sp | f1_sp | threshold, in % with 2 decimals (the
 //              threshold with 3), the mean row, "n/a" where undefined, then the warnings.
@@ -24,13 +27,15 @@
 #include <vector>
 
 #include "vcpclip/eval/accumulator.h"
+#include "vcpclip/eval/reference_effect.h"
 
 namespace vcpclip::eval {
 
 struct EvaluationReport {
   std::string aupro_mode = "exact";
   std::vector<ClassMetrics> classes;
-  std::vector<std::string> warnings;  ///< run-level warnings (class warnings stay in classes)
+  std::vector<std::string> warnings;        ///< run-level warnings (class warnings stay in classes)
+  std::vector<ReferenceEffect> references;  ///< eval with few-shot references: each class vs zero-shot
 };
 
 /// What a report covers: classes with metrics of all classes, images scored of all test images
@@ -71,7 +76,8 @@ const std::vector<MetricColumn>& metric_columns();
 nlohmann::json report_json(const EvaluationReport& report);
 std::string report_csv(const EvaluationReport& report);
 std::string report_markdown(const EvaluationReport& report);
-/// Aligned table for the terminal (the markdown table without the warnings).
+/// Aligned table for the terminal (the markdown table without the warnings; with references, the
+/// references vs zero-shot table after it).
 std::string report_table(const EvaluationReport& report);
 
 /// Writes DIR/metrics.json (with `run` as its "run" entry unless null), DIR/metrics.csv and

@@ -126,6 +126,11 @@ struct VcpMaps {
   torch::Tensor post;  ///< M_post [B, S, S] (undefined when post_vcp is false)
   /// Few-shot map D [B, S, S] (model/reference_memory.h); undefined without reference memories.
   torch::Tensor few_shot;
+  /// Normalised few-shot map D̂ [B, S, S] (reference_memory.h); undefined without references or
+  /// when a memory lacks its normal statistics (a memory file of version 1).
+  torch::Tensor few_shot_normalized;
+  /// [B] float32: each image's memory's normal_max (0 where an image has none); with few_shot_normalized.
+  torch::Tensor few_shot_normal_max;
 };
 
 class VcpClipImpl : public torch::nn::Module {
