@@ -13,7 +13,7 @@
 #include <optional>
 
 #include "vcpclip/app/batch_pipeline.h"
-#include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/calibrate/calibrate.h"
 #include "vcpclip/app/report/eval_html.h"
 #include "vcpclip/app/report/eval_png.h"
 #include "vcpclip/app/score.h"
@@ -309,7 +309,7 @@ EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_se
     result.few_shot = few_shot_settings(req.few_shot, collected.memories);
   }
   predict_test_set(req, model, ts, collected, result, timer);
-  // --calibration-out (app/calibrate.h): the class ranges before the per-class normalisation.
+  // --calibration-out (app/calibrate/calibrate.h): the class ranges before the per-class normalisation.
   std::vector<eval::ClassRange> ranges;
   if (!req.calibration_out.empty()) ranges = eval::class_ranges(collected.accs);
   {

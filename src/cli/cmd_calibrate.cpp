@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "command.h"
-#include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/calibrate/calibrate.h"
 #include "vcpclip/app/config/run_config.h"
 
 namespace {

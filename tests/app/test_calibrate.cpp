@@ -18,7 +18,7 @@
 #include "../model/vcp_fixture.h"
 #include "support/synth_set.h"
 #include "support/test_util.h"
-#include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/calibrate/calibrate.h"
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/data/transforms.h"

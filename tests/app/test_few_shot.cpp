@@ -17,7 +17,7 @@
 #include "../model/vcp_fixture.h"
 #include "support/synth_set.h"
 #include "support/test_util.h"
-#include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/calibrate/calibrate.h"
 #include "vcpclip/app/config/run_config.h"
 #include "vcpclip/app/decider.h"
 #include "vcpclip/app/evaluate.h"

@@ -13,7 +13,7 @@
 
 #include "../model/vcp_fixture.h"
 #include "support/test_util.h"
-#include "vcpclip/app/calibrate.h"
+#include "vcpclip/app/calibrate/calibrate.h"
 #include "vcpclip/app/predict.h"
 #include "vcpclip/app/synth.h"
 #include "vcpclip/model/precision_probe.h"

@@ -1,9 +1,9 @@
 // calibrate --method quantile with references: held-out good images, false alarms with and without
-// the references (app/reference_check.h), on hand-made accumulators whose answer is known.
+// the references (app/calibrate/reference_check.h), on hand-made accumulators whose answer is known.
 #include <gtest/gtest.h>
 
 #include "support/test_util.h"
-#include "vcpclip/app/reference_check.h"
+#include "vcpclip/app/calibrate/reference_check.h"
 
 using namespace vcpclip;
 using vcpclip::testing::error_of;

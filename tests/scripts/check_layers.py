@@ -33,7 +33,7 @@ INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]vcpclip/([a-z_]+)/')
 APP_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]vcpclip/app/(?:([a-z_]+)/)?[a-z_]+\.h')
 # The rooms of app/: what several commands share (top level "", config/, report/) and one folder
 # per command family.
-APP_SHARED = {"", "config", "report"}
+APP_SHARED = {"", "config", "report", "calibrate"}
 APP_FAMILIES = {"serve", "bench", "demo", "ablate"}
 # The one exception: `vcpclip bench` measures the server in-process (src/app/bench/serve.cpp).
 FAMILY_MAY_INCLUDE = {"bench": {"serve"}}
@@ -89,7 +89,7 @@ def app_room_violations():
             where = "the top level of app/" if room == "" else (
                 f"shared room app/{room}/" if room in APP_SHARED else f"family app/{room}/")
             out.append(f"{f.relative_to(ROOT)}:{n}: {where} must not include family vcpclip/app/{target}/ "
-                       f"(families include only the top level, config/, report/ and themselves)")
+                       f"(families include only the top level, the shared rooms and themselves)")
     return out
 
 

@@ -48,7 +48,7 @@ struct EvalRequest {
   /// The resolved config (app::run_config_file_text), written to out_dir/config.yaml; "" = none.
   std::string config_text;
   bool progress = true;  ///< progress bar on stderr
-  /// --calibration-out: also write the f1 calibration of the run here (app/calibrate.h); "" = none
+  /// --calibration-out: also write the f1 calibration of the run here (app/calibrate/calibrate.h); "" = none
   std::string calibration_out;
   bool profile = false;        ///< time per stage on stderr and in EvalResult::profile
   bool allow_partial = false;  ///< --allow-partial: report even when classes have no metrics

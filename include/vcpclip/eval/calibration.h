@@ -23,7 +23,7 @@
 //   {"format": "vcpclip-calibration", "version": 1, "method": "f1" | "quantile",
 //    "image_quantile": q | null, "pixel_quantile": q | null, "created": ISO time, "vcpclip": version,
 //    "data": {...what it was calibrated on...}, "checkpoint": {"path", "sha256"},
-//    "config": {"path", "settings": {...}},   settings: what determines maps and scores (app/calibrate.h)
+//    "config": {"path", "settings": {...}},   settings: what determines maps and scores (app/calibrate/calibrate.h)
 //    "precision": runtime.precision of the maps ("fp32", "bf16", ...; absent in files of older versions),
 //    "classes": [{"name", "images", "anomalous", "score_min", "score_max", "map_min", "map_max",
 //                 "image_threshold", "pixel_threshold", "image_f1", "pixel_f1", "image_f1_threshold",

@@ -1,6 +1,6 @@
 #pragma once
 // SHA-256 (FIPS 180-4) of bytes and of files, as lower-case hex: identifies the checkpoint and
-// the weights a calibration was made for (app/calibrate.h), the same digest `sha256sum` prints.
+// the weights a calibration was made for (app/calibrate/calibrate.h), the same digest `sha256sum` prints.
 #include <cstddef>
 #include <cstdint>
 #include <string>

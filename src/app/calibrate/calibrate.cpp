@@ -1,5 +1,5 @@
-// `vcpclip calibrate` and `eval --calibration-out` (see include/vcpclip/app/calibrate.h).
-#include "vcpclip/app/calibrate.h"
+// `vcpclip calibrate` and `eval --calibration-out` (see include/vcpclip/app/calibrate/calibrate.h).
+#include "vcpclip/app/calibrate/calibrate.h"
 
 #include <spdlog/spdlog.h>
 
@@ -10,9 +10,9 @@
 #include <optional>
 #include <set>
 
+#include "vcpclip/app/calibrate/reference_check.h"
 #include "vcpclip/app/config/run_util.h"
 #include "vcpclip/app/decider.h"
-#include "vcpclip/app/reference_check.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/common/progress.h"
@@ -64,7 +64,7 @@ void finish_and_write(eval::Calibration& c, const std::string& path, int64_t ima
 }
 
 /// Maps and scores of the normal images of eval.data, per class (in dataset order); with
-/// references, `zero` gets the same images' zero-shot maps and scores (app/reference_check.h).
+/// references, `zero` gets the same images' zero-shot maps and scores (app/calibrate/reference_check.h).
 std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int64_t* skipped, nlohmann::json* few_shot,
                                                 std::vector<eval::ClassAccumulator>* zero) {
   const auto& e = req.eval;
@@ -125,7 +125,7 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
   return accs;
 }
 
-/// With references: the held-out false alarms with and without them (app/reference_check.h),
+/// With references: the held-out false alarms with and without them (app/calibrate/reference_check.h),
 /// printed and written to OUT/reference_check.json; a class where they rise gets a warning.
 void check_references(const CalibrateRequest& req, const std::vector<eval::ClassAccumulator>& with,
                       const std::vector<eval::ClassAccumulator>& without) {

@@ -1,5 +1,5 @@
-// Held-out false alarms with and without references (see include/vcpclip/app/reference_check.h).
-#include "vcpclip/app/reference_check.h"
+// Held-out false alarms with and without references (see include/vcpclip/app/calibrate/reference_check.h).
+#include "vcpclip/app/calibrate/reference_check.h"
 
 #include <cstdio>
 
