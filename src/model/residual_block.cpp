@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "clip_internal.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/clip_model.h"
 
@@ -89,6 +90,19 @@ torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k
 
 }  // namespace
 
+torch::Tensor scaled_dot_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   const torch::Tensor& mask, bool need_grad) {
+  const double sqrt_hd = std::sqrt(static_cast<double>(q.size(-1)));
+  auto m = mask.defined() ? mask.to(at::kFloat) : mask;
+  // Blocked tasks pay off once the [N·H, L, L] scores outgrow the caches (ViT-L-14 at 336/518:
+  // L = 577/1370); short sequences (ViT-B-16 at 224: L = 197; text: 77) run faster batched.
+  if (q.device().is_cpu() && !need_grad && q.size(1) >= kBlockedAttentionMinLength)
+    return attention_cpu_tasks(q, k, v, m, sqrt_hd);
+  auto scores = attention_scores(q, k, sqrt_hd);  // [N·H, L, L] fp32
+  if (m.defined()) scores.add_(m);
+  return at::bmm(at::softmax(scores, -1).to(v.scalar_type()), v);
+}
+
 torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t n = x.size(0), len = x.size(1), hd = width / heads;
   // [N, L, 3W] → contiguous [3, N·H, L, hd]: q, k, v rows of the packed projection in that order.
@@ -100,20 +114,8 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
                  .permute({2, 0, 3, 1, 4})
                  .contiguous()
                  .view({3, n * heads, len, hd});
-  const double sqrt_hd = std::sqrt(static_cast<double>(hd));
-  auto q = qkv[0], k = qkv[1], v = qkv[2];
-  auto m = mask.defined() ? mask.to(at::kFloat) : mask;
-  torch::Tensor out;
   const bool need_grad = c10::GradMode::is_enabled() && (x.requires_grad() || in_proj_weight.requires_grad());
-  // Blocked tasks pay off once the [N·H, L, L] scores outgrow the caches (ViT-L-14 at 336/518:
-  // L = 577/1370); short sequences (ViT-B-16 at 224: L = 197; text: 77) run faster batched.
-  if (x.device().is_cpu() && !need_grad && len >= kBlockedAttentionMinLength) {
-    out = attention_cpu_tasks(q, k, v, m, sqrt_hd);
-  } else {
-    auto scores = attention_scores(q, k, sqrt_hd);  // [N·H, L, L] fp32
-    if (m.defined()) scores.add_(m);
-    out = at::bmm(at::softmax(scores, -1).to(v.scalar_type()), v);
-  }
+  auto out = scaled_dot_attention(qkv[0], qkv[1], qkv[2], mask, need_grad);
   out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width}).to(out_proj->weight.scalar_type());
   return at::linear(out, out_proj->weight, out_proj->bias);
 }
