@@ -67,8 +67,8 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
                                                 nlohmann::json* few_shot) {
   const auto& e = req.eval;
   const auto device = apply_runtime(e.runtime);
-  auto model = model::build_vcp_clip(e.model, device);
-  model::load_vcp_checkpoint(*model, e.checkpoint);
+  auto model = model::build_method(e.model, device);
+  model::load_method_checkpoint(*model, e.checkpoint);
   model->set_precision(e.runtime.precision);  // recorded in calibration.json (calibration_header)
   model->eval();
   const auto index = data::read_index(*e.eval.data);
@@ -103,8 +103,8 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
     std::vector<const model::ReferenceMemory*> refs;
     if (!memories.empty())
       for (const auto& info : batch->infos) refs.push_back(&memories.at(info.cls_name));
-    const auto maps = model->predict_maps(batch->images.to(device), nullptr, refs);
-    auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
+    const auto maps = model->predict_maps(batch->images.to(device), nullptr, refs, batch->classes());
+    auto out = eval::postprocess_maps(maps.raw, maps.post, pp, maps.image_score);
     eval::fuse_few_shot(out, maps.few_shot, e.few_shot.weight);
     const at::Tensor pixel = out.pixel.to(at::kCPU).contiguous(), score = out.score.to(at::kCPU, at::kDouble);
     for (int64_t j = 0; j < batch->size(); ++j) {

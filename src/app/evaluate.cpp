@@ -98,8 +98,8 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
 }
 
 /// One batch's post-processed maps and scores (docs/design.md §6) into the accumulators (+ saved maps).
-void add_batch(const EvalRequest& req, const data::Batch& batch, const model::VcpMaps& maps, Collected& c) {
-  auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
+void add_batch(const EvalRequest& req, const data::Batch& batch, const model::MethodMaps& maps, Collected& c) {
+  auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess, maps.image_score);
   eval::fuse_few_shot(out, maps.few_shot, req.few_shot.weight);
   const at::Tensor pixel = out.pixel.to(at::kCPU, at::kFloat).contiguous();
   const at::Tensor score = out.score.to(at::kCPU, at::kDouble).contiguous();
@@ -123,15 +123,15 @@ void add_batch(const EvalRequest& req, const data::Batch& batch, const model::Vc
 }
 
 /// Runs the model over the whole test set (loader workers, batches of eval.batch_size).
-void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestSet& ts, Collected& c,
-                      EvalResult& result, StageTimer& timer) {
+void predict_test_set(const EvalRequest& req, model::Method& model, const TestSet& ts, Collected& c, EvalResult& result,
+                      StageTimer& timer) {
   const int64_t s = model->input_size();
   for (const auto& cls : ts.classes) {
     c.acc_of[cls] = c.accs.size();
     c.accs.emplace_back(cls);
     c.accs.back().reserve(size_t(ts.images_of.count(cls) ? ts.images_of.at(cls) : 0), s, s);
   }
-  const auto device = model->head->prompt_embeddings.device();
+  const auto device = model->device();
   auto lopts = data::make_loader_options(*req.eval.data, s, req.eval.batch_size, /*shuffle=*/false, req.runtime.seed);
   data::DataLoader loader(ts.index.samples, lopts);
   loader.start_epoch(0);
@@ -146,7 +146,7 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     std::vector<const model::ReferenceMemory*> refs;
     if (!c.memories.empty())
       for (const auto& info : batch->infos) refs.push_back(&c.memories.at(info.cls_name));
-    const auto maps = model->predict_maps(batch->images.to(device), &timer, refs);
+    const auto maps = model->predict_maps(batch->images.to(device), &timer, refs, batch->classes());
     auto post = timer.scope("post-processing + accumulating");
     add_batch(req, *batch, maps, c);
     result.images += batch->size();
@@ -219,24 +219,24 @@ EvalResult run_eval(const EvalRequest& req) {
   refuse_auto_precision(req.runtime.precision, "eval");
   const auto start = std::chrono::steady_clock::now();
   const auto device = apply_runtime(req.runtime);
-  auto model = model::build_vcp_clip(req.model, device);
+  auto model = model::build_method(req.model, device);
   const double load = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return run_eval(req, model, load);
 }
 
-EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_seconds) {
+EvalResult run_eval(const EvalRequest& req, model::Method model, double load_seconds) {
   const auto run_start = std::chrono::steady_clock::now();
   VCP_CHECK(req.eval.data.has_value(), "eval: no test set (an `eval.data` section) given");
   VCP_CHECK(!req.out_dir.empty(), "eval: no output directory given (--out or eval.out_dir)");
   refuse_auto_precision(req.runtime.precision, "eval");
-  const auto device = model->head->prompt_embeddings.device();
+  const auto device = model->device();
   StageTimer timer(req.profile, device_sync(device));
   if (load_seconds > 0) timer.add("load (weights, tokenizer)", load_seconds);
   model->set_precision(req.runtime.precision);
   EvalResult result;
   result.report.aupro_mode = eval::to_string(req.eval.metrics.aupro);
   if (!req.checkpoint.empty()) {
-    model::load_vcp_checkpoint(*model, req.checkpoint);
+    model::load_method_checkpoint(*model, req.checkpoint);
   } else {
     warn(result, msg("no checkpoint given: evaluating an UNTRAINED VCP head (initialised with seed ",
                      req.model.init_seed, "), a baseline, not VCP-CLIP's numbers"));

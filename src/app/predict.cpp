@@ -32,8 +32,8 @@
 #include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/npy.h"
+#include "vcpclip/model/method_registry.h"
 #include "vcpclip/model/precision_probe.h"
-#include "vcpclip/model/vcp_clip.h"
 
 namespace fs = std::filesystem;
 
@@ -260,11 +260,12 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; post undefined without Post-VCP
   at::Tensor few_shot_score;         ///< [B] weight · max D (undefined without references)
+  at::Tensor method_score;           ///< [B] the method's own image score (postprocess.image_score: method)
 };
 /// The blend, Gaussian filter and few-shot fusion run on the maps' own device (the model's), as
 /// in evaluate and the Inferencer; only their results come to the CPU, once each. On the CPU the
 /// copies are no-ops, so the ops and their order are those of before.
-Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, double few_shot_weight) {
+Processed postprocess(const model::MethodMaps& maps, const PostprocessOptions& pp, double few_shot_weight) {
   at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
   if (maps.few_shot.defined()) {  // eval::fuse_few_shot's arithmetic (float32), image by image
@@ -272,6 +273,8 @@ Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, 
     p.few_shot_score = (std::get<0>(d.flatten(1).max(1)) * static_cast<float>(few_shot_weight)).to(at::kCPU);
     final_maps = final_maps + d * static_cast<float>(few_shot_weight);
   }
+  if (pp.method_score) p.method_score = eval::postprocess_maps(maps.raw, maps.post, pp, maps.image_score).score;
+  if (p.method_score.defined()) p.method_score = p.method_score.to(at::kCPU);
   p.raw = maps.raw.to(at::kCPU);
   p.post = maps.post.defined() ? maps.post.to(at::kCPU) : at::Tensor();
   p.final_maps = final_maps.to(at::kCPU).contiguous();
@@ -280,8 +283,13 @@ Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, 
 
 PredictedImage score_image(const Processed& p, int64_t j, const PostprocessOptions& pp) {
   PredictedImage r;
-  r.score_raw = eval::topk_mean(p.raw[j], pp.topk).item<double>();
-  r.score_post = p.post.defined() ? eval::topk_mean(p.post[j], pp.topk).item<double>() : 0.0;
+  if (pp.method_score) {  // the method's own score (APRIL-GAN: its class-token probability)
+    r.score_raw = p.method_score[j].item<double>();
+    r.score_post = 0.0;
+  } else {
+    r.score_raw = eval::topk_mean(p.raw[j], pp.topk).item<double>();
+    r.score_post = p.post.defined() ? eval::topk_mean(p.post[j], pp.topk).item<double>() : 0.0;
+  }
   r.score_few_shot = p.few_shot_score.defined() ? p.few_shot_score[j].item<double>() : 0.0;
   r.score = r.score_raw + r.score_post + r.score_few_shot;
   r.map_min = p.final_maps[j].min().item<float>();
@@ -315,6 +323,8 @@ nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary
   j["sigma"] = pp.sigma;
   j["topk"] = pp.topk;
   j["post_vcp"] = req.model.post_vcp;
+  j["method"] = req.model.method;
+  if (pp.method_score) j["image_score"] = "method";
   j["precision"] = to_string(precision.used);
   if (precision.probe) j["precision_probe"] = precision.to_json().at("probe");
   j["images"] = nlohmann::json::array();
@@ -344,7 +354,7 @@ struct PredictReferences {
   std::shared_ptr<model::ReferenceMemory> memory;
   nlohmann::json settings;  ///< calibration_settings' few_shot record (null: zero-shot)
 };
-PredictReferences predict_references(const PredictRequest& req, model::VcpClipImpl& model, StageTimer& timer) {
+PredictReferences predict_references(const PredictRequest& req, model::MethodImpl& model, StageTimer& timer) {
   PredictReferences r;
   const std::string source = req.reference.empty() ? req.few_shot.folder : req.reference;
   VCP_CHECK(req.save_reference.empty() || !source.empty(), "predict: --save-reference needs --reference DIR");
@@ -366,12 +376,12 @@ PredictReferences predict_references(const PredictRequest& req, model::VcpClipIm
 }
 
 /// Loads the model and checkpoint (the "load" stage) and sets its precision (auto: the probe).
-model::VcpClip load_model(const PredictRequest& req, const c10::Device& device, StageTimer& timer,
-                          model::PrecisionChoice* precision) {
+model::Method load_model(const PredictRequest& req, const c10::Device& device, StageTimer& timer,
+                         model::PrecisionChoice* precision) {
   auto model = [&] {
     auto t = timer.scope("load (weights, tokenizer, checkpoint)");
-    auto m = model::build_vcp_clip(req.model, device);
-    model::load_vcp_checkpoint(*m, req.checkpoint);
+    auto m = model::build_method(req.model, device);
+    model::load_method_checkpoint(*m, req.checkpoint);
     m->eval();
     return m;
   }();
@@ -395,12 +405,14 @@ PredictSummary run_predict(const PredictRequest& req) {
   std::optional<Decider> decider;  // --calibration (app/decider.h): zero-shot, checked before the model is built
   if (!req.calibration.empty() && !with_references)
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
+  if (req.calibration.empty()) product_class(req.model, req.class_name, nullptr, "predict");  // fails fast
   model::PrecisionChoice precision;
   auto model = load_model(req, device, timer, &precision);
   const PredictReferences refs = predict_references(req, *model, timer);
   if (!req.calibration.empty() && with_references)  // the calibration must have been made with these references
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint, refs.settings);
   if (decider) decider->warn_if_other_precision(precision.used);
+  const std::string product = product_class(req.model, req.class_name, decider ? &*decider : nullptr, "predict");
   fs::create_directories(req.out_dir);
   const int64_t s = model->input_size();
   PredictSummary summary;
@@ -412,7 +424,8 @@ PredictSummary run_predict(const PredictRequest& req) {
     Batch b = next_batch(images, paths, next, req, summary, bar, timer);
     if (b.ids.empty()) continue;
     const std::vector<const model::ReferenceMemory*> memories(refs.memory ? b.ids.size() : 0, refs.memory.get());
-    model::VcpMaps maps = model->predict_maps(at::stack(b.inputs).to(device), &timer, memories);
+    const model::ClassNames classes(product.empty() ? 0 : b.ids.size(), product);
+    model::MethodMaps maps = model->predict_maps(at::stack(b.inputs).to(device), &timer, memories, classes);
     Processed p;
     {
       auto t = timer.scope("post-processing");

@@ -27,7 +27,7 @@
 #include "vcpclip/model/reference_memory.h"
 
 namespace vcpclip::model {
-class VcpClipImpl;
+class MethodImpl;
 }
 
 namespace vcpclip::app {
@@ -62,13 +62,13 @@ model::ReferenceIdentity run_identity(const model::ModelOptions& model, const st
 
 /// Decodes `files` like test images, checks they share size and channel count, builds the memory
 /// on the model's device and fills images, hashes and identity.
-model::ReferenceMemory build_memory_from_files(model::VcpClipImpl& model, const std::vector<std::string>& files,
+model::ReferenceMemory build_memory_from_files(model::MethodImpl& model, const std::vector<std::string>& files,
                                                const std::vector<int64_t>& layers,
                                                const model::ReferenceIdentity& identity);
 
 /// predict --reference / InferencerOptions::reference: a folder (all its images; k of them when
 /// k > 0) or a saved memory (.safetensors, checked against `identity` and `layers`).
-model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std::string& path, int64_t k, uint64_t seed,
+model::ReferenceMemory reference_from_path(model::MethodImpl& model, const std::string& path, int64_t k, uint64_t seed,
                                            const std::vector<int64_t>& layers,
                                            const model::ReferenceIdentity& identity);
 
@@ -76,7 +76,7 @@ model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std:
 /// `test_set` with split train), or from opts.folder for every class. `test_images` are the
 /// evaluated files: a reference among them is an error. Saved to `save_dir`/<class>.safetensors
 /// when save_dir is non-empty.
-std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl& model, const FewShotOptions& opts,
+std::map<std::string, model::ReferenceMemory> class_memories(model::MethodImpl& model, const FewShotOptions& opts,
                                                              const data::DataOptions& test_set,
                                                              const std::vector<std::string>& classes,
                                                              const std::vector<std::string>& test_images,
