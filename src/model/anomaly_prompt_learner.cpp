@@ -16,8 +16,8 @@ void AnomalyPromptConfig::validate(const std::string& origin) const {
   VCP_CHECK(text_width > 0 && context_length > 0, origin, ": text width and context length must be positive, found ",
             text_width, " and ", context_length);
   VCP_CHECK(n_ctx >= 1, origin, ": n_ctx (learned prompt rows) must be >= 1, found ", n_ctx);
-  VCP_CHECK(t_n_ctx >= 1 && t_n_ctx <= n_ctx, origin, ": t_n_ctx (deep text prompt rows) must be in [1, n_ctx = ",
-            n_ctx, "], found ", t_n_ctx);
+  VCP_CHECK(t_n_ctx >= 1 && t_n_ctx <= n_ctx, origin,
+            ": t_n_ctx (deep text prompt rows) must be in [1, n_ctx = ", n_ctx, "], found ", t_n_ctx);
   VCP_CHECK(depth >= 1, origin, ": depth (deep text prompts in text blocks 1..depth-1) must be >= 1, found ", depth);
   // SOT + n_ctx + "damaged object ." + EOT must fit.
   VCP_CHECK(n_ctx + 5 <= context_length, origin, ": n_ctx ", n_ctx, " leaves no room for the prompt words in ",
@@ -120,12 +120,13 @@ std::vector<std::pair<std::string, at::Tensor>> AnomalyPromptLearnerImpl::state_
   return out;
 }
 
-void AnomalyPromptLearnerImpl::load_state(const std::map<std::string, at::Tensor>& tensors, const std::string& subject) {
+void AnomalyPromptLearnerImpl::load_state(const std::map<std::string, at::Tensor>& tensors,
+                                          const std::string& subject) {
   torch::OrderedDict<std::string, at::Tensor> dst;
   for (auto& [name, t] : state_tensors()) dst.insert(name, t);
   load_strict(dst, TensorSource::from_map(tensors), subject,
-              msg("the AnomalyCLIP prompt learner (n_ctx ", cfg_.n_ctx, ", t_n_ctx ", cfg_.t_n_ctx, ", depth ", cfg_.depth,
-                  ", text width ", cfg_.text_width, ")"));
+              msg("the AnomalyCLIP prompt learner (n_ctx ", cfg_.n_ctx, ", t_n_ctx ", cfg_.t_n_ctx, ", depth ",
+                  cfg_.depth, ", text width ", cfg_.text_width, ")"));
 }
 
 }  // namespace vcpclip::model

@@ -114,7 +114,9 @@ std::string recognise_checkpoint(const io::ReferenceCheckpoint& ckpt) {
 }
 
 void load_method_checkpoint(MethodImpl& model, const std::string& path) {
-  const auto ckpt = io::read_reference_checkpoint(path);
+  // Integer tensors kept: AnomalyCLIP's layout holds int32 token ids (a float-only head's strict
+  // load names any integer tensor as "not floating point").
+  const auto ckpt = io::read_reference_checkpoint(path, /*keep_integer=*/true);
   const MethodEntry& entry = require_method(model.method_name());
   if (!entry.recognises(ckpt)) {
     const std::string other = recognise_checkpoint(ckpt);

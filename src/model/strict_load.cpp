@@ -42,9 +42,9 @@ void load_strict(torch::OrderedDict<std::string, at::Tensor>& params, const Tens
     // ids) take integer tensors only.
     const bool want_float = at::isFloatingType(p->scalar_type());
     if (at::isFloatingType(e.dtype) != want_float) {
-      not_float.push_back(want_float ? msg("tensor '", e.name, "' is not floating point (", e.dtype, ")")
-                                     : msg("tensor '", e.name, "' is ", e.dtype, ", expected integer (",
-                                           p->scalar_type(), ")"));
+      not_float.push_back(
+          want_float ? msg("tensor '", e.name, "' is not floating point (", e.dtype, ")")
+                     : msg("tensor '", e.name, "' is ", e.dtype, ", expected integer (", p->scalar_type(), ")"));
       continue;
     }
     at::Tensor dst = *p;

@@ -18,11 +18,11 @@ namespace fx = anomaly_clip_fixture;
 
 namespace {
 
-#define EXPECT_STAGE(stage, got, want, tol)                                                           \
-  do {                                                                                                \
-    ASSERT_EQ((got).sizes(), (want).sizes()) << "stage '" << stage << "': shape differs";             \
-    const double d_ = fx::max_abs_diff(got, want);                                                    \
-    std::printf("  stage %-36s max |diff| = %.3g\n", std::string(stage).c_str(), d_);                 \
+#define EXPECT_STAGE(stage, got, want, tol)                                                                  \
+  do {                                                                                                       \
+    ASSERT_EQ((got).sizes(), (want).sizes()) << "stage '" << stage << "': shape differs";                    \
+    const double d_ = fx::max_abs_diff(got, want);                                                           \
+    std::printf("  stage %-36s max |diff| = %.3g\n", std::string(stage).c_str(), d_);                        \
     EXPECT_LE(d_, tol) << "stage '" << stage << "' drifted from the official pipeline: max |diff| = " << d_; \
   } while (0)
 
@@ -60,6 +60,11 @@ TEST(AnomalyClipParity, FreshPromptBuffersEqualTheOfficialConstructors) {
     EXPECT_TRUE(at::equal(t, want)) << name;
   }
   EXPECT_EQ(ckpt.at("prompt_learner.tokenized_prompts_pos").scalar_type(), at::kInt);
+  // Through the registry the backbone's weights are loaded after the method is built: the fresh
+  // buffers must follow them (not the allocation-time embedding).
+  auto built = model::build_method(fx::options(), c10::Device(c10::kCPU));
+  for (const auto& [name, t] : built->to_checkpoint().flatten())
+    if (name.find("token") != std::string::npos) EXPECT_TRUE(at::equal(t, ckpt.at(name))) << "registry-built " << name;
   // the EOT (49407) ends "X x12 object." at 15 and "X x12 damaged object." at 16
   EXPECT_EQ(m->prompt_learner->tokenized_prompts_pos.argmax().item<int64_t>(), 15);
   EXPECT_EQ(m->prompt_learner->tokenized_prompts_neg.argmax().item<int64_t>(), 16);
@@ -76,9 +81,9 @@ TEST(AnomalyClipParity, VisionDpamMatchesOfficial) {
   // Surgery tokens are not the original stream's: the plain tower's block-4 output differs.
   at::NoGradGuard ng;
   auto plain = m->clip->visual->forward(fx::images(), {4}, false).patch_features[0];
-  auto plain_tokens = at::matmul(at::layer_norm(plain, {plain.size(-1)}, m->clip->visual->ln_post->weight,
-                                                m->clip->visual->ln_post->bias, 1e-5),
-                                 m->clip->visual->proj);
+  auto plain_tokens = at::matmul(
+      at::layer_norm(plain, {plain.size(-1)}, m->clip->visual->ln_post->weight, m->clip->visual->ln_post->bias, 1e-5),
+      m->clip->visual->proj);
   EXPECT_GT(fx::max_abs_diff(plain_tokens, out.patch_tokens[2]), 1e-2);
 }
 
@@ -107,10 +112,10 @@ TEST(AnomalyClipParity, DeepPromptsAreRoundedThroughFp16) {
 TEST(AnomalyClipParity, MapsAndScoresWithin1e4) {
   auto m = fx::model();
   auto out = m->predict_maps(fx::images());
-  EXPECT_STAGE("map (sum over layers, before gaussian)", out.map, fx::load("map_sum"), 1e-4);
-  EXPECT_STAGE("image score", out.score, fx::load("score"), 1e-4);
+  EXPECT_STAGE("map (sum over layers, before gaussian)", out.raw, fx::load("map_sum"), 1e-4);
+  EXPECT_STAGE("image score", out.image_score, fx::load("score"), 1e-4);
   // the scores are small here (~0.007): relative 1e-4 as well
-  EXPECT_LE(fx::max_abs_diff(out.score, fx::load("score")), 1e-4 * fx::load("score").abs().min().item<double>());
+  EXPECT_LE(fx::max_abs_diff(out.image_score, fx::load("score")), 1e-4 * fx::load("score").abs().min().item<double>());
   at::NoGradGuard ng;
   auto vis = m->encode_image(fx::images());
   EXPECT_STAGE("image logits", m->image_logits(vis.image_embedding, m->encode_text()), fx::load("image_logits"), 1e-4);
@@ -123,19 +128,19 @@ TEST(AnomalyClipParity, MapsAndScoresWithin1e4) {
 TEST(AnomalyClipParity, MapsSumOverSeveralLayers) {
   auto m = fx::model(/*multi=*/true);
   auto out = m->predict_maps(fx::images());
-  EXPECT_STAGE("map, blocks 1+3+4", out.map, fx::load("map_sum_multi"), 1e-4);
-  EXPECT_GT(out.map.max().item<double>(), 1.5);  // three layers: the sum exceeds one layer's range
+  EXPECT_STAGE("map, blocks 1+3+4", out.raw, fx::load("map_sum_multi"), 1e-4);
+  EXPECT_GT(out.raw.max().item<double>(), 1.5);  // three layers: the sum exceeds one layer's range
 }
 
 TEST(AnomalyClipParity, EvalModeReusesTextUntilThePromptsChange) {
   auto m = fx::model();
   auto first = m->predict_maps(fx::images());
   auto again = m->predict_maps(fx::images());
-  EXPECT_TRUE(at::equal(first.map, again.map));
+  EXPECT_TRUE(at::equal(first.raw, again.raw));
   {
     at::NoGradGuard ng;
     m->prompt_learner->ctx_neg.mul_(0.5);  // an in-place change (an optimiser step) must be seen
   }
   auto changed = m->predict_maps(fx::images());
-  EXPECT_GT(fx::max_abs_diff(changed.map, first.map), 1e-3);
+  EXPECT_GT(fx::max_abs_diff(changed.raw, first.raw), 1e-3);
 }

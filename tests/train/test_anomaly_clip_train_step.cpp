@@ -14,7 +14,7 @@
 
 #include "model/anomaly_clip_fixture.h"
 #include "vcpclip/io/checkpoint.h"
-#include "vcpclip/train/anomaly_clip_loss.h"
+#include "vcpclip/train/trainer.h"
 
 using namespace vcpclip;
 namespace fx = anomaly_clip_fixture;
@@ -22,22 +22,24 @@ namespace fx = anomaly_clip_fixture;
 namespace {
 
 struct Step {
-  train::AnomalyClipLossTerms loss;
+  model::MethodLoss loss;
   std::vector<std::pair<std::string, at::Tensor>> grads;  // trained tensors in golden order
 };
 
-/// Forward + loss + backward + one Adam step on the fixture batch.
-Step run_step(model::AnomalyClipImpl& m, double lr, double eps, double lambda) {
+/// forward_train + the method's loss + backward + one Adam step on the fixture batch (the labels
+/// come from the masks: image 0 normal, 1 and 2 anomalous, as golden.json's).
+Step run_step(model::AnomalyClipImpl& m, double lr, double eps) {
   const auto& g = fx::manifest();
   m.train();
-  auto trainable = m.prompt_learner->trainable_parameters();
-  torch::optim::Adam opt(trainable, torch::optim::AdamOptions(lr)
-                                        .betas({g.at("betas")[0].get<double>(), g.at("betas")[1].get<double>()})
-                                        .eps(eps));
-  auto labels = at::tensor(g.at("labels").get<std::vector<int64_t>>(), at::kLong);
-  auto out = m.forward(fx::images());
+  auto groups = m.parameter_groups();
+  EXPECT_EQ(groups.size(), 1u);
+  auto trainable = groups.at(0).params;
+  torch::optim::Adam opt(
+      trainable,
+      torch::optim::AdamOptions(lr).betas({g.at("betas")[0].get<double>(), g.at("betas")[1].get<double>()}).eps(eps));
+  auto out = m.forward_train(fx::images(), {});
   Step s;
-  s.loss = train::anomaly_clip_loss(out.image_logits, labels, out.probs, fx::load("masks"), lambda);
+  s.loss = m.loss(out, fx::load("masks"));
   opt.zero_grad();
   s.loss.total.backward();
   const auto names = g.at("grad_tensors");
@@ -69,11 +71,12 @@ TEST(AnomalyClipTrainStep, OneAdamStepMatchesOfficial) {
   const auto& g = fx::manifest();
   auto m = fx::model();
   auto before = m->to_checkpoint().flatten();
-  const auto s = run_step(*m, g.at("lr").get<double>(), 1e-8, g.at("lambda").get<double>());
+  const auto s = run_step(*m, g.at("lr").get<double>(), 1e-8);
   const auto& want = g.at("loss_f32");
-  EXPECT_NEAR(s.loss.total.item<double>(), want.at("total").get<double>(), 1e-5 * want.at("total").get<double>());
-  EXPECT_NEAR(s.loss.image.item<double>(), want.at("image").get<double>(), 1e-5 * want.at("total").get<double>());
-  EXPECT_NEAR(s.loss.maps.item<double>(), want.at("maps").get<double>(), 1e-5 * want.at("total").get<double>());
+  const double total = want.at("total").get<double>(), lambda = g.at("lambda").get<double>();
+  EXPECT_NEAR(s.loss.total.item<double>(), total, 1e-5 * total);
+  EXPECT_NEAR(s.loss.post.item<double>(), want.at("image").get<double>(), 1e-5 * total);         // reported: image CE
+  EXPECT_NEAR(s.loss.raw.item<double>(), lambda * want.at("maps").get<double>(), 1e-5 * total);  // lambda · maps
 
   const auto g32 = golden_grads("grads_f32"), g64 = golden_grads("grads_f64");
   double worst_grad = 0;
@@ -119,8 +122,8 @@ TEST(AnomalyClipTrainStep, OneAdamStepMatchesOfficial) {
 
 TEST(AnomalyClipTrainStep, LambdaWeighsTheMapTermsOnly) {
   const auto& g = fx::manifest();
-  auto m = fx::model();
-  const auto s = run_step(*m, g.at("lr").get<double>(), 1e-8, 1.0);  // the pre-April-2025 weight
+  auto m = fx::model(false, /*lambda=*/1.0);  // the pre-April-2025 weight
+  const auto s = run_step(*m, g.at("lr").get<double>(), 1e-8);
   const auto& want = g.at("loss_f32");
   const double expect = want.at("image").get<double>() + want.at("maps").get<double>();
   EXPECT_NEAR(s.loss.total.item<double>(), expect, 1e-5 * expect);
@@ -135,7 +138,7 @@ TEST(AnomalyClipTrainStep, UpdateAtLrEqualsEpsFollowsFloat64GradientMagnitudes) 
   const auto& g = fx::manifest();
   auto m = fx::model();
   auto before = m->to_checkpoint().flatten();
-  const auto s = run_step(*m, 1000.0, 1000.0, g.at("lambda").get<double>());
+  const auto s = run_step(*m, 1000.0, 1000.0);
   auto after = m->to_checkpoint().flatten();
   const auto g32 = golden_grads("grads_f32"), g64 = golden_grads("grads_f64");
   for (const auto& [name, grad] : s.grads) {
@@ -157,5 +160,38 @@ TEST(AnomalyClipTrainStep, UpdateAtLrEqualsEpsFollowsFloat64GradientMagnitudes) 
     EXPECT_LE(excess.max().item<double>(), 0.0) << name << ": max |update − g64·1000/(|g64| + 1000)| " << err;
     std::printf("%-26s max|g64| %.3g  err %.3g  tol %.3g  (%lld elements past tol: fp16 steps)\n", name.c_str(), scale,
                 err, tol, static_cast<long long>(((moved - expect).abs() > tol).sum().item<int64_t>()));
+  }
+}
+
+// The shared trainer's step (train::make_optimizer from the method's groups + train::train_step,
+// as `vcpclip train` runs it) gives the same step: loss, reported terms, tensors after the step.
+TEST(AnomalyClipTrainStep, SharedTrainerStepEqualsTheOfficialStep) {
+  const auto& g = fx::manifest();
+  auto m = fx::model();
+  m->train();
+  train::TrainOptions to;
+  to.lr = g.at("lr").get<double>();
+  to.betas = {g.at("betas")[0].get<double>(), g.at("betas")[1].get<double>()};
+  auto opt = train::make_optimizer(*m, to);
+  ASSERT_EQ(opt->param_groups().size(), 1u);
+  EXPECT_EQ(opt->param_groups()[0].params().size(), 2u + static_cast<size_t>(g.at("depth").get<int64_t>() - 1));
+  const auto r = train::train_step(*m, *opt, fx::images(), fx::load("masks"), 1);
+  const auto& want = g.at("loss_f32");
+  const double total = want.at("total").get<double>();
+  EXPECT_NEAR(r.loss, total, 1e-5 * total);
+  EXPECT_NEAR(r.loss_raw, g.at("lambda").get<double>() * want.at("maps").get<double>(), 1e-5 * total);
+  EXPECT_NEAR(r.loss_post, want.at("image").get<double>(), 1e-5 * total);
+  auto expected = io::read_reference_checkpoint(fx::path(g.at("after_step").get<std::string>()), true).flatten();
+  const auto g32 = golden_grads("grads_f32"), g64 = golden_grads("grads_f64");
+  for (const auto& [key, t] : m->to_checkpoint().flatten()) {
+    const auto name = key.substr(std::string("prompt_learner.").size());
+    if (!g64.count(name)) {
+      EXPECT_TRUE(at::equal(t, expected.at(key))) << key;  // buffers and the unused projections
+      continue;
+    }
+    const double noise = fx::max_abs_diff(g32.at(name), g64.at(name));
+    const auto signal = g64.at(name).abs() >= std::max(1e-5, 4 * noise);
+    const auto diff = (t.to(at::kDouble) - expected.at(key).to(at::kDouble)).abs();
+    EXPECT_LE(at::where(signal, diff, at::zeros_like(diff)).max().item<double>(), 1e-6) << key;
   }
 }

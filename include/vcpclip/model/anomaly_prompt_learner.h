@@ -28,11 +28,11 @@
 namespace vcpclip::model {
 
 struct AnomalyPromptConfig {
-  int64_t text_width = 768;      ///< W_t of the backbone's text tower
-  int64_t context_length = 77;   ///< of the text tower
-  int64_t n_ctx = 12;            ///< learned rows per prompt (official --n_ctx / Prompt_length)
-  int64_t t_n_ctx = 4;           ///< rows of each deep text prompt (--t_n_ctx)
-  int64_t depth = 9;             ///< --depth: deep prompts replace rows 1..t_n_ctx before text blocks 1..depth-1
+  int64_t text_width = 768;        ///< W_t of the backbone's text tower
+  int64_t context_length = 77;     ///< of the text tower
+  int64_t n_ctx = 12;              ///< learned rows per prompt (official --n_ctx / Prompt_length)
+  int64_t t_n_ctx = 4;             ///< rows of each deep text prompt (--t_n_ctx)
+  int64_t depth = 9;               ///< --depth: deep prompts replace rows 1..t_n_ctx before text blocks 1..depth-1
   int64_t projection_width = 896;  ///< the unused projections' output width (hard-coded officially)
 
   /// Checks the sizes fit (n_ctx ≥ 1, 1 ≤ t_n_ctx ≤ n_ctx, depth ≥ 1, the prompts fit the context).
