@@ -189,7 +189,9 @@ TEST(AnomalyClipOptions, KeysParseAndOtherMethodsKeysAreRefused) {
   EXPECT_EQ(d.n_ctx, 12);
   EXPECT_EQ(d.depth, 9);
   EXPECT_DOUBLE_EQ(d.lambda, 4.0);
-  EXPECT_NE(error("  prompt_len: 2\n").find("is a key of method vcp_clip, but model.method is anomaly_clip"),
+  EXPECT_NE(error("  prompt_len: 2\n")
+                .find("is a key of method vcp_clip, but 'model.method' in <t> is anomaly_clip (its own keys: n_ctx, "
+                      "t_n_ctx, depth, dpam_layer, lambda)"),
             std::string::npos)
       << error("  prompt_len: 2\n");
   EXPECT_NE(error("  t_n_ctx: 13\n").find("expected 1..n_ctx (12), found 13"), std::string::npos)
