@@ -101,9 +101,9 @@ TEST(AprilGanVerbs, EvalUsesTheClassFoldersAndRecordsTheMethod) {
   const std::string cfg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(cfg.find("method: april_gan"), std::string::npos) << cfg;
   const auto cal = read_json(dir / "calibration.json");
-  EXPECT_EQ(cal.at("settings").at("model").at("method"), "april_gan");
-  EXPECT_EQ(cal.at("settings").at("postprocess").at("image_score"), "method");
-  EXPECT_FALSE(cal.at("settings").at("model").contains("prompt_len"));
+  EXPECT_EQ(cal.at("config").at("settings").at("model").at("method"), "april_gan");
+  EXPECT_EQ(cal.at("config").at("settings").at("postprocess").at("image_score"), "method");
+  EXPECT_FALSE(cal.at("config").at("settings").at("model").contains("prompt_len"));
 }
 
 TEST(AprilGanVerbs, InferencerNeedsAClassAndUsesTheCalibrations) {
