@@ -238,8 +238,10 @@ EvalResult run_eval(const EvalRequest& req, model::Method model, double load_sec
   if (!req.checkpoint.empty()) {
     model::load_method_checkpoint(*model, req.checkpoint);
   } else {
-    warn(result, msg("no checkpoint given: evaluating an UNTRAINED VCP head (initialised with seed ",
-                     req.model.init_seed, "), a baseline, not VCP-CLIP's numbers"));
+    const auto& info = model->info();
+    warn(result,
+         msg("no checkpoint given: evaluating an UNTRAINED ", info.name == "vcp_clip" ? "VCP" : info.title,
+             " head (initialised with seed ", req.model.init_seed, "), a baseline, not ", info.title, "'s numbers"));
   }
   model->eval();
   const TestSet ts = read_test_set(*req.eval.data);

@@ -30,7 +30,7 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--config,-c", a->config,
                      "run config (sections model, postprocess, predict, runtime); default: the config.yaml beside "
                      "the checkpoint");
-      sub.add_option("--checkpoint,-k", a->flags.checkpoint, "VCP checkpoint in the reference layout (.pth)")
+      sub.add_option("--checkpoint,-k", a->flags.checkpoint, "the method's checkpoint in its official layout (.pth)")
           ->required();
       sub.add_option("--input,-i", a->flags.inputs,
                      "image file or directory, searched recursively; outputs mirror its sub-folders (repeatable)")

@@ -53,6 +53,8 @@ eval::Calibration load_checked_calibration(const std::string& path, const model:
 ///    run uses bf16: decisions near a threshold may differ (calibrate again, or run in fp32)"
 std::string calibration_precision_warning(const std::string& path, const std::string& calibrated, Precision used);
 
+class Decider;
+
 /// The product class for a method whose prompts name it (model::MethodInfo::needs_class_name):
 /// `flag` (--class, InferencerOptions::class_name) if given, else the calibration's class, else a
 /// vcpclip::Error for `who` saying how to give one. "" for methods that need no class name.

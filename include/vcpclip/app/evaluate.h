@@ -33,6 +33,7 @@
 #include "vcpclip/eval/accumulator.h"
 #include "vcpclip/eval/report.h"
 #include "vcpclip/model/method_registry.h"
+#include "vcpclip/model/vcp_clip.h"  // build_vcp_clip, for callers of run_eval(req, model)
 
 namespace vcpclip::app {
 
