@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::vector<double>> t;
   for (int r = 0; r < a.rounds; ++r) {
     for (int i = 0; i < a.images; ++i) {
-      model::VcpMaps maps;
+      model::MethodMaps maps;
       const double fwd = ms_per_image(1, [&] { maps = model->predict_maps(tensors[i]); });
       t["forward"].push_back(fwd);
       t["preprocess"].push_back(ms_per_image(

@@ -39,9 +39,11 @@ using Decision = eval::Decision;  ///< OK/NG, threshold-centred score, mask, reg
 /// What an Inferencer is built from.
 struct InferencerOptions {
   std::string config;       ///< run config YAML (sections model, postprocess, runtime; others are checked too)
-  std::string checkpoint;   ///< VCP checkpoint in the reference layout (.pth), required
+  std::string checkpoint;   ///< the method's checkpoint in its official layout (.pth), required
   std::string calibration;  ///< calibration.json ("" = maps and scores only, no decisions)
-  std::string class_name;   ///< the calibration's class ("" = its only class)
+  /// The calibration's class ("" = its only class), and the product class that the prompts of a
+  /// method like APRIL-GAN name (model.method april_gan: required, here or through the calibration).
+  std::string class_name;
   std::vector<std::string> overrides;  ///< "key=value" config overrides, as --set
   std::string config_text;             ///< the run config as YAML text instead of a file (used when config is "")
   /// Few-shot (docs/design.md §13): a folder of normal images of the product (k of them with

@@ -8,6 +8,7 @@
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/sha256.h"
+#include "vcpclip/model/method_registry.h"
 
 namespace vcpclip::app {
 
@@ -17,20 +18,36 @@ nlohmann::json calibration_settings(const model::ModelOptions& m, const Postproc
                           {"weights_sha256", m.weights.empty() ? "" : io::sha256_file(m.weights, "CLIP weights")},
                           {"image_size", m.input_size},
                           {"activation", model::to_string(m.activation)},
-                          {"features_list", m.features_list},
-                          {"prompt_len", m.prompt_len},
-                          {"deep_prompt_len", m.deep_prompt_len},
-                          {"deep_prompt_layers", m.deep_prompt_layers},
-                          {"use_global", m.use_global},
-                          {"post_vcp", m.post_vcp},
-                          {"post_heads", m.post_heads},
-                          {"templates_normal", m.templates_normal},
-                          {"templates_abnormal", m.templates_abnormal}};
+                          {"features_list", m.features_list}};
+  if (m.method == "vcp_clip") {  // its own keys; no "method" key (files of before are vcp_clip's)
+    model.update({{"prompt_len", m.prompt_len},
+                  {"deep_prompt_len", m.deep_prompt_len},
+                  {"deep_prompt_layers", m.deep_prompt_layers},
+                  {"use_global", m.use_global},
+                  {"post_vcp", m.post_vcp},
+                  {"post_heads", m.post_heads},
+                  {"templates_normal", m.templates_normal},
+                  {"templates_abnormal", m.templates_abnormal}});
+  } else {
+    model["method"] = m.method;
+  }
   if (m.weights.empty()) model["init_seed"] = m.init_seed;  // the random backbone comes from it
-  nlohmann::json out = {{"model", model},
-                        {"postprocess", {{"alpha", pp.alpha}, {"sigma", pp.sigma}, {"topk", pp.topk}}}};
+  nlohmann::json post = {{"alpha", pp.alpha}, {"sigma", pp.sigma}, {"topk", pp.topk}};
+  if (pp.method_score) post["image_score"] = "method";  // absent = topk (files of before)
+  nlohmann::json out = {{"model", model}, {"postprocess", post}};
   if (!few_shot.is_null()) out["few_shot"] = few_shot;  // absent = zero-shot (files of before few-shot)
   return out;
+}
+
+std::string product_class(const model::ModelOptions& model, const std::string& flag, const Decider* decider,
+                          const std::string& who) {
+  const auto& info = model::method_info(model.method);
+  if (!info.needs_class_name) return "";
+  if (!flag.empty()) return flag;
+  if (decider) return decider->class_name();
+  fail(who, ": ", info.title, " (model.method ", info.name,
+       ") names the product in its prompts: give its class with --class NAME (written as the dataset's class "
+       "folder, e.g. metal_nut), or a calibration (--calibration) whose class it then uses");
 }
 
 eval::Calibration load_checked_calibration(const std::string& path, const model::ModelOptions& model,
@@ -48,6 +65,12 @@ eval::Calibration load_checked_calibration(const std::string& path, const model:
     auto& refs = recorded["few_shot"]["references"];
     refs = refs.contains(name) ? refs[name] : nlohmann::json("(none for class '" + name + "')");
   }
+  const std::string made_with = recorded.contains("model") && recorded["model"].contains("method")
+                                    ? recorded["model"]["method"].get<std::string>()
+                                    : "vcp_clip";
+  VCP_CHECK(made_with == model.method, "calibration ", path, " was made with method ", made_with,
+            ", but this run's model.method is ", model.method,
+            "; calibrate again with this method (vcpclip calibrate)");
   const auto diffs = eval::settings_differences(recorded, calibration_settings(model, pp, few_shot));
   if (!diffs.empty()) {
     std::string text;

@@ -128,8 +128,8 @@ void add_batch(const EvalRequest& req, const data::Batch& batch, const at::Tenso
 }
 
 /// Runs the model over the whole test set (loader workers, batches of eval.batch_size).
-void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestSet& ts, Collected& c,
-                      EvalResult& result, StageTimer& timer) {
+void predict_test_set(const EvalRequest& req, model::Method& model, const TestSet& ts, Collected& c, EvalResult& result,
+                      StageTimer& timer) {
   const int64_t s = model->input_size();
   for (const auto& cls : ts.classes) {
     c.acc_of[cls] = c.accs.size();
@@ -137,7 +137,7 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     c.accs.back().reserve(size_t(ts.images_of.count(cls) ? ts.images_of.at(cls) : 0), s, s);
     if (!c.memories.empty()) c.zero_accs.emplace_back(cls);
   }
-  const auto device = model->head->prompt_embeddings.device();
+  const auto device = model->device();
   auto lopts = data::make_loader_options(*req.eval.data, s, req.eval.batch_size, /*shuffle=*/false, req.runtime.seed);
   data::DataLoader loader(ts.index.samples, lopts);
   loader.start_epoch(0);
@@ -156,9 +156,9 @@ void predict_test_set(const EvalRequest& req, model::VcpClip& model, const TestS
     std::vector<const model::ReferenceMemory*> refs;
     if (!c.memories.empty())
       for (const auto& info : batch->infos) refs.push_back(&c.memories.at(info.cls_name));
-    const auto maps = model->predict_maps(to_device_async(batch->images, device), &timer, refs);
+    const auto maps = model->predict_maps(to_device_async(batch->images, device), &timer, refs, batch->classes());
     auto post = timer.scope("post-processing");
-    auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess);
+    auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess, maps.image_score);
     std::vector<at::Tensor> results(4);  // pixel, score, and with references the zero-shot pixel and score
     if (!c.zero_accs.empty()) results[2] = out.pixel.to(at::kFloat), results[3] = out.score.to(at::kDouble);
     eval::fuse_few_shot(out, few_shot_term(maps, req.few_shot), 1.0);
@@ -267,27 +267,29 @@ EvalResult run_eval(const EvalRequest& req) {
   refuse_auto_precision(req.runtime.precision, "eval");
   const auto start = std::chrono::steady_clock::now();
   const auto device = apply_runtime(req.runtime);
-  auto model = model::build_vcp_clip(req.model, device);
+  auto model = model::build_method(req.model, device);
   const double load = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return run_eval(req, model, load);
 }
 
-EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_seconds) {
+EvalResult run_eval(const EvalRequest& req, model::Method model, double load_seconds) {
   const auto run_start = std::chrono::steady_clock::now();
   VCP_CHECK(req.eval.data.has_value(), "eval: no test set (an `eval.data` section) given");
   VCP_CHECK(!req.out_dir.empty(), "eval: no output directory given (--out or eval.out_dir)");
   refuse_auto_precision(req.runtime.precision, "eval");
-  const auto device = model->head->prompt_embeddings.device();
+  const auto device = model->device();
   StageTimer timer(req.profile, device_sync(device));
   if (load_seconds > 0) timer.add("load (weights, tokenizer)", load_seconds);
   model->set_precision(req.runtime.precision);
   EvalResult result;
   result.report.aupro_mode = eval::to_string(req.eval.metrics.aupro);
   if (!req.checkpoint.empty()) {
-    model::load_vcp_checkpoint(*model, req.checkpoint);
+    model::load_method_checkpoint(*model, req.checkpoint);
   } else {
-    warn(result, msg("no checkpoint given: evaluating an UNTRAINED VCP head (initialised with seed ",
-                     req.model.init_seed, "), a baseline, not VCP-CLIP's numbers"));
+    const auto& info = model->info();
+    warn(result,
+         msg("no checkpoint given: evaluating an UNTRAINED ", info.name == "vcp_clip" ? "VCP" : info.title,
+             " head (initialised with seed ", req.model.init_seed, "), a baseline, not ", info.title, "'s numbers"));
   }
   model->eval();
   const TestSet ts = read_test_set(*req.eval.data);

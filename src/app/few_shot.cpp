@@ -16,7 +16,7 @@
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/safetensors.h"
 #include "vcpclip/io/sha256.h"
-#include "vcpclip/model/vcp_clip.h"
+#include "vcpclip/model/method_registry.h"
 
 namespace fs = std::filesystem;
 
@@ -60,7 +60,7 @@ FewShotOptions parse_few_shot_options(io::ConfigNode& node) {
   return o;
 }
 
-at::Tensor few_shot_term(const model::VcpMaps& maps, const FewShotOptions& opts) {
+at::Tensor few_shot_term(const model::MethodMaps& maps, const FewShotOptions& opts) {
   if (!maps.few_shot.defined()) return {};
   const auto w = static_cast<float>(opts.weight);
   if (opts.fusion == "add") return maps.few_shot.to(at::kFloat) * w;
@@ -102,10 +102,11 @@ model::ReferenceIdentity run_identity(const model::ModelOptions& m, const std::s
   id.init_seed = static_cast<int64_t>(m.init_seed);
   id.checkpoint_sha256 = checkpoint.empty() ? "" : io::sha256_file(checkpoint, "checkpoint");
   id.input_size = m.input_size;
+  id.method = m.method;
   return id;
 }
 
-model::ReferenceMemory build_memory_from_files(model::VcpClipImpl& model, const std::vector<std::string>& files,
+model::ReferenceMemory build_memory_from_files(model::MethodImpl& model, const std::vector<std::string>& files,
                                                const std::vector<int64_t>& layers,
                                                const model::ReferenceIdentity& identity) {
   VCP_CHECK(!files.empty(), "few-shot: no reference images given");
@@ -125,7 +126,7 @@ model::ReferenceMemory build_memory_from_files(model::VcpClipImpl& model, const 
     const cv::Mat rgb = data::to_rgb(raw, data::ChannelOrder::kBGR, "reference image " + f);
     images.push_back(data::preprocess_image(rgb, model.input_size()));
   }
-  const auto device = model.head->prompt_embeddings.device();
+  const auto device = model.device();
   auto mem = model::build_reference_memory(model, at::stack(images).to(device), layers);
   mem.images = files;
   for (const auto& f : files) mem.image_sha256.push_back(io::sha256_file(f, "reference image"));
@@ -161,10 +162,10 @@ std::string reference_source(const std::string& given, const FewShotOptions& opt
   return source;
 }
 
-model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std::string& path, int64_t k, uint64_t seed,
+model::ReferenceMemory reference_from_path(model::MethodImpl& model, const std::string& path, int64_t k, uint64_t seed,
                                            const std::vector<int64_t>& layers,
                                            const model::ReferenceIdentity& identity) {
-  const auto device = model.head->prompt_embeddings.device();
+  const auto device = model.device();
   if (fs::is_regular_file(path)) {
     auto mem = model::load_reference_memory(path);
     model::check_reference_identity(mem, identity, path);
@@ -176,7 +177,7 @@ model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std:
   return build_memory_from_files(model, files, layers, identity);
 }
 
-std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl& model, const FewShotOptions& opts,
+std::map<std::string, model::ReferenceMemory> class_memories(model::MethodImpl& model, const FewShotOptions& opts,
                                                              const data::DataOptions& test_set,
                                                              const std::vector<std::string>& classes,
                                                              const std::vector<std::string>& test_images,

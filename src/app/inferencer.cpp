@@ -9,8 +9,8 @@
 #include "vcpclip/app/few_shot.h"
 #include "vcpclip/data/transforms.h"
 #include "vcpclip/eval/postprocess.h"
+#include "vcpclip/model/method_registry.h"
 #include "vcpclip/model/precision_probe.h"
-#include "vcpclip/model/vcp_clip.h"
 #include "vcpclip/vcpclip.h"
 
 namespace vcpclip {
@@ -19,11 +19,12 @@ struct Inferencer::Impl {
   model::ModelOptions model_opts;
   app::PostprocessOptions pp;
   c10::Device device{c10::kCPU};
-  model::VcpClip model{nullptr};
+  model::Method model{nullptr};
   model::PrecisionChoice precision;
   std::optional<app::Decider> decider;
   std::shared_ptr<model::ReferenceMemory> memory;  ///< few-shot references (null: zero-shot)
   app::FewShotOptions few_shot;                    ///< the fusion of the references' term (app/few_shot.h)
+  std::string product;  ///< the class the method's prompts name ("" for methods that need none)
   std::mutex forward;  ///< serialises the forward passes (see the header's thread-safety note)
 };
 
@@ -41,9 +42,10 @@ Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl
                                                       " (InferencerOptions::reference or few_shot.folder)");
   if (!o.calibration.empty() && reference.empty())
     impl_->decider.emplace(o.calibration, o.class_name, impl_->model_opts, impl_->pp, o.checkpoint);
+  if (o.calibration.empty()) app::product_class(impl_->model_opts, o.class_name, nullptr, "Inferencer");  // fails fast
   impl_->device = apply_runtime(cfg.runtime);
-  impl_->model = model::build_vcp_clip(impl_->model_opts, impl_->device);
-  model::load_vcp_checkpoint(*impl_->model, o.checkpoint);
+  impl_->model = model::build_method(impl_->model_opts, impl_->device);
+  model::load_method_checkpoint(*impl_->model, o.checkpoint);
   impl_->model->eval();
   impl_->precision = model::set_model_precision(*impl_->model, cfg.runtime.precision);  // auto: the GEMM probe
   if (!reference.empty()) {
@@ -57,6 +59,8 @@ Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl
                              app::memory_settings(fs, *impl_->memory));
   }
   if (impl_->decider) impl_->decider->warn_if_other_precision(impl_->precision.used);
+  impl_->product =
+      app::product_class(impl_->model_opts, o.class_name, impl_->decider ? &*impl_->decider : nullptr, "Inferencer");
 }
 
 Inferencer::~Inferencer() = default;
@@ -87,14 +91,15 @@ std::vector<Prediction> Inferencer::predict_batch(const std::vector<cv::Mat>& im
     inputs.push_back(data::preprocess_image(rgbs.back(), s));
   }
   const at::Tensor batch = at::stack(inputs).to(impl_->device);
-  model::VcpMaps maps;
+  model::MethodMaps maps;
   {
     std::lock_guard<std::mutex> lock(impl_->forward);
     // one memory for every image of the batch
     const std::vector<const model::ReferenceMemory*> refs(impl_->memory ? images.size() : 0, impl_->memory.get());
-    maps = impl_->model->predict_maps(batch, nullptr, refs);
+    const model::ClassNames classes(impl_->product.empty() ? 0 : images.size(), impl_->product);
+    maps = impl_->model->predict_maps(batch, nullptr, refs, classes);
   }
-  auto out = eval::postprocess_maps(maps.raw, maps.post, impl_->pp);
+  auto out = eval::postprocess_maps(maps.raw, maps.post, impl_->pp, maps.image_score);
   eval::fuse_few_shot(out, app::few_shot_term(maps, impl_->few_shot), 1.0);
   const at::Tensor pixels = out.pixel.to(at::kCPU).contiguous();
   const at::Tensor scores = out.score.to(at::kCPU);

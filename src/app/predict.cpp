@@ -34,8 +34,8 @@
 #include "vcpclip/eval/visualize.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/npy.h"
+#include "vcpclip/model/method_registry.h"
 #include "vcpclip/model/precision_probe.h"
-#include "vcpclip/model/vcp_clip.h"
 
 namespace fs = std::filesystem;
 
@@ -259,7 +259,7 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; raw/post only with save_branches (post: with Post-VCP)
   at::Tensor few_shot_score;         ///< [B] max of the few-shot term (undefined without references)
-  at::Tensor score_raw, score_post;  ///< [B] top-k means (score_post undefined without Post-VCP)
+  at::Tensor score_raw, score_post;  ///< [B] top-k means, or the method's own score (postprocess.image_score: method) and no score_post
   at::Tensor map_min, map_max;       ///< [B] of final_maps
   std::vector<at::Tensor> to_host() const {
     return {raw, post, final_maps, few_shot_score, score_raw, score_post, map_min, map_max};
@@ -274,7 +274,7 @@ struct Processed {
 /// The blend, Gaussian filter, few-shot fusion, top-k scores and map ranges run on the maps' own
 /// device (the model's), as in evaluate and the Inferencer, image by image with the ops of the
 /// serial loop, so that the CPU results are those of before; only results go to the host.
-Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, const FewShotOptions& few_shot,
+Processed postprocess(const model::MethodMaps& maps, const PostprocessOptions& pp, const FewShotOptions& few_shot,
                       bool save_branches) {
   at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
@@ -285,13 +285,16 @@ Processed postprocess(const model::VcpMaps& maps, const PostprocessOptions& pp, 
   }
   std::vector<at::Tensor> raw, post, lo, hi;
   for (int64_t j = 0; j < maps.raw.size(0); ++j) {
-    raw.push_back(eval::topk_mean(maps.raw[j], pp.topk));
-    if (maps.post.defined()) post.push_back(eval::topk_mean(maps.post[j], pp.topk));
+    if (!pp.method_score) {
+      raw.push_back(eval::topk_mean(maps.raw[j], pp.topk));
+      if (maps.post.defined()) post.push_back(eval::topk_mean(maps.post[j], pp.topk));
+    }
     lo.push_back(final_maps[j].min());
     hi.push_back(final_maps[j].max());
   }
-  p.score_raw = at::stack(raw);
-  if (maps.post.defined()) p.score_post = at::stack(post);
+  // the method's own score (APRIL-GAN, AnomalyCLIP: from the class token), else the top-k means
+  p.score_raw = pp.method_score ? eval::method_image_score(maps.image_score) : at::stack(raw);
+  if (!post.empty()) p.score_post = at::stack(post);
   p.map_min = at::stack(lo), p.map_max = at::stack(hi);
   if (save_branches) p.raw = maps.raw, p.post = maps.post;
   p.final_maps = final_maps;
@@ -353,6 +356,8 @@ nlohmann::json write_scores_json(const PredictRequest& req, const PredictSummary
   j["sigma"] = pp.sigma;
   j["topk"] = pp.topk;
   j["post_vcp"] = req.model.post_vcp;
+  j["method"] = req.model.method;
+  if (pp.method_score) j["image_score"] = "method";
   j["precision"] = to_string(precision.used);
   if (precision.probe) j["precision_probe"] = precision.to_json().at("probe");
   j["images"] = nlohmann::json::array();
@@ -383,7 +388,7 @@ struct PredictReferences {
   std::shared_ptr<model::ReferenceMemory> memory;
   nlohmann::json settings;  ///< calibration_settings' few_shot record (null: zero-shot)
 };
-PredictReferences predict_references(const PredictRequest& req, const std::string& source, model::VcpClipImpl& model,
+PredictReferences predict_references(const PredictRequest& req, const std::string& source, model::MethodImpl& model,
                                      StageTimer& timer) {
   PredictReferences r;
   if (source.empty()) return r;
@@ -399,12 +404,12 @@ PredictReferences predict_references(const PredictRequest& req, const std::strin
 }
 
 /// Loads the model and checkpoint (the "load" stage) and sets its precision (auto: the probe).
-model::VcpClip load_model(const PredictRequest& req, const c10::Device& device, StageTimer& timer,
-                          model::PrecisionChoice* precision) {
+model::Method load_model(const PredictRequest& req, const c10::Device& device, StageTimer& timer,
+                         model::PrecisionChoice* precision) {
   auto model = [&] {
     auto t = timer.scope("load (weights, tokenizer, checkpoint)");
-    auto m = model::build_vcp_clip(req.model, device);
-    model::load_vcp_checkpoint(*m, req.checkpoint);
+    auto m = model::build_method(req.model, device);
+    model::load_method_checkpoint(*m, req.checkpoint);
     m->eval();
     return m;
   }();
@@ -432,12 +437,14 @@ PredictSummary run_predict(const PredictRequest& req) {
   std::optional<Decider> decider;  // --calibration (app/decider.h): zero-shot, checked before the model is built
   if (!req.calibration.empty() && !with_references)
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint);
+  if (req.calibration.empty()) product_class(req.model, req.class_name, nullptr, "predict");  // fails fast
   model::PrecisionChoice precision;
   auto model = load_model(req, device, timer, &precision);
   const PredictReferences refs = predict_references(req, source, *model, timer);
   if (!req.calibration.empty() && with_references)  // the calibration must have been made with these references
     decider.emplace(req.calibration, req.class_name, req.model, req.postprocess, req.checkpoint, refs.settings);
   if (decider) decider->warn_if_other_precision(precision.used);
+  const std::string product = product_class(req.model, req.class_name, decider ? &*decider : nullptr, "predict");
   fs::create_directories(req.out_dir);
   const int64_t s = model->input_size();
   PredictSummary summary;
@@ -453,7 +460,8 @@ PredictSummary run_predict(const PredictRequest& req) {
     if (b->ids.empty()) continue;
     pipe.begin_batch();
     const std::vector<const model::ReferenceMemory*> memories(refs.memory ? b->ids.size() : 0, refs.memory.get());
-    model::VcpMaps maps = model->predict_maps(to_device_async(at::stack(b->inputs), device), &timer, memories);
+    const model::ClassNames classes(product.empty() ? 0 : b->ids.size(), product);
+    model::MethodMaps maps = model->predict_maps(to_device_async(at::stack(b->inputs), device), &timer, memories, classes);
     b->inputs.clear();
     Processed p;
     {

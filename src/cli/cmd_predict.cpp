@@ -30,7 +30,7 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--config,-c", a->config,
                      "run config (sections model, postprocess, predict, runtime); default: the config.yaml beside "
                      "the checkpoint");
-      sub.add_option("--checkpoint,-k", a->flags.checkpoint, "VCP checkpoint in the reference layout (.pth)")
+      sub.add_option("--checkpoint,-k", a->flags.checkpoint, "the method's checkpoint in its official layout (.pth)")
           ->required();
       sub.add_option("--input,-i", a->flags.inputs,
                      "image file or directory, searched recursively; outputs mirror its sub-folders (repeatable)")
@@ -40,7 +40,9 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_flag("--skip-bad", a->flags.skip_bad, "warn about unreadable images and go on (default: fail)");
       sub.add_option("--calibration", a->flags.calibration,
                      "calibration.json (vcpclip calibrate): OK/NG decision, <stem>_mask.png and regions per image");
-      sub.add_option("--class", a->flags.class_name, "the calibration's class (default: its only class)");
+      sub.add_option("--class", a->flags.class_name,
+                     "the product class: the calibration's (default: its only class), and the one APRIL-GAN's prompts "
+                     "name (model.method april_gan)");
       sub.add_option("--reference", a->flags.reference,
                      "few-shot: folder of normal images of the product, or a saved reference memory (.safetensors)");
       sub.add_option("--save-reference", a->flags.save_reference,

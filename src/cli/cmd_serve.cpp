@@ -30,7 +30,9 @@ static vcpclip::cli::CommandRegistrar reg(
           ->required();
       sub.add_option("--calibration", a->flags.calibration,
                      "calibration.json (vcpclip calibrate): OK/NG decisions, masks and regions");
-      sub.add_option("--class", a->flags.class_name, "the calibration's class (default: its only class)");
+      sub.add_option("--class", a->flags.class_name,
+                     "the product class: the calibration's (default: its only class), and the one APRIL-GAN's prompts "
+                     "name (model.method april_gan)");
       sub.add_option("--reference", a->flags.reference,
                      "few-shot references: a folder of good images of the product or a saved memory "
                      "(.safetensors; README \"Few-shot\")");

@@ -75,22 +75,38 @@ at::Tensor topk_mean(const at::Tensor& maps, int64_t k) {
 }
 
 at::Tensor pixel_map(const at::Tensor& raw, const at::Tensor& post, double alpha, double sigma) {
-  return gaussian_filter(post.defined() ? blend_maps(raw, post, alpha) : raw.to(at::kFloat), sigma);
+  at::Tensor m = post.defined() ? blend_maps(raw, post, alpha) : raw.to(at::kFloat);
+  return sigma > 0 ? gaussian_filter(m, sigma) : m;  // scipy: sigma 0 leaves the input as it is
 }
 
 at::Tensor image_score(const at::Tensor& raw, const at::Tensor& post, int64_t k) {
   return post.defined() ? topk_mean(raw, k) + topk_mean(post, k) : topk_mean(raw, k);
 }
 
-PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, const PostprocessOptions& pp) {
-  return {pixel_map(raw, post, pp.alpha, pp.sigma), image_score(raw, post, pp.topk)};
+at::Tensor method_image_score(const at::Tensor& method_score) {
+  VCP_CHECK(method_score.defined(),
+            "postprocess.image_score is method, but this model.method gives no image score of its own: set "
+            "postprocess.image_score: topk");
+  return method_score.to(at::kFloat);
 }
 
-PostprocessOptions parse_postprocess_options(io::ConfigNode& node) {
-  PostprocessOptions o;
+PostprocessedMaps postprocess_maps(const at::Tensor& raw, const at::Tensor& post, const PostprocessOptions& pp,
+                                   const at::Tensor& method_score) {
+  if (!pp.method_score) return {pixel_map(raw, post, pp.alpha, pp.sigma), image_score(raw, post, pp.topk)};
+  return {pixel_map(raw, post, pp.alpha, pp.sigma), method_image_score(method_score)};
+}
+
+PostprocessOptions parse_postprocess_options(io::ConfigNode& node, const PostprocessOptions& defaults) {
+  PostprocessOptions o = defaults;
   o.alpha = node.get<double>("alpha", o.alpha);
   o.sigma = node.get<double>("sigma", o.sigma);
   o.topk = node.get<int64_t>("topk", o.topk);
+  if (node.has("image_score") || o.method_score) {  // absent for VCP-CLIP: configs of before read the same
+    const auto score = node.get<std::string>("image_score", o.method_score ? "method" : "topk");
+    VCP_CHECK(score == "topk" || score == "method", "config key ", node.where("image_score"),
+              ": expected topk (the top-k mean of the maps) or method (the method's own image score), found ", score);
+    o.method_score = score == "method";
+  }
   node.finish();
   VCP_CHECK(o.alpha >= 0 && o.alpha <= 1, "config key ", node.where("alpha"), ": expected a weight in [0, 1], found ",
             o.alpha);

@@ -12,8 +12,10 @@ namespace {
 using pickle::Value;
 using pickle::ValuePtr;
 
-/// A float32 CPU copy of a floating-point tensor; anything else is an error naming the entry.
-at::Tensor to_float32(const at::Tensor& t, const std::string& name, const std::string& path) {
+/// A float32 CPU copy of a floating-point tensor; an integer tensor is kept as stored when
+/// `keep_integer`; anything else is an error naming the entry.
+at::Tensor to_float32(const at::Tensor& t, const std::string& name, const std::string& path, bool keep_integer) {
+  if (keep_integer && at::isIntegralType(t.scalar_type(), /*includeBool=*/false)) return t.clone();
   if (!at::isFloatingType(t.scalar_type())) {
     fail("expected a floating-point tensor for '", name, "' in ", path, ", found dtype ",
          c10::toString(t.scalar_type()));
@@ -69,7 +71,7 @@ ReferenceCheckpoint ReferenceCheckpoint::unflatten(const NamedTensors& flat,
   return ck;
 }
 
-ReferenceCheckpoint read_reference_checkpoint(const std::string& path) {
+ReferenceCheckpoint read_reference_checkpoint(const std::string& path, bool keep_integer) {
   ValuePtr root = pickle::load_torch_file(path);
   if (!root->is_dict()) {
     fail("expected a dict at the top of checkpoint ", path, ", found a ", root->type_name());
@@ -79,7 +81,7 @@ ReferenceCheckpoint read_reference_checkpoint(const std::string& path) {
     if (!key->is_string()) fail("expected str keys at the top of checkpoint ", path, ", found a ", key->type_name());
     const std::string& name = key->s;
     if (value->is_tensor()) {
-      ck.parameters.emplace_back(name, to_float32(value->tensor, name, path));
+      ck.parameters.emplace_back(name, to_float32(value->tensor, name, path, keep_integer));
     } else if (value->is_dict()) {
       NamedTensors tensors;
       for (const auto& [k2, v2] : value->entries) {
@@ -88,7 +90,7 @@ ReferenceCheckpoint read_reference_checkpoint(const std::string& path) {
         const std::string full = name + "." + k2->s;
         if (!v2->is_tensor())
           fail("expected a tensor for '", full, "' in checkpoint ", path, ", found a ", v2->type_name());
-        tensors.emplace_back(k2->s, to_float32(v2->tensor, full, path));
+        tensors.emplace_back(k2->s, to_float32(v2->tensor, full, path, keep_integer));
       }
       ck.modules.emplace_back(name, std::move(tensors));
     } else {

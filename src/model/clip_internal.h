@@ -9,6 +9,13 @@ namespace vcpclip::model {
 /// N(0, W^-1/2 (2L)^-1/2), c_fc N(0, (2W)^-1/2), biases 0) for random-weight models.
 void init_blocks(torch::nn::ModuleList& blocks, int64_t width);
 
+/// softmax(q kᵀ / √hd + mask) v for q, k, v [N·H, L, hd] in the compute dtype (the scores and the
+/// softmax in fp32; `mask` additive [L, L] or undefined). On the CPU without autograd and for long
+/// sequences it runs in (head, row-chunk) tasks; otherwise batched. PackedAttention's core, shared
+/// with AnomalyCLIP's DPAM blocks (v-v attention: q = k = v).
+at::Tensor scaled_dot_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                                bool need_grad);
+
 /// x / ||x|| over the last dimension.
 inline at::Tensor l2_normalise(const at::Tensor& x) { return x / x.norm(2, {-1}, true); }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "vcpclip/common/error.h"
+#include "vcpclip/model/method_registry.h"
 
 namespace vcpclip::model {
 namespace {
@@ -43,16 +44,8 @@ ModelOptions parse_model_options(io::ConfigNode& node) {
   o.activation = parse_activation(node.get<std::string>("activation", to_string(o.activation)),
                                   "config key " + node.where("activation"));
   o.features_list = node.get<std::vector<int64_t>>("features_list", o.features_list);
-  o.prompt_len = node.get<int64_t>("prompt_len", o.prompt_len);
-  o.deep_prompt_len = node.get<int64_t>("deep_prompt_len", o.deep_prompt_len);
-  o.deep_prompt_layers = node.get<int64_t>("deep_prompt_layers", o.deep_prompt_layers);
-  o.use_global = node.get<bool>("use_global", o.use_global);
-  o.post_vcp = node.get<bool>("post_vcp", o.post_vcp);
-  o.prompt_dropout = node.get<double>("prompt_dropout", o.prompt_dropout);
-  o.post_heads = node.get<int64_t>("post_heads", o.post_heads);
   o.init_seed = static_cast<uint64_t>(node.get<int64_t>("init_seed", static_cast<int64_t>(o.init_seed)));
-  o.templates_normal = node.get<std::vector<std::string>>("templates_normal", o.templates_normal);
-  o.templates_abnormal = node.get<std::vector<std::string>>("templates_abnormal", o.templates_abnormal);
+  parse_method_keys(node, o);  // model.method and the method's own keys
   node.finish();
 
   VCP_CHECK(!o.backbone.empty(), "missing config key ", node.where("backbone"),
@@ -66,6 +59,26 @@ ModelOptions parse_model_options(io::ConfigNode& node) {
     VCP_CHECK(i == 0 || o.features_list[i] > o.features_list[i - 1], "config key ", node.where("features_list"),
               ": expected strictly increasing layers, found ", join(o.features_list));
   }
+  return o;
+}
+
+const std::vector<std::string>& vcp_clip_keys() {
+  static const std::vector<std::string> keys{"prompt_len", "deep_prompt_len",  "deep_prompt_layers",
+                                             "use_global", "post_vcp",         "prompt_dropout",
+                                             "post_heads", "templates_normal", "templates_abnormal"};
+  return keys;
+}
+
+void parse_vcp_clip_keys(io::ConfigNode& node, ModelOptions& o) {
+  o.prompt_len = node.get<int64_t>("prompt_len", o.prompt_len);
+  o.deep_prompt_len = node.get<int64_t>("deep_prompt_len", o.deep_prompt_len);
+  o.deep_prompt_layers = node.get<int64_t>("deep_prompt_layers", o.deep_prompt_layers);
+  o.use_global = node.get<bool>("use_global", o.use_global);
+  o.post_vcp = node.get<bool>("post_vcp", o.post_vcp);
+  o.prompt_dropout = node.get<double>("prompt_dropout", o.prompt_dropout);
+  o.post_heads = node.get<int64_t>("post_heads", o.post_heads);
+  o.templates_normal = node.get<std::vector<std::string>>("templates_normal", o.templates_normal);
+  o.templates_abnormal = node.get<std::vector<std::string>>("templates_abnormal", o.templates_abnormal);
   VCP_CHECK(o.prompt_len >= 1, "config key ", node.where("prompt_len"), ": expected ≥ 1, found ", o.prompt_len);
   VCP_CHECK(o.deep_prompt_len >= 1, "config key ", node.where("deep_prompt_len"), ": expected ≥ 1, found ",
             o.deep_prompt_len);
@@ -76,7 +89,6 @@ ModelOptions parse_model_options(io::ConfigNode& node) {
   VCP_CHECK(o.post_heads >= 1, "config key ", node.where("post_heads"), ": expected ≥ 1, found ", o.post_heads);
   check_templates(o.templates_normal, "templates_normal", node.where("templates_normal"));
   check_templates(o.templates_abnormal, "templates_abnormal", node.where("templates_abnormal"));
-  return o;
 }
 
 int64_t resolved_deep_layers(const ModelOptions& opts, const ClipConfig& clip) {

@@ -16,7 +16,7 @@
 
 #include "vcpclip/common/cpu_features.h"
 #include "vcpclip/common/error.h"
-#include "vcpclip/model/vcp_clip.h"
+#include "vcpclip/model/method.h"
 
 namespace vcpclip::model {
 
@@ -174,13 +174,13 @@ std::string PrecisionChoice::describe() const {
   return out;
 }
 
-PrecisionChoice set_model_precision(VcpClipImpl& model, Precision requested) {
+PrecisionChoice set_model_precision(MethodImpl& model, Precision requested) {
   PrecisionChoice c;
   c.requested = c.used = requested;
   if (requested == Precision::kAuto) {
     const auto& v = model.clip->config().vision;
     const int64_t grid = model.input_size() / v.patch_size;
-    const auto device = model.head->prompt_embeddings.device();
+    const auto device = model.device();
     c.probe = run_gemm_probe(vision_block_shapes(v), grid * grid + 1, device);
     c.used = choose_precision(*c.probe);
     spdlog::info("{}", c.describe());

@@ -12,7 +12,7 @@
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/safetensors.h"
 #include "vcpclip/io/sha256.h"
-#include "vcpclip/model/vcp_clip.h"
+#include "vcpclip/model/method.h"
 
 namespace vcpclip::model {
 
@@ -90,7 +90,7 @@ namespace {
 
 /// Level (mean) and scale (population standard deviation, at least 1e-6) of each layer's normal
 /// distances, leave-one-out (K ≥ 2) or over augmented_views of the one reference (K = 1).
-void compute_normal_stats(VcpClipImpl& model, const at::Tensor& images, ReferenceMemory& mem) {
+void compute_normal_stats(MethodImpl& model, const at::Tensor& images, ReferenceMemory& mem) {
   const int64_t k = images.size(0);
   std::vector<at::Tensor> view_tokens(mem.layers.size());
   if (k == 1) {
@@ -111,7 +111,7 @@ void compute_normal_stats(VcpClipImpl& model, const at::Tensor& images, Referenc
 
 }  // namespace
 
-ReferenceMemory build_reference_memory(VcpClipImpl& model, const at::Tensor& images, const std::vector<int64_t>& layers,
+ReferenceMemory build_reference_memory(MethodImpl& model, const at::Tensor& images, const std::vector<int64_t>& layers,
                                        int64_t batch) {
   VCP_CHECK(images.dim() == 4 && images.size(0) >= 1,
             "reference memory: expected reference images [K, 3, S, S], found ", shape_text(images.sizes()));
@@ -169,11 +169,9 @@ FewShotMaps few_shot_maps(const ReferenceMemory& memory, const std::vector<at::T
 namespace {
 
 nlohmann::json identity_json(const ReferenceIdentity& id) {
-  return {{"backbone_sha256", id.backbone_sha256},
-          {"weights_sha256", id.weights_sha256},
-          {"init_seed", id.init_seed},
-          {"checkpoint_sha256", id.checkpoint_sha256},
-          {"image_size", id.input_size}};
+  return {
+      {"backbone_sha256", id.backbone_sha256},     {"weights_sha256", id.weights_sha256}, {"init_seed", id.init_seed},
+      {"checkpoint_sha256", id.checkpoint_sha256}, {"image_size", id.input_size},         {"method", id.method}};
 }
 
 template <typename T>
@@ -242,6 +240,7 @@ ReferenceMemory load_reference_memory(const std::string& path) {
               path, ": normal statistics for ", m.normal_level.size(), " and ", m.normal_scale.size(),
               " layers, expected ", m.layers.size());
   }
+  if (id.contains("method")) m.identity.method = meta_value<std::string>(id, "method", path);  // else vcp_clip
   VCP_CHECK(!m.layers.empty() && m.images.size() == m.image_sha256.size() && !m.images.empty(), "reference memory ",
             path, ": inconsistent metadata (", m.layers.size(), " layers, ", m.images.size(), " images, ",
             m.image_sha256.size(), " image hashes)");
@@ -259,6 +258,8 @@ ReferenceMemory load_reference_memory(const std::string& path) {
 
 void check_reference_identity(const ReferenceMemory& memory, const ReferenceIdentity& run, const std::string& origin) {
   const auto& m = memory.identity;
+  VCP_CHECK(m.method == run.method, "reference memory ", origin, " was made with method ", m.method,
+            ", but this run's model.method is ", run.method, "; build it again for this method");
   auto refuse = [&](const std::string& what, const std::string& a, const std::string& b) {
     fail("reference memory ", origin, " was made with another model: ", what, " ", a.empty() ? "(none)" : a,
          " in the memory, ", b.empty() ? "(none)" : b, " in this run; build it again for this model");

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "clip_internal.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/model/clip_model.h"
 
@@ -88,24 +89,23 @@ torch::Tensor attention_cpu_tasks(const torch::Tensor& q, const torch::Tensor& k
   return out;
 }
 
-/// softmax(q kᵀ / √hd + mask) v for q, k, v [N·H, L, hd]: the scores in fp32 (attention_scores),
-/// the probabilities then in v's dtype. LibTorch 1.13's path on every device, and CPU bf16's on 2.x.
-torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                 const torch::Tensor& mask, bool inputs_need_grad) {
+}  // namespace
+
+/// softmax(q kᵀ / √hd + mask) v for q, k, v [N·H, L, hd] (model/clip_internal.h): the scores in
+/// fp32 (attention_scores), the probabilities then in v's dtype. LibTorch 1.13's path on every
+/// device, CPU bf16's on 2.x, and AnomalyCLIP's DPAM streams' (model/dpam_vision.cpp).
+torch::Tensor scaled_dot_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   const torch::Tensor& mask, bool need_grad) {
   const double sqrt_hd = std::sqrt(static_cast<double>(q.size(-1)));
-  const int64_t len = q.size(1);
   auto m = mask.defined() ? mask.to(at::kFloat) : mask;
-  const bool need_grad = c10::GradMode::is_enabled() && inputs_need_grad;
   // Blocked tasks pay off once the [N·H, L, L] scores outgrow the caches (ViT-L-14 at 336/518:
   // L = 577/1370); short sequences (ViT-B-16 at 224: L = 197; text: 77) run faster batched.
-  if (q.device().is_cpu() && !need_grad && len >= kBlockedAttentionMinLength)
+  if (q.device().is_cpu() && !need_grad && q.size(1) >= kBlockedAttentionMinLength)
     return attention_cpu_tasks(q, k, v, m, sqrt_hd);
   auto scores = attention_scores(q, k, sqrt_hd);  // [N·H, L, L] fp32
   if (m.defined()) scores.add_(m);
   return at::bmm(at::softmax(scores, -1).to(v.scalar_type()), v);
 }
-
-}  // namespace
 
 #if TORCH_VERSION_MAJOR >= 2
 namespace {
@@ -154,7 +154,10 @@ torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x, const torch::
     out = fused_attention(as4(q), as4(k), as4(v), mask, causal);
   }
 #endif
-  if (!out.defined()) out = explicit_attention(q, k, v, mask, x.requires_grad() || in_proj_weight.requires_grad());
+  if (!out.defined()) {
+    const bool need_grad = c10::GradMode::is_enabled() && (x.requires_grad() || in_proj_weight.requires_grad());
+    out = scaled_dot_attention(q, k, v, mask, need_grad);
+  }
   out = out.view({n, heads, len, hd}).transpose(1, 2).reshape({n, len, width}).to(out_proj->weight.scalar_type());
   return at::linear(out, out_proj->weight, out_proj->bias);
 }

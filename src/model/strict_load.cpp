@@ -38,8 +38,13 @@ void load_strict(torch::OrderedDict<std::string, at::Tensor>& params, const Tens
       unexpected.push_back(msg("unexpected tensor '", e.name, "' of shape ", shape_text(e.shape)));
       continue;
     }
-    if (!at::isFloatingType(e.dtype)) {
-      not_float.push_back(msg("tensor '", e.name, "' is not floating point (", e.dtype, ")"));
+    // Float parameters take any floating dtype (converted); integer buffers (AnomalyCLIP's token
+    // ids) take integer tensors only.
+    const bool want_float = at::isFloatingType(p->scalar_type());
+    if (at::isFloatingType(e.dtype) != want_float) {
+      not_float.push_back(
+          want_float ? msg("tensor '", e.name, "' is not floating point (", e.dtype, ")")
+                     : msg("tensor '", e.name, "' is ", e.dtype, ", expected integer (", p->scalar_type(), ")"));
       continue;
     }
     at::Tensor dst = *p;

@@ -2,53 +2,18 @@
 #include "vcpclip/model/vcp_clip.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "clip_internal.h"
 #include "vcpclip/common/error.h"
+#include "vcpclip/model/seg_losses.h"
 #include "vcpclip/model/strict_load.h"
 
 namespace vcpclip::model {
-namespace {
-
-/// CUDA autocast (fp16, the reference's torch.cuda.amp.autocast()) for the scope's lifetime.
-class AutocastScope {
- public:
-  explicit AutocastScope(bool on) : on_(on) {
-    if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    previous_ = at::autocast::is_enabled();
-    at::autocast::set_enabled(true);
-#endif
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
-#else
-    at::autocast::set_enabled(previous_);
-#endif
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool on_;
-  bool previous_ = false;
-};
-
-}  // namespace
 // ------------------------------------------------------------------------------------------------
 VcpHeadConfig VcpHeadConfig::from(const ModelOptions& opts, const ClipConfig& clip) {
   VcpHeadConfig c;
@@ -165,83 +130,33 @@ io::ReferenceCheckpoint VcpHeadImpl::to_checkpoint() const {
 
 // ------------------------------------------------------------------------------------------------
 VcpClipImpl::VcpClipImpl(ClipModel clip_model, const ModelOptions& opts, TokenizedTemplates templates)
-    : opts_(opts), templates_(std::move(templates)) {
-  validate_model_options(opts_, clip_model->config(), "model options (backbone " + opts_.backbone + ")");
-  clip = register_module("clip", std::move(clip_model));
-  for (auto& p : clip->parameters()) p.set_requires_grad(false);
+    : MethodImpl((validate_model_options(opts, clip_model->config(), "model options (backbone " + opts.backbone + ")"),
+                  std::move(clip_model)),
+                 opts),
+      templates_(std::move(templates)) {
   head = register_module("head",
                          VcpHead(VcpHeadConfig::from(opts_, clip->config()), static_cast<int64_t>(opts_.init_seed)));
-  clip->eval();
 }
 
-void VcpClipImpl::train(bool on) {
-  torch::nn::Module::train(on);
-  clip->eval();  // frozen backbone: always eval (it has no dropout; kept for clarity)
+const MethodInfo& vcp_clip_info() {
+  static const MethodInfo i = [] {
+    MethodInfo m;
+    m.name = "vcp_clip";
+    m.title = "VCP-CLIP";
+    m.needs_class_name = false;
+    return m;  // post-processing and training defaults: the structs' (VCP-CLIP's test.py / train.py)
+  }();
+  return i;
 }
+
+const MethodInfo& VcpClipImpl::info() const { return vcp_clip_info(); }
 
 VisionOutput VcpClipImpl::encode_image(const torch::Tensor& images) {
-  VCP_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == opts_.input_size &&
-                images.size(3) == opts_.input_size,
-            "VCP-CLIP: expected images [B, 3, ", opts_.input_size, ", ", opts_.input_size, "], found ",
-            shape_text(images.sizes()));
+  check_images(images);
   at::NoGradGuard no_grad;
   AutocastScope autocast(precision_ == Precision::kAutocast);  // nested in forward()'s: no change there
   return clip->visual->forward(images, opts_.features_list, true);
 }
-
-std::vector<torch::Tensor> VcpClipImpl::encode_layers(const torch::Tensor& images, const std::vector<int64_t>& layers) {
-  VCP_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == opts_.input_size &&
-                images.size(3) == opts_.input_size,
-            "VCP-CLIP: expected images [B, 3, ", opts_.input_size, ", ", opts_.input_size, "], found ",
-            shape_text(images.sizes()));
-  at::NoGradGuard no_grad;
-  return clip->visual->forward(images, layers, false).patch_features;
-}
-
-namespace {
-
-/// features_list and the few-shot layers in one increasing list, for a single vision pass.
-std::vector<int64_t> union_layers(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
-  std::vector<int64_t> u(a);
-  u.insert(u.end(), b.begin(), b.end());
-  std::sort(u.begin(), u.end());
-  u.erase(std::unique(u.begin(), u.end()), u.end());
-  return u;
-}
-
-at::Tensor pick_layer(const VisionOutput& vis, const std::vector<int64_t>& layers, int64_t l) {
-  const auto it = std::find(layers.begin(), layers.end(), l);
-  return vis.patch_features[static_cast<size_t>(it - layers.begin())];
-}
-
-/// D and D̂ for the images that have a memory (consecutive images sharing one memory in one
-/// product); 0 where an image has none. D̂ is undefined unless every memory has normal statistics.
-FewShotMaps batch_few_shot_maps(const VisionOutput& vis, const std::vector<int64_t>& layers,
-                                const std::vector<const ReferenceMemory*>& refs, int64_t s, at::Tensor* normal_max) {
-  const auto b = static_cast<int64_t>(refs.size());
-  const auto opts = vis.patch_features[0].options().dtype(at::kFloat);
-  bool stats = true;
-  for (const auto* r : refs) stats = stats && (!r || r->has_normal_stats());
-  FewShotMaps out{at::zeros({b, s, s}, opts), stats ? at::zeros({b, s, s}, opts) : at::Tensor()};
-  std::vector<float> edge(static_cast<size_t>(b), 0.0f);
-  for (int64_t i = 0; i < b;) {
-    int64_t j = i + 1;
-    while (j < b && refs[j] == refs[i]) ++j;
-    if (refs[i]) {
-      std::vector<at::Tensor> tokens;
-      for (auto l : refs[i]->layers) tokens.push_back(pick_layer(vis, layers, l).slice(0, i, j));
-      const auto m = few_shot_maps(*refs[i], tokens, s);
-      out.raw.slice(0, i, j).copy_(m.raw);
-      if (stats) out.normalized.slice(0, i, j).copy_(m.normalized);
-      for (int64_t n = i; n < j; ++n) edge[static_cast<size_t>(n)] = static_cast<float>(refs[i]->normal_max);
-    }
-    i = j;
-  }
-  if (stats) *normal_max = at::tensor(edge, opts);
-  return out;
-}
-
-}  // namespace
 
 torch::Tensor VcpClipImpl::encode_text(const torch::Tensor& class_tokens) {
   return encode_text_with_context(*clip, templates_, class_tokens, head->deep_prompts());
@@ -265,12 +180,6 @@ torch::Tensor VcpClipImpl::logits_to_probs(const torch::Tensor& logits) const {
   return up.softmax(1);
 }
 
-void VcpClipImpl::set_precision(Precision p) {
-  check_precision(p, head->prompt_embeddings.device());
-  clip->set_block_dtype(block_dtype(p));
-  precision_ = p;
-}
-
 VcpOutput VcpClipImpl::forward(const torch::Tensor& images) {
   AutocastScope autocast(precision_ == Precision::kAutocast);
   VcpOutput out;
@@ -287,37 +196,12 @@ VcpOutput VcpClipImpl::forward(const torch::Tensor& images) {
 }
 
 VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer,
-                                  const std::vector<const ReferenceMemory*>& refs) {
+                                  const std::vector<const ReferenceMemory*>& refs, const ClassNames& /*classes*/) {
   at::NoGradGuard no_grad;
   AutocastScope autocast(precision_ == Precision::kAutocast);
-  VisionOutput vis;
   at::Tensor cls, text;
-  FewShotMaps few_shot;
-  at::Tensor normal_max;
-  const ReferenceMemory* any = nullptr;
-  for (const auto* r : refs) any = any ? any : r;
-  VCP_CHECK(refs.empty() || static_cast<int64_t>(refs.size()) == images.size(0), "VCP-CLIP: ", refs.size(),
-            " reference memories for ", images.size(0), " images");
-  if (any) {
-    for (const auto* r : refs)
-      VCP_CHECK(!r || r->layers == any->layers, "VCP-CLIP: the reference memories of a batch use different layers");
-    const auto layers = union_layers(opts_.features_list, any->layers);
-    VisionOutput all;
-    {
-      auto t = StageTimer::scope(timer, "vision tower");
-      VCP_CHECK(images.dim() == 4 && images.size(2) == opts_.input_size && images.size(3) == opts_.input_size,
-                "VCP-CLIP: expected images [B, 3, ", opts_.input_size, ", ", opts_.input_size, "], found ",
-                shape_text(images.sizes()));
-      all = clip->visual->forward(images, layers, true);
-    }
-    vis.global = all.global;
-    for (auto l : opts_.features_list) vis.patch_features.push_back(pick_layer(all, layers, l));
-    auto f = StageTimer::scope(timer, "few-shot memory search");
-    few_shot = batch_few_shot_maps(all, layers, refs, opts_.input_size, &normal_max);
-  } else {
-    auto t = StageTimer::scope(timer, "vision tower");
-    vis = encode_image(images);
-  }
+  VcpMaps maps;
+  VisionOutput vis = vision_with_references(images, refs, &maps, timer);
   {
     auto t = StageTimer::scope(timer, "Pre-VCP");
     cls = head->New_Lan_Embed->forward(vis.global, opts_.use_global);
@@ -336,7 +220,6 @@ VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer
     auto diff = (logits.select(2, 1) - logits.select(2, 0)).reshape({b, 1, g, g});
     return at::upsample_bilinear2d(diff, {s, s}, true).sigmoid_().squeeze(1);
   };
-  VcpMaps maps;
   const auto layers = static_cast<double>(vis.patch_features.size());
   for (std::size_t i = 0; i < vis.patch_features.size(); ++i) {
     auto tokens = vis.patch_features[i].slice(1, 1);
@@ -349,10 +232,37 @@ VcpMaps VcpClipImpl::predict_maps(const torch::Tensor& images, StageTimer* timer
   }
   maps.raw = maps.raw.div_(layers).to(at::kFloat);  // fp32 whatever the precision (autocast: fp16)
   if (maps.post.defined()) maps.post = maps.post.div_(layers).to(at::kFloat);
-  maps.few_shot = few_shot.raw;
-  maps.few_shot_normalized = few_shot.normalized;
-  maps.few_shot_normal_max = normal_max;
   return maps;
 }
+
+// --- the method interface -------------------------------------------------------------------------
+MethodOutput VcpClipImpl::forward_train(const at::Tensor& images, const ClassNames& /*classes*/) {
+  auto out = forward(images);
+  MethodOutput m;
+  m.raw = std::move(out.raw);
+  m.post = std::move(out.post);
+  return m;
+}
+
+MethodLoss VcpClipImpl::loss(const MethodOutput& out, const at::Tensor& gt) const {
+  return vcp_seg_loss(out.raw, out.post, gt);
+}
+
+std::vector<ParamGroup> VcpClipImpl::parameter_groups() {
+  auto [main, temps] = head->parameter_groups();
+  return {ParamGroup{std::move(main), ParamGroup::Lr::kLr}, ParamGroup{std::move(temps), ParamGroup::Lr::kLrTemp}};
+}
+
+std::vector<std::pair<std::string, at::Tensor>> VcpClipImpl::trainable_parameters() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& kv : head->named_parameters(true)) out.emplace_back(kv.key(), kv.value());
+  return out;
+}
+
+void VcpClipImpl::load_checkpoint(const io::ReferenceCheckpoint& ckpt, const std::string& path) {
+  head->load_checkpoint(ckpt, path);
+}
+
+io::ReferenceCheckpoint VcpClipImpl::to_checkpoint() const { return head->to_checkpoint(); }
 
 }  // namespace vcpclip::model

@@ -14,6 +14,7 @@
 #include "vcpclip/data/check.h"
 #include "vcpclip/data/loader.h"
 #include "vcpclip/io/atomic_file.h"
+#include "vcpclip/model/method_registry.h"
 #include "vcpclip/train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -142,11 +143,11 @@ std::vector<data::SampleInfo> validation_samples(const TrainRequest& req, bool m
 /// One rank's training run: model, optimizer, loader, counters, and the files rank 0 writes.
 class Run {
  public:
-  Run(const TrainRequest& req, model::VcpClip model)
+  Run(const TrainRequest& req, model::Method model)
       : req_(req),
         to_(req_.train),
         model_(std::move(model)),
-        dist_(dist_env_from_environment(), std::chrono::seconds(3600), model_->head->prompt_embeddings.device()),
+        dist_(dist_env_from_environment(), std::chrono::seconds(3600), model_->device()),
         files_(to_.out_dir) {}
 
   TrainSummary train();
@@ -166,7 +167,7 @@ class Run {
 
   TrainRequest req_;
   TrainOptions& to_;
-  model::VcpClip model_;
+  model::Method model_;
   Distributed dist_;
   RunFiles files_;
   std::unique_ptr<FileLog> file_log_;
@@ -248,8 +249,8 @@ void Run::restore_resume_state() {
 /// so that a run killed at any moment from here on can be resumed.
 void Run::restore() {
   model_->train();
-  optimizer_ = make_optimizer(*model_->head, to_);
-  params_ = trainable_tensors(*model_->head);
+  optimizer_ = make_optimizer(*model_, to_);
+  params_ = trainable_tensors(*model_);
   counters_.seed = req_.runtime.seed;
   counters_.world_size = dist_.world_size();
   counters_.global_batch = to_.batch_size;
@@ -257,7 +258,7 @@ void Run::restore() {
     restore_resume_state();
   } else {
     if (!to_.init_from.empty()) {
-      model::load_vcp_checkpoint(*model_, to_.init_from);
+      model::load_method_checkpoint(*model_, to_.init_from);
       spdlog::info("initialised the trainable tensors from {}", to_.init_from);
     }
     if (dist_.is_main()) {
@@ -316,7 +317,8 @@ void Run::train_epoch(int64_t epoch) {
     auto batch = loader_->next();
     loader_wait_ += seconds_since(wait0);  // the device idles meanwhile: train_step ends synchronised
     if (!batch) break;
-    const auto r = train_step(*model_, *optimizer_, batch->images, batch->masks, counters_.step + 1, &dist_, 0);
+    const auto r =
+        train_step(*model_, *optimizer_, batch->images, batch->masks, counters_.step + 1, &dist_, 0, batch->classes());
     ++counters_.step;
     counters_.batch_in_epoch = loader_->position();
     auto& s = counters_.sums;
@@ -384,8 +386,8 @@ void Run::finish_epoch(int64_t epoch) {
 /// Rank 0: checkpoint_epoch_N.pth (when asked), last.pth, then resume.pt, each atomically.
 void Run::save_state(bool epoch_checkpoint) {
   if (!dist_.is_main()) return;
-  if (epoch_checkpoint) model::save_vcp_checkpoint(*model_, files_.epoch_checkpoint(counters_.epoch));
-  model::save_vcp_checkpoint(*model_, files_.last);
+  if (epoch_checkpoint) model::save_method_checkpoint(*model_, files_.epoch_checkpoint(counters_.epoch));
+  model::save_method_checkpoint(*model_, files_.last);
   write_resume_state();
 }
 
@@ -430,7 +432,7 @@ TrainSummary run_training(const TrainRequest& request) {
   refuse_auto_precision(req.runtime.precision, "train");
   apply_deterministic(req);
   const auto device = apply_runtime(req.runtime);
-  auto model = model::build_vcp_clip(req.model, device);
+  auto model = model::build_method(req.model, device);
   model->set_precision(req.runtime.precision);  // towers in bf16/fp16, or CUDA autocast (runtime.h)
   seed_everything(req.runtime.seed);            // dropout stream (resume restores its saved state instead)
   Run run(req, std::move(model));

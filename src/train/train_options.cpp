@@ -15,8 +15,8 @@ T at_least(io::ConfigNode& node, const std::string& key, T fallback, T min, cons
 
 }  // namespace
 
-TrainOptions parse_train_options(io::ConfigNode& node) {
-  TrainOptions o;
+TrainOptions parse_train_options(io::ConfigNode& node, const TrainOptions& defaults) {
+  TrainOptions o = defaults;
   o.epochs = at_least<int64_t>(node, "epochs", o.epochs, 1, "at least 1");
   o.batch_size = at_least<int64_t>(node, "batch_size", o.batch_size, 1, "at least 1");
   o.lr = node.get<double>("lr", o.lr);

@@ -26,23 +26,42 @@ std::unique_ptr<torch::optim::Adam> make_optimizer(model::VcpHeadImpl& head, con
   return std::make_unique<torch::optim::Adam>(groups, base);
 }
 
+std::unique_ptr<torch::optim::Adam> make_optimizer(model::MethodImpl& model, const TrainOptions& opts) {
+  auto base = torch::optim::AdamOptions(opts.lr).betas({opts.betas[0], opts.betas[1]}).eps(opts.eps);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (auto& g : model.parameter_groups()) {
+    auto o = std::make_unique<torch::optim::AdamOptions>(base);
+    if (g.lr == model::ParamGroup::Lr::kLrTemp) o->lr(opts.lr_temp);
+    groups.emplace_back(g.params, std::move(o));
+  }
+  VCP_CHECK(!groups.empty(), "make_optimizer: method ", model.method_name(), " has no trainable tensors");
+  return std::make_unique<torch::optim::Adam>(groups, base);
+}
+
+NamedParams trainable_tensors(model::MethodImpl& model) {
+  NamedParams out;
+  for (auto& [name, t] : model.trainable_parameters()) out.emplace_back(name, t);
+  return out;
+}
+
 NamedParams trainable_tensors(model::VcpHeadImpl& head) {
   NamedParams out;
   for (auto& kv : head.named_parameters(true)) out.emplace_back(kv.key(), kv.value());
   return out;
 }
 
-StepResult train_step(model::VcpClipImpl& model, torch::optim::Optimizer& optimizer, const at::Tensor& images,
-                      const at::Tensor& masks, int64_t step, Distributed* dist, int64_t global_batch) {
-  const auto device = model.head->parameters().front().device();
+StepResult train_step(model::MethodImpl& model, torch::optim::Optimizer& optimizer, const at::Tensor& images,
+                      const at::Tensor& masks, int64_t step, Distributed* dist, int64_t global_batch,
+                      const model::ClassNames& classes) {
+  const auto device = model.device();
   at::Tensor x = images.to(device, at::kFloat);
   // Reference: gt[gt > 0.5] = 1, gt[gt < 0.5] = 0 (0.5 itself stays and truncates to class 0).
   at::Tensor gt = masks.to(device, at::kFloat);
   gt = at::where(gt > 0.5, at::ones_like(gt), at::where(gt < 0.5, at::zeros_like(gt), gt));
   const int64_t local_b = x.size(0);
 
-  auto out = model.forward(x);
-  auto terms = vcp_loss(out.raw, out.post, gt);
+  auto out = model.forward_train(x, classes);
+  auto terms = model.loss(out, gt);
 
   StepResult r;
   r.images = local_b;
@@ -79,13 +98,13 @@ StepResult train_step(model::VcpClipImpl& model, torch::optim::Optimizer& optimi
   return r;
 }
 
-ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<data::SampleInfo>& samples,
+ValidationResult validate_pixel_ap(model::MethodImpl& model, const std::vector<data::SampleInfo>& samples,
                                    int64_t batch_size, int workers) {
   ValidationResult res;
   if (samples.empty()) return res;
   const bool was_training = model.is_training();
   model.eval();
-  const auto device = model.head->parameters().front().device();
+  const auto device = model.device();
   // Class by class, so that only one class's maps are held at a time.
   std::vector<std::string> classes = data::class_names(samples);
   double sum_raw = 0, sum_post = 0;
@@ -103,7 +122,8 @@ ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<
     std::vector<double> raw, post;
     std::vector<uint8_t> labels;
     while (auto batch = loader.next()) {
-      auto maps = model.predict_maps(batch->images.to(device));
+      const model::ClassNames names(static_cast<size_t>(batch->size()), cls);
+      auto maps = model.predict_maps(batch->images.to(device), nullptr, {}, names);
       auto m = (batch->masks > 0.5).to(at::kByte).contiguous();
       labels.insert(labels.end(), m.data_ptr<uint8_t>(), m.data_ptr<uint8_t>() + m.numel());
       auto r = maps.raw.to(at::kCPU, at::kDouble).contiguous();

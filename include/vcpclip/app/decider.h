@@ -53,6 +53,14 @@ eval::Calibration load_checked_calibration(const std::string& path, const model:
 ///    run uses bf16: decisions near a threshold may differ (calibrate again, or run in fp32)"
 std::string calibration_precision_warning(const std::string& path, const std::string& calibrated, Precision used);
 
+class Decider;
+
+/// The product class for a method whose prompts name it (model::MethodInfo::needs_class_name):
+/// `flag` (--class, InferencerOptions::class_name) if given, else the calibration's class, else a
+/// vcpclip::Error for `who` saying how to give one. "" for methods that need no class name.
+std::string product_class(const model::ModelOptions& model, const std::string& flag, const Decider* decider,
+                          const std::string& who);
+
 /// One class of a checked calibration, applied image by image.
 class Decider {
  public:
@@ -72,6 +80,9 @@ class Decider {
   /// eval's image score from predict's two top-k means: their float32 sum (as eval::image_score).
   /// With references, eval adds score_few_shot (float32) to that sum (eval::fuse_few_shot).
   static double eval_score(double score_raw, double score_post, double score_few_shot = 0);
+
+  /// The calibration's class that decisions use.
+  const std::string& class_name() const { return cls_.name; }
 
   /// {"path", "class", "method", "image_threshold", "pixel_threshold"} for scores.json.
   nlohmann::json describe() const;

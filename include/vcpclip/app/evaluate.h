@@ -33,7 +33,8 @@
 #include "vcpclip/app/few_shot.h"
 #include "vcpclip/eval/accumulator.h"
 #include "vcpclip/eval/report.h"
-#include "vcpclip/model/vcp_clip.h"
+#include "vcpclip/model/method_registry.h"
+#include "vcpclip/model/vcp_clip.h"  // build_vcp_clip, for callers of run_eval(req, model)
 
 namespace vcpclip::app {
 
@@ -83,7 +84,7 @@ struct EvalResult {
 EvalResult run_eval(const EvalRequest& req);
 /// Same with an already built model (tests); req.checkpoint is loaded into it when non-empty and
 /// req.runtime.precision applied. `load_seconds`: the model's build time, for the profile.
-EvalResult run_eval(const EvalRequest& req, model::VcpClip model, double load_seconds = 0);
+EvalResult run_eval(const EvalRequest& req, model::Method model, double load_seconds = 0);
 
 /// The terminal table of a result (eval::report_table) followed by the run's warnings.
 std::string format_eval_table(const EvalResult& result);

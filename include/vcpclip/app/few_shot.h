@@ -30,8 +30,8 @@
 #include "vcpclip/model/reference_memory.h"
 
 namespace vcpclip::model {
-class VcpClipImpl;
-struct VcpMaps;
+class MethodImpl;
+struct MethodMaps;
 }  // namespace vcpclip::model
 
 namespace vcpclip::app {
@@ -63,7 +63,7 @@ FewShotOptions parse_few_shot_options(io::ConfigNode& node);
 /// normalized: weight·max(0, D̂ − margin). The pixel map gets + T and the image score + max T
 /// (eval::fuse_few_shot with weight 1). Undefined without references; normalized with a memory
 /// lacking its normal statistics is an error.
-at::Tensor few_shot_term(const model::VcpMaps& maps, const FewShotOptions& opts);
+at::Tensor few_shot_term(const model::MethodMaps& maps, const FewShotOptions& opts);
 
 /// The layers a memory uses: opts.layers, or features_list when empty.
 std::vector<int64_t> few_shot_layers(const FewShotOptions& opts, const model::ModelOptions& model);
@@ -79,7 +79,7 @@ model::ReferenceIdentity run_identity(const model::ModelOptions& model, const st
 
 /// Decodes `files` like test images, checks they share size and channel count, builds the memory
 /// on the model's device and fills images, hashes and identity.
-model::ReferenceMemory build_memory_from_files(model::VcpClipImpl& model, const std::vector<std::string>& files,
+model::ReferenceMemory build_memory_from_files(model::MethodImpl& model, const std::vector<std::string>& files,
                                                const std::vector<int64_t>& layers,
                                                const model::ReferenceIdentity& identity);
 
@@ -92,7 +92,7 @@ std::string reference_source(const std::string& given, const FewShotOptions& opt
 
 /// predict --reference / InferencerOptions::reference: a folder (all its images; k of them when
 /// k > 0) or a saved memory (.safetensors, checked against `identity` and `layers`).
-model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std::string& path, int64_t k, uint64_t seed,
+model::ReferenceMemory reference_from_path(model::MethodImpl& model, const std::string& path, int64_t k, uint64_t seed,
                                            const std::vector<int64_t>& layers,
                                            const model::ReferenceIdentity& identity);
 
@@ -100,7 +100,7 @@ model::ReferenceMemory reference_from_path(model::VcpClipImpl& model, const std:
 /// `test_set` with split train), or from opts.folder for every class. `test_images` are the
 /// evaluated files: a reference among them is an error. Saved to `save_dir`/<class>.safetensors
 /// when save_dir is non-empty.
-std::map<std::string, model::ReferenceMemory> class_memories(model::VcpClipImpl& model, const FewShotOptions& opts,
+std::map<std::string, model::ReferenceMemory> class_memories(model::MethodImpl& model, const FewShotOptions& opts,
                                                              const data::DataOptions& test_set,
                                                              const std::vector<std::string>& classes,
                                                              const std::vector<std::string>& test_images,

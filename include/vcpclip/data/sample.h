@@ -30,6 +30,13 @@ struct Batch {
   at::Tensor masks;   ///< [B,S,S] float32 0/1
   std::vector<SampleInfo> infos;
   int64_t size() const { return static_cast<int64_t>(infos.size()); }
+  /// The product class of each image, in batch order (the class folder's name, as written there):
+  /// what a method whose prompts name the product receives (model::ClassNames).
+  std::vector<std::string> classes() const {
+    std::vector<std::string> out;
+    for (const auto& i : infos) out.push_back(i.cls_name);
+    return out;
+  }
 };
 
 }  // namespace vcpclip::data

@@ -33,7 +33,9 @@ struct ReferenceCheckpoint {
 };
 
 /// Reads a torch.save zip in the reference layout (CPU, float32 kept as stored dtype→float32).
-ReferenceCheckpoint read_reference_checkpoint(const std::string& path);
+/// Integer tensors are errors, unless `keep_integer` (AnomalyCLIP's int32 token ids): then they
+/// are kept in their stored dtype.
+ReferenceCheckpoint read_reference_checkpoint(const std::string& path, bool keep_integer = false);
 
 /// Writes atomically (temp file + rename) in the reference layout: modules as OrderedDicts with
 /// _metadata, top-level tensors as nn.Parameter (torch._utils._rebuild_parameter).

@@ -23,7 +23,7 @@
 
 namespace vcpclip::model {
 
-class VcpClipImpl;
+class MethodImpl;
 
 /// bf16 is chosen when its rate is at least this multiple of fp32's.
 constexpr double kMinBf16Speedup = 1.3;
@@ -73,7 +73,7 @@ struct PrecisionChoice {
 
 /// Resolves `requested` for `model` (already on its device): auto runs the probe on its vision
 /// block shapes with M up to the tokens of one image and logs describe() at info level; the others
-/// are used as they are. Then sets the model's precision (VcpClipImpl::set_precision).
-PrecisionChoice set_model_precision(VcpClipImpl& model, Precision requested);
+/// are used as they are. Then sets the model's precision (MethodImpl::set_precision).
+PrecisionChoice set_model_precision(MethodImpl& model, Precision requested);
 
 }  // namespace vcpclip::model

@@ -25,15 +25,16 @@
 
 namespace vcpclip::model {
 
-class VcpClipImpl;
+class MethodImpl;
 
 /// What a memory was made with; a memory is refused for a model whose identity differs.
 struct ReferenceIdentity {
-  std::string backbone_sha256;    ///< SHA-256 of the backbone config JSON
-  std::string weights_sha256;     ///< SHA-256 of the CLIP weights file ("" = random backbone)
-  int64_t init_seed = 0;          ///< seed of a random backbone (recorded when weights_sha256 is "")
-  std::string checkpoint_sha256;  ///< SHA-256 of the VCP checkpoint ("" = untrained head)
-  int64_t input_size = 0;         ///< S
+  std::string backbone_sha256;      ///< SHA-256 of the backbone config JSON
+  std::string weights_sha256;       ///< SHA-256 of the CLIP weights file ("" = random backbone)
+  int64_t init_seed = 0;            ///< seed of a random backbone (recorded when weights_sha256 is "")
+  std::string checkpoint_sha256;    ///< SHA-256 of the method's checkpoint ("" = untrained head)
+  int64_t input_size = 0;           ///< S
+  std::string method = "vcp_clip";  ///< model.method (files without it were made with vcp_clip)
 };
 
 struct ReferenceMemory {
@@ -65,7 +66,7 @@ struct ReferenceMemory {
 /// `batch` images per vision-tower pass. Only the vision tower runs (no head, no text tower).
 /// Also computes the normal level and scale of every layer (normal_distances). The file lists
 /// and the identity are left for the caller to fill.
-ReferenceMemory build_reference_memory(VcpClipImpl& model, const at::Tensor& images, const std::vector<int64_t>& layers,
+ReferenceMemory build_reference_memory(MethodImpl& model, const at::Tensor& images, const std::vector<int64_t>& layers,
                                        int64_t batch = 8);
 
 /// The K = 1 views: 6 views [6, 3, S, S] of one image [1, 3, S, S] (or [3, S, S]): shifted by

@@ -6,7 +6,8 @@
 //   "<subject> do not fit <target>: missing tensor 'a' (expected shape [32]); tensor 'b' has
 //    shape [64, 16], expected [64, 32]; unexpected tensor 'c' of shape [3]; and 4 more"
 // (missing first, then mis-shaped, unexpected, non-float; at most 8 listed). Then the tensors are
-// read one at a time straight into the parameters, converting their dtype.
+// read one at a time straight into the parameters, converting their dtype. An integer destination
+// (a buffer of token ids) takes an integer tensor only ("tensor 'x' is Float, expected integer (Int)").
 #include <ATen/core/Tensor.h>
 #include <torch/ordered_dict.h>
 

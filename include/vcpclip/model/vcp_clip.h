@@ -1,5 +1,6 @@
 #pragma once
-// VCP-CLIP (docs/design.md §3–§5): the frozen CLIP backbone + the trainable VCP head.
+// VCP-CLIP (docs/design.md §3–§5): the frozen CLIP backbone + the trainable VCP head, the method
+// `vcp_clip` (model/method.h; registered by src/model/methods/vcp_clip.cpp).
 //
 //   auto model = vcpclip::model::build_vcp_clip(opts, device);   // backbone weights, tokenizer
 //   vcpclip::model::load_vcp_checkpoint(*model, "train_visa.pth"); // reference .pth layout
@@ -26,6 +27,7 @@
 #include "vcpclip/common/stage_timer.h"
 #include "vcpclip/io/checkpoint.h"
 #include "vcpclip/model/clip_model.h"
+#include "vcpclip/model/method.h"
 #include "vcpclip/model/model_options.h"
 #include "vcpclip/model/post_vcp.h"
 #include "vcpclip/model/pre_vcp.h"
@@ -120,26 +122,16 @@ struct VcpOutput {
   torch::Tensor text;               ///< text features T [B, 2, E] (L2-normalised)
 };
 
-/// The pixel maps of docs/design.md §6 before blending: mean over layers of channel 1.
-struct VcpMaps {
-  torch::Tensor raw;   ///< M_raw [B, S, S]
-  torch::Tensor post;  ///< M_post [B, S, S] (undefined when post_vcp is false)
-  /// Few-shot map D [B, S, S] (model/reference_memory.h); undefined without reference memories.
-  torch::Tensor few_shot;
-  /// Normalised few-shot map D̂ [B, S, S] (reference_memory.h); undefined without references or
-  /// when a memory lacks its normal statistics (a memory file of version 1).
-  torch::Tensor few_shot_normalized;
-  /// [B] float32: each image's memory's normal_max (0 where an image has none); with few_shot_normalized.
-  torch::Tensor few_shot_normal_max;
-};
+/// The pixel maps of docs/design.md §6 before blending: M_raw, M_post = mean over layers of channel
+/// 1 (model::MethodMaps; image_score undefined: VCP-CLIP scores images from its maps).
+using VcpMaps = MethodMaps;
 
-class VcpClipImpl : public torch::nn::Module {
+class VcpClipImpl : public MethodImpl {
  public:
   /// Takes a built backbone; validates opts against its config (validate_model_options, the one
   /// place that runs it) and creates the head from opts (seeded by opts.init_seed).
   VcpClipImpl(ClipModel clip, const ModelOptions& opts, TokenizedTemplates templates);
 
-  ClipModel clip{nullptr};  ///< frozen (requires_grad false, always eval)
   VcpHead head{nullptr};
 
   /// Full forward for images [B, 3, S, S] (CLIP-normalised, on the model's device).
@@ -148,23 +140,26 @@ class VcpClipImpl : public torch::nn::Module {
   /// the stages "vision tower", "Pre-VCP", "text tower", "Post-VCP + maps" are charged to it.
   /// `refs`: empty, or one reference memory per image (nullptr = none for that image; all with the
   /// same layers): then maps.few_shot is D (0 where an image has none), from the same vision pass.
+  /// `classes` is not used (VCP-CLIP's prompts name no product).
   VcpMaps predict_maps(const torch::Tensor& images, StageTimer* timer = nullptr,
-                       const std::vector<const ReferenceMemory*>& refs = {});
+                       const std::vector<const ReferenceMemory*>& refs = {}, const ClassNames& classes = {}) override;
 
-  /// runtime.precision: bf16/fp16 run the vision tower's matmuls in that dtype (ClipModelImpl::
-  /// set_block_dtype; the head stays fp32); autocast runs forward() and predict_maps() under CUDA
-  /// autocast (fp16). Call after moving the model to its device; fp16 and autocast need CUDA
-  /// (vcpclip::Error otherwise).
-  void set_precision(Precision p);
-  Precision precision() const { return precision_; }
+  // --- the method interface (model/method.h) ---
+  const MethodInfo& info() const override;
+  /// forward(): raw and post probabilities (class names unused).
+  MethodOutput forward_train(const at::Tensor& images, const ClassNames& classes) override;
+  /// vcp_seg_loss (model/seg_losses.h): Σ layers focal + dice of both branches.
+  MethodLoss loss(const MethodOutput& out, const at::Tensor& gt) const override;
+  /// {all except the temperatures} at train.lr, {the two temperatures} at train.lr_temp.
+  std::vector<ParamGroup> parameter_groups() override;
+  std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() override;
+  void load_checkpoint(const io::ReferenceCheckpoint& ckpt, const std::string& path) override;
+  io::ReferenceCheckpoint to_checkpoint() const override;
 
   // --- stages (used by forward; public for parity tests and diagnostics) ---
   /// Vision tower without autograd: patch features per layer + global feature (under CUDA autocast
   /// when the precision is autocast).
   VisionOutput encode_image(const torch::Tensor& images);
-  /// Raw block outputs [B, 1+G², W] of the 1-based vision blocks `layers` (no global feature,
-  /// no autograd): the features of the few-shot reference memory.
-  std::vector<torch::Tensor> encode_layers(const torch::Tensor& images, const std::vector<int64_t>& layers);
   /// T [B, 2, E] from class tokens [B, r, E] (one batched text pass).
   torch::Tensor encode_text(const torch::Tensor& class_tokens);
   /// Raw-branch logits [B, N, 2] of feature layer index i (0-based in features_list).
@@ -174,24 +169,20 @@ class VcpClipImpl : public torch::nn::Module {
   /// logits [B, N, 2] → probabilities [B, 2, S, S] (grid reshape, bilinear align_corners upsample, softmax).
   torch::Tensor logits_to_probs(const torch::Tensor& logits) const;
 
-  /// train(true) switches the head only (prompt dropout); CLIP stays in eval.
-  void train(bool on = true) override;
-
-  const ModelOptions& options() const { return opts_; }
   const TokenizedTemplates& templates() const { return templates_; }
-  /// S: the input size images must have ([B, 3, S, S]) and the maps come out at (model.image_size).
-  int64_t input_size() const { return opts_.input_size; }
 
  private:
-  ModelOptions opts_;
   TokenizedTemplates templates_;
-  Precision precision_ = Precision::kFp32;
 };
 TORCH_MODULE(VcpClip);
 
+/// VCP-CLIP's MethodInfo (name vcp_clip; the default post-processing and training settings).
+const MethodInfo& vcp_clip_info();
+
 /// Builds the backbone from opts.backbone (+ activation override), loads opts.weights (empty:
 /// random init, with a warning), loads the tokenizer (opts.vocab), tokenizes the templates,
-/// validates everything, moves the model to `device`, and returns it in eval mode.
+/// validates everything, moves the model to `device`, and returns it in eval mode
+/// (model::build_method for opts.method vcp_clip; any other method is an error).
 VcpClip build_vcp_clip(const ModelOptions& opts, c10::Device device);
 
 /// Reads a reference-layout checkpoint (.pth) into model->head (strict); errors name the file.

@@ -8,29 +8,38 @@
 //   vcp_loss: Σ over layers of focal(post_l) + dice(post_l[:,1]) (the "post" sum), the same for
 //             the raw branch, total = post + raw (the reference's summation order).
 // All functions work in the dtype and on the device of their inputs and are differentiable.
+// They are model/seg_losses.h's (the methods own their losses); kept here for the trainer's callers.
 #include <ATen/core/Tensor.h>
 
 #include <vector>
+
+#include "vcpclip/model/method.h"
+#include "vcpclip/model/seg_losses.h"
 
 namespace vcpclip::train {
 
 /// Focal loss on two-class probabilities. probs [B,2,...], target [B,...] with values 0/1
 /// (truncated to integer class ids like the reference). Scalar tensor.
-at::Tensor focal_loss(const at::Tensor& probs, const at::Tensor& target, double gamma = 2.0, double smooth = 1e-5);
+inline at::Tensor focal_loss(const at::Tensor& probs, const at::Tensor& target, double gamma = 2.0,
+                             double smooth = 1e-5) {
+  return model::focal_loss(probs, target, gamma, smooth);
+}
 
 /// Binary dice loss. probs [B,...] (anomaly channel), target [B,...] 0/1. Scalar tensor.
-at::Tensor dice_loss(const at::Tensor& probs, const at::Tensor& target);
+inline at::Tensor dice_loss(const at::Tensor& probs, const at::Tensor& target) {
+  return model::dice_loss(probs, target);
+}
 
-/// The three numbers a training step reports.
-struct LossTerms {
-  at::Tensor total;  ///< raw + post (differentiable)
-  at::Tensor raw;    ///< Σ_l focal + dice of the Pre-VCP ("raw") branch
-  at::Tensor post;   ///< Σ_l focal + dice of the Post-VCP branch
-};
+/// The three numbers a training step reports (VCP-CLIP: total = raw + post; raw = Σ_l focal + dice
+/// of the Pre-VCP branch, post = the same of the Post-VCP branch).
+using LossTerms = model::MethodLoss;
 
 /// VCP-CLIP training loss. raw/post: per feature layer, probabilities [B,2,S,S] (softmax over
 /// the 2 channels); gt [B,S,S] binary masks. raw must be non-empty; post equally long, or empty
 /// when the Post-VCP branch is ablated (post term 0).
-LossTerms vcp_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Tensor>& post, const at::Tensor& gt);
+inline LossTerms vcp_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Tensor>& post,
+                          const at::Tensor& gt) {
+  return model::vcp_seg_loss(raw, post, gt);
+}
 
 }  // namespace vcpclip::train

@@ -49,11 +49,12 @@ struct TrainOptions {
   int64_t log_every = 1;
 };
 
-/// Reads the `train:` keys above except the data sub-sections (the caller reads train.data and
+/// Reads the `train:` keys above over `defaults` (the method's: app::load_run_config passes
+/// model::MethodInfo::train) except the data sub-sections (the caller reads train.data and
 /// train.val_data first, as app::load_run_config does), then calls node.finish(). Out-of-range values are
 /// vcpclip::Error naming the key and the file (epochs ≥ 1, batch_size ≥ 1, lr/lr_temp/eps > 0, betas in [0,1),
 /// save_every ≥ 1, resume_every_steps ≥ 0, resume_every_seconds ≥ 0, max_steps ≥ 0, log_every ≥ 1). Paths
 /// are resolved relative to the config (io::ConfigNode::get_path).
-TrainOptions parse_train_options(io::ConfigNode& node);
+TrainOptions parse_train_options(io::ConfigNode& node, const TrainOptions& defaults = {});
 
 }  // namespace vcpclip::train

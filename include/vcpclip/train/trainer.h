@@ -29,6 +29,7 @@
 #include "vcpclip/common/runtime.h"
 #include "vcpclip/data/datasets.h"
 #include "vcpclip/eval/metrics.h"
+#include "vcpclip/model/method.h"
 #include "vcpclip/model/vcp_clip.h"
 #include "vcpclip/train/distributed.h"
 #include "vcpclip/train/resume.h"
@@ -39,9 +40,14 @@ namespace vcpclip::train {
 /// The reference optimizer: Adam(betas) with two groups, {every trainable tensor except the two
 /// temperatures} at lr and {New_Lan_Embed.prompt_temp, Zero_try.prompt_temp_l1} at lr_temp.
 std::unique_ptr<torch::optim::Adam> make_optimizer(model::VcpHeadImpl& head, const TrainOptions& opts);
+/// Any method's optimizer: Adam(betas, eps) over model.parameter_groups(), each group at train.lr
+/// or train.lr_temp as the method says (VCP-CLIP: the two groups above; APRIL-GAN: one group).
+std::unique_ptr<torch::optim::Adam> make_optimizer(model::MethodImpl& model, const TrainOptions& opts);
 
 /// The trainable tensors by their flattened reference names (resume state, checks).
 NamedParams trainable_tensors(model::VcpHeadImpl& head);
+/// Any method's trainable tensors by their checkpoint names (model.trainable_parameters()).
+NamedParams trainable_tensors(model::MethodImpl& model);
 
 struct StepResult {
   double loss = 0, loss_raw = 0, loss_post = 0;  ///< over the global batch (mean over ranks)
@@ -49,12 +55,14 @@ struct StepResult {
 };
 
 /// One optimizer step on this rank's shard of a global batch of `global_batch` images: forward
-/// (vision tower without autograd), vcp_loss, backward, gradient all-reduce (weighted so that the
+/// (vision tower without autograd), the method's loss, backward, gradient all-reduce (weighted so that the
 /// averaged gradient is the gradient of the global-batch loss), Adam step. Masks are binarised at
 /// 0.5 as the reference. A NaN/Inf loss (on any rank) is a vcpclip::Error naming `step` and the
-/// step is not applied. The model must be in training mode for prompt dropout.
-StepResult train_step(model::VcpClipImpl& model, torch::optim::Optimizer& optimizer, const at::Tensor& images,
-                      const at::Tensor& masks, int64_t step, Distributed* dist = nullptr, int64_t global_batch = 0);
+/// step is not applied. The model must be in training mode for prompt dropout. `classes`: one
+/// product class per image, for methods whose prompts name it (model::MethodInfo::needs_class_name).
+StepResult train_step(model::MethodImpl& model, torch::optim::Optimizer& optimizer, const at::Tensor& images,
+                      const at::Tensor& masks, int64_t step, Distributed* dist = nullptr, int64_t global_batch = 0,
+                      const model::ClassNames& classes = {});
 
 /// Pixel AP of a model on a labelled set, per class and their mean (the reference's validation:
 /// per-layer anomaly probabilities summed, sklearn average_precision_score per class).
@@ -62,7 +70,7 @@ struct ValidationResult {
   std::vector<std::pair<std::string, double>> ap_raw, ap_post;  ///< per class
   std::optional<double> mean_ap_raw, mean_ap_post;
 };
-ValidationResult validate_pixel_ap(model::VcpClipImpl& model, const std::vector<data::SampleInfo>& samples,
+ValidationResult validate_pixel_ap(model::MethodImpl& model, const std::vector<data::SampleInfo>& samples,
                                    int64_t batch_size, int workers);
 
 /// Everything a training run needs (app::make_train_request fills it from a run config).

@@ -69,8 +69,8 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
                                                 std::vector<eval::ClassAccumulator>* zero) {
   const auto& e = req.eval;
   const auto device = apply_runtime(e.runtime);
-  auto model = model::build_vcp_clip(e.model, device);
-  model::load_vcp_checkpoint(*model, e.checkpoint);
+  auto model = model::build_method(e.model, device);
+  model::load_method_checkpoint(*model, e.checkpoint);
   model->set_precision(e.runtime.precision);  // recorded in calibration.json (calibration_header)
   model->eval();
   const auto index = data::read_index(*e.eval.data);
@@ -105,8 +105,8 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
     std::vector<const model::ReferenceMemory*> refs;
     if (!memories.empty())
       for (const auto& info : batch->infos) refs.push_back(&memories.at(info.cls_name));
-    const auto maps = model->predict_maps(batch->images.to(device), nullptr, refs);
-    auto out = eval::postprocess_maps(maps.raw, maps.post, pp);
+    const auto maps = model->predict_maps(batch->images.to(device), nullptr, refs, batch->classes());
+    auto out = eval::postprocess_maps(maps.raw, maps.post, pp, maps.image_score);
     const at::Tensor zpixel = out.pixel.to(at::kCPU).contiguous(), zscore = out.score.to(at::kCPU, at::kDouble);
     eval::fuse_few_shot(out, few_shot_term(maps, e.few_shot), 1.0);
     const at::Tensor pixel = out.pixel.to(at::kCPU).contiguous(), score = out.score.to(at::kCPU, at::kDouble);

@@ -11,6 +11,7 @@
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
 #include "vcpclip/io/atomic_file.h"
+#include "vcpclip/model/method_registry.h"
 
 namespace vcpclip::app {
 
@@ -70,7 +71,27 @@ EvalSection parse_eval_section(io::ConfigNode& node) {
 
 namespace {
 
-TrainSection parse_train_section(io::ConfigNode& node) {
+/// The `postprocess:` and `train:` defaults of a method (model::MethodInfo), over the structs' own.
+PostprocessOptions method_postprocess(const model::MethodInfo& m) {
+  PostprocessOptions o;
+  o.alpha = m.postprocess.alpha;
+  o.sigma = m.postprocess.sigma;
+  o.topk = m.postprocess.topk;
+  o.method_score = m.postprocess.method_score;
+  return o;
+}
+
+train::TrainOptions method_train(const model::MethodInfo& m) {
+  train::TrainOptions o;
+  o.epochs = m.train.epochs;
+  o.batch_size = m.train.batch_size;
+  o.lr = m.train.lr;
+  o.lr_temp = m.train.lr_temp;
+  o.betas = {m.train.beta1, m.train.beta2};
+  return o;
+}
+
+TrainSection parse_train_section(io::ConfigNode& node, const model::MethodInfo& method) {
   TrainSection t;
   if (node.has("data")) {
     auto d = node.section("data");
@@ -84,7 +105,7 @@ TrainSection parse_train_section(io::ConfigNode& node) {
   } else {
     node.section("val_data");
   }
-  t.options = train::parse_train_options(node);  // reads the remaining keys and calls finish()
+  t.options = train::parse_train_options(node, method_train(method));  // the remaining keys; finish()
   return t;
 }
 
@@ -103,9 +124,10 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
   } else {
     root.section("model");
   }
+  const model::MethodInfo& method = model::method_info(cfg.model ? cfg.model->method : "vcp_clip");
   {
     auto s = root.section("postprocess");
-    cfg.postprocess = eval::parse_postprocess_options(s);
+    cfg.postprocess = eval::parse_postprocess_options(s, method_postprocess(method));
   }
   {
     auto s = root.section("predict");
@@ -113,7 +135,7 @@ RunConfig parse_root(io::ConfigNode& root, const std::string& path, const std::v
   }
   {
     auto s = root.section("train");
-    cfg.train = parse_train_section(s);
+    cfg.train = parse_train_section(s, method);
   }
   {
     auto s = root.section("eval");

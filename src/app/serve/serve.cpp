@@ -32,6 +32,7 @@ ServeRequest make_serve_request(const ServeFlags& flags) {
     req.serve.port = *flags.port;
   }
   req.backbone = cfg.require_model("serve").backbone;
+  req.method = cfg.require_model("serve").method;
   req.inferencer.config = flags.config;
   req.inferencer.overrides = flags.overrides;
   req.inferencer.checkpoint = flags.checkpoint;
@@ -45,6 +46,7 @@ ServeModel load_serve_model(const ServeRequest& req) {
   ServeModel m;
   m.inferencer = std::make_unique<Inferencer>(req.inferencer);
   nlohmann::json params = {{"backbone", fs::path(req.backbone).filename().string()},
+                           {"method", req.method},
                            {"image_size", m.inferencer->image_size()},
                            {"checkpoint", fs::path(req.inferencer.checkpoint).filename().string()},
                            {"checkpoint_sha256", io::sha256_file(req.inferencer.checkpoint, "checkpoint")},

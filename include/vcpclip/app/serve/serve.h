@@ -30,7 +30,8 @@ struct ServeFlags {
 struct ServeRequest {
   ServeOptions serve;
   InferencerOptions inferencer;
-  std::string backbone;  ///< the model's backbone JSON (metadata names its file)
+  std::string backbone;             ///< the model's backbone JSON (metadata names its file)
+  std::string method = "vcp_clip";  ///< model.method (metadata records it)
 };
 
 /// Loads the run config (every section checked; serve: parsed) and applies the flags.

@@ -1,11 +1,11 @@
-// Focal + dice losses (docs/design.md §7), see include/vcpclip/train/losses.h.
-#include "vcpclip/train/losses.h"
+// Focal + dice losses (docs/design.md §7), see include/vcpclip/model/seg_losses.h.
+#include "vcpclip/model/seg_losses.h"
 
 #include <ATen/ATen.h>
 
 #include "vcpclip/common/error.h"
 
-namespace vcpclip::train {
+namespace vcpclip::model {
 
 namespace {
 
@@ -25,6 +25,24 @@ at::Tensor focal_unchecked(const at::Tensor& probs, const at::Tensor& target, do
   at::Tensor w0 = at::clamp(1.0 - is1, smooth, 1.0 - smooth);
   at::Tensor pt = w0 * probs.select(1, 0) + w1 * probs.select(1, 1) + smooth;
   return (-at::pow(1.0 - pt, gamma) * at::log(pt)).mean();
+}
+
+/// Σ_l focal + dice without checks (the reference's accumulation order: focal, then dice, per layer).
+at::Tensor sum_unchecked(const std::vector<at::Tensor>& layers, const at::Tensor& gt) {
+  at::Tensor out;
+  for (const auto& p : layers) {
+    at::Tensor l = focal_unchecked(p, gt, 2.0, 1e-5);
+    out = out.defined() ? out + l : l;
+    out = out + dice_loss(p.select(1, 1), gt);
+  }
+  return out;
+}
+
+void check_layer(const at::Tensor& p, const at::Tensor& gt, size_t i, const char* who) {
+  VCP_CHECK(p.dim() == 4 && p.size(1) == 2 && gt.dim() == 3 && gt.size(0) == p.size(0) && gt.size(1) == p.size(2) &&
+                gt.size(2) == p.size(3),
+            who, ": layer ", i, ": expected probabilities [B,2,S,S] and masks [B,S,S], found ", p.sizes(), " and ",
+            gt.sizes());
 }
 
 }  // namespace
@@ -49,7 +67,14 @@ at::Tensor dice_loss(const at::Tensor& probs, const at::Tensor& target) {
   return 1.0 - dice.sum() / static_cast<double>(n);
 }
 
-LossTerms vcp_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Tensor>& post, const at::Tensor& gt) {
+at::Tensor focal_dice_sum(const std::vector<at::Tensor>& layers, const at::Tensor& gt, const char* who) {
+  VCP_CHECK(!layers.empty(), who, ": expected at least one layer of probabilities");
+  check_binary(gt, who);
+  for (size_t i = 0; i < layers.size(); ++i) check_layer(layers[i], gt, i, who);
+  return sum_unchecked(layers, gt);
+}
+
+MethodLoss vcp_seg_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Tensor>& post, const at::Tensor& gt) {
   VCP_CHECK(!raw.empty() && (raw.size() == post.size() || post.empty()),
             "vcp_loss: expected the same non-zero number of raw and post layers (or no post layers), found ",
             raw.size(), " and ", post.size());
@@ -61,20 +86,12 @@ LossTerms vcp_loss(const std::vector<at::Tensor>& raw, const std::vector<at::Ten
               "vcp_loss: layer ", i, ": expected raw/post probabilities [B,2,S,S] and masks [B,S,S], found ",
               raw[i].sizes(), ", ", post[i].sizes(), " and ", gt.sizes());
   }
-  LossTerms out;
-  for (const auto& p : post) {
-    at::Tensor l = focal_unchecked(p, gt, 2.0, 1e-5);
-    out.post = out.post.defined() ? out.post + l : l;
-    out.post = out.post + dice_loss(p.select(1, 1), gt);
-  }
-  for (const auto& p : raw) {
-    at::Tensor l = focal_unchecked(p, gt, 2.0, 1e-5);
-    out.raw = out.raw.defined() ? out.raw + l : l;
-    out.raw = out.raw + dice_loss(p.select(1, 1), gt);
-  }
+  MethodLoss out;
+  if (!post.empty()) out.post = sum_unchecked(post, gt);
+  out.raw = sum_unchecked(raw, gt);
   if (!out.post.defined()) out.post = at::zeros({}, out.raw.options());  // Post-VCP ablated
   out.total = out.post + out.raw;
   return out;
 }
 
-}  // namespace vcpclip::train
+}  // namespace vcpclip::model
