@@ -25,7 +25,7 @@ struct Inferencer::Impl {
   std::shared_ptr<model::ReferenceMemory> memory;  ///< few-shot references (null: zero-shot)
   app::FewShotOptions few_shot;                    ///< the fusion of the references' term (app/few_shot.h)
   std::string product;  ///< the class the method's prompts name ("" for methods that need none)
-  std::mutex forward;  ///< serialises the forward passes (see the header's thread-safety note)
+  std::mutex forward;   ///< serialises the forward passes (see the header's thread-safety note)
 };
 
 Inferencer::Inferencer(const InferencerOptions& o) : impl_(std::make_unique<Impl>()) {

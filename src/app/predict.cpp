@@ -259,8 +259,9 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; raw/post only with save_branches (post: with Post-VCP)
   at::Tensor few_shot_score;         ///< [B] max of the few-shot term (undefined without references)
-  at::Tensor score_raw, score_post;  ///< [B] top-k means, or the method's own score (postprocess.image_score: method) and no score_post
-  at::Tensor map_min, map_max;       ///< [B] of final_maps
+  at::Tensor score_raw,
+      score_post;  ///< [B] top-k means, or the method's own score (postprocess.image_score: method) and no score_post
+  at::Tensor map_min, map_max;  ///< [B] of final_maps
   std::vector<at::Tensor> to_host() const {
     return {raw, post, final_maps, few_shot_score, score_raw, score_post, map_min, map_max};
   }
@@ -461,7 +462,8 @@ PredictSummary run_predict(const PredictRequest& req) {
     pipe.begin_batch();
     const std::vector<const model::ReferenceMemory*> memories(refs.memory ? b->ids.size() : 0, refs.memory.get());
     const model::ClassNames classes(product.empty() ? 0 : b->ids.size(), product);
-    model::MethodMaps maps = model->predict_maps(to_device_async(at::stack(b->inputs), device), &timer, memories, classes);
+    model::MethodMaps maps =
+        model->predict_maps(to_device_async(at::stack(b->inputs), device), &timer, memories, classes);
     b->inputs.clear();
     Processed p;
     {
