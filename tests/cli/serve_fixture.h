@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,7 +74,9 @@ inline const std::string& calibration() {
 class ServerProcess {
  public:
   /// Starts `vcpclip serve -c config -k <fixture checkpoint> extra...` and waits until it printed its port.
-  ServerProcess(const std::string& config, const std::vector<std::string>& extra, const std::string& env_token = "") {
+  /// `nofile` > 0: the child's RLIMIT_NOFILE, soft and hard (a machine with few descriptors).
+  ServerProcess(const std::string& config, const std::vector<std::string>& extra, const std::string& env_token = "",
+                rlim_t nofile = 0) {
     log_ = (fs::temp_directory_path() / ("serve_" + std::to_string(++counter()) + ".log")).string();
     std::vector<std::string> args{
         std::string(VCPCLIP_BINARY_DIR) + "/vcpclip", "serve", "-c", config, "-k", fx::path("tiny_vcp.pth")};
@@ -94,6 +97,8 @@ class ServerProcess {
     if (pid_ == 0) {
       dup2(fd, 1);
       dup2(fd, 2);
+      const rlimit limit{nofile, nofile};
+      if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(126);
       execve(argv[0], argv.data(), envp.data());
       _exit(127);
     }

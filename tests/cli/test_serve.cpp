@@ -57,6 +57,28 @@ cv::Mat png_of(const std::string& base64_text) {
   return cv::imdecode(cv::Mat(1, int(bytes.size()), CV_8UC1, bytes.data()), cv::IMREAD_UNCHANGED);
 }
 
+/// Starts `n` predictions of one fixture image in the background (each returns its HTTP status,
+/// 0 when no answer came) and waits until /metrics shows them all queued; *queued says whether it did.
+std::vector<std::future<int>> fill_queue(sf::ServerProcess& server, int n, bool* queued) {
+  std::vector<std::future<int>> waiting;
+  for (int i = 0; i < n; ++i)
+    waiting.push_back(std::async(std::launch::async, [&server] {
+      httplib::Client c("127.0.0.1", server.port());
+      c.set_read_timeout(60, 0);
+      auto r = c.Post("/v1/predict", sf::file_bytes(images()[0]), "image/png");
+      return r ? r->status : 0;
+    }));
+  httplib::Client c("127.0.0.1", server.port());
+  const std::string depth = "vcpclip_queue_depth " + std::to_string(n);
+  *queued = false;
+  for (int i = 0; i < 100 && !*queued; ++i) {
+    auto m = c.Get("/metrics");
+    *queued = m && m->body.find(depth) != std::string::npos;
+    if (!*queued) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return waiting;
+}
+
 /// `vcpclip predict` on the fixture images with the calibration: scores.json.
 json predict_scores(const std::string& config, const std::string& out) {
   std::string cmd = "predict -c " + config + " -k " + fx::path("tiny_vcp.pth") + " -o " + out +
@@ -184,20 +206,10 @@ TEST(Serve, FullQueueAnswers503AtOnce) {
   sf::ServerProcess server(sf::config_file("serve_queue", "  max_wait_ms: 5000\n  batch_wait: always\n  queue: 2\n"),
                            {});
   ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
-  std::vector<std::future<int>> waiting;
-  for (int i = 0; i < 2; ++i)
-    waiting.push_back(std::async(std::launch::async, [&] {
-      httplib::Client c("127.0.0.1", server.port());
-      c.set_read_timeout(60, 0);
-      auto r = c.Post("/v1/predict", sf::file_bytes(images()[0]), "image/png");
-      return r ? r->status : 0;
-    }));
+  bool queued = false;
+  auto waiting = fill_queue(server, 2, &queued);
+  ASSERT_TRUE(queued) << server.log();
   httplib::Client c("127.0.0.1", server.port());
-  for (int i = 0; i < 100; ++i) {  // until both are queued
-    auto m = c.Get("/metrics");
-    if (m && m->body.find("vcpclip_queue_depth 2") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   auto r = c.Post("/v1/predict", sf::file_bytes(images()[0]), "image/png");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503);
@@ -216,22 +228,10 @@ TEST(Serve, HealthIsAnsweredWhileTheQueueIsFull) {
       sf::config_file("serve_full_health", "  max_wait_ms: 5000\n  batch_wait: always\n  queue: 2\n  threads: 2\n"),
       {});
   ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
-  std::vector<std::future<int>> waiting;
-  for (int i = 0; i < 2; ++i)
-    waiting.push_back(std::async(std::launch::async, [&] {
-      httplib::Client c("127.0.0.1", server.port());
-      c.set_read_timeout(60, 0);
-      auto r = c.Post("/v1/predict", sf::file_bytes(images()[0]), "image/png");
-      return r ? r->status : 0;
-    }));
+  bool queued = false;
+  auto waiting = fill_queue(server, 2, &queued);
+  ASSERT_TRUE(queued) << server.log();
   httplib::Client c("127.0.0.1", server.port());
-  bool full = false;
-  for (int i = 0; i < 100 && !full; ++i) {
-    auto m = c.Get("/metrics");
-    full = m && m->body.find("vcpclip_queue_depth 2") != std::string::npos;
-    if (!full) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(full);
   for (const char* path : {"/v2/health/live", "/v2/health/ready", "/v2/models/vcpclip", "/"}) {
     auto r = c.Get(path);
     ASSERT_TRUE(r) << path;

@@ -277,3 +277,39 @@ TEST(ServeHostile, SlowClientsAreEndedAndCounted) {
   server.signal(SIGTERM);
   EXPECT_EQ(server.wait_exit(30), 0) << server.log();
 }
+
+// Out of file descriptors (fault injection: the server runs under RLIMIT_NOFILE 96, soft and
+// hard, so raising the soft limit gains nothing): connections past the limit wait in the backlog
+// while accept fails with EMFILE; the server keeps running, backs off, logs it and counts it, and
+// once the held connections close it accepts and answers the waiting ones and new ones as before.
+TEST(ServeHostile, OutOfDescriptorsBacksOffAndRecovers) {
+  const auto config = sf::config_file("serve_emfile", "  header_timeout_s: 30\n  max_connections: 10000\n");
+  sf::ServerProcess server(config, {}, kToken, 96);
+  ASSERT_TRUE(server.port() > 0 && server.wait_ready()) << server.log();
+  const int port = server.port();
+  std::vector<std::unique_ptr<sf::RawConnection>> held;
+  for (int i = 0; i < 160; ++i) held.push_back(std::make_unique<sf::RawConnection>(port));
+  for (const auto& c : held) ASSERT_TRUE(c->connected());
+  // The last connections wait in the backlog: a request sent on one is not answered yet.
+  ASSERT_TRUE(held.back()->send_bytes("GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(held.back()->read_for(2.0), "") << "answered although the server has no descriptor left";
+  std::string log;
+  for (int i = 0; i < 100 && log.find("serve: accept failed") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    log = server.log();
+  }
+  EXPECT_NE(log.find("serve: accept failed (Too many open files)"), std::string::npos) << log;
+  EXPECT_NE(log.find("the descriptor limit 96 is below serve.max_connections"), std::string::npos) << log;
+  // Closing the others frees descriptors: the waiting request is accepted and answered.
+  auto waiting = std::move(held.back());
+  held.pop_back();
+  held.clear();
+  const std::string answer = waiting->read_for(15);
+  EXPECT_EQ(sf::raw_status(answer), 200) << answer;
+  EXPECT_EQ(live_status(port), 200) << "after the descriptors came back";
+  const std::string m = metrics_text(port);
+  EXPECT_GT(sf::metric(m, "vcpclip_accept_backoffs_total"), 0) << m;
+  EXPECT_EQ(sf::metric(m, "vcpclip_connections_refused_total"), 0) << m;
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(30), 0) << server.log();
+}
