@@ -29,7 +29,9 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--config,-c", a->config,
                      "run config (sections runtime, model, postprocess, eval with eval.data); default: the "
                      "config.yaml beside the checkpoint");
-      sub.add_option("--checkpoint,-k", a->checkpoint, "VCP checkpoint in the reference layout (.pth)")->required();
+      sub.add_option("--checkpoint,-k", a->checkpoint,
+                     "the head's checkpoint in its method's official layout (.pth; model.method)")
+          ->required();
       sub.add_option("--out,-o", a->out, "output directory for calibration.json (default: runs/calibrate)");
       sub.add_option("--method", a->method,
                      "f1: eval's F1-optimal thresholds on the labelled eval.data; quantile: quantiles of its normal "

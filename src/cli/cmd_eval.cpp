@@ -30,7 +30,8 @@ static vcpclip::cli::CommandRegistrar reg(
                      "run config (sections runtime, model, postprocess, eval with eval.data); default: the "
                      "config.yaml beside the checkpoint");
       sub.add_option("--checkpoint,-k", a->checkpoint,
-                     "VCP checkpoint in the reference layout (.pth); omitted: untrained (seeded) head as a baseline");
+                     "the head's checkpoint in its method's official layout (.pth; model.method); omitted: untrained "
+                     "(seeded) head as a baseline");
       sub.add_option("--out,-o", a->out, "output directory (default: eval.out_dir)");
       sub.add_flag("--save-maps", a->save_maps, "write maps/<class>/<defect>/<stem>.npy and maps/scores.json");
       sub.add_flag("--export-png", a->export_png,

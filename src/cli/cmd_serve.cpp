@@ -26,7 +26,8 @@ static vcpclip::cli::CommandRegistrar reg(
       sub.add_option("--config,-c", a->flags.config,
                      "run config (sections model, postprocess, runtime, serve); default: the config.yaml beside "
                      "the checkpoint");
-      sub.add_option("--checkpoint,-k", a->flags.checkpoint, "VCP checkpoint in the reference layout (.pth)")
+      sub.add_option("--checkpoint,-k", a->flags.checkpoint,
+                     "the head's checkpoint in its method's official layout (.pth; model.method)")
           ->required();
       sub.add_option("--calibration", a->flags.calibration,
                      "calibration.json (vcpclip calibrate): OK/NG decisions, masks and regions");

@@ -52,16 +52,20 @@ const std::vector<std::string>& known_method_names() {
   return names;
 }
 
-const MethodEntry& require_method(const std::string& name, const std::string& where) {
+const MethodEntry& require_method(const MethodRegistry& registry, const std::string& name, const std::string& where) {
   const auto& known = known_method_names();
   VCP_CHECK(std::find(known.begin(), known.end(), name) != known.end(), "config key ", where, ": unknown method '",
             name, "', expected one of ", join(known));
-  const MethodEntry* e = method_registry().find(name);
+  const MethodEntry* e = registry.find(name);
   std::vector<std::string> built;
-  for (const auto& b : method_registry().entries()) built.push_back(b.name);
+  for (const auto& b : registry.entries()) built.push_back(b.name);
   VCP_CHECK(e, "config key ", where, ": method '", name,
             "' is not built in this version of vcpclip (built: ", join(built), ")");
   return *e;
+}
+
+const MethodEntry& require_method(const std::string& name, const std::string& where) {
+  return require_method(method_registry(), name, where);
 }
 
 const MethodInfo& method_info(const std::string& name) { return require_method(name).info; }

@@ -14,6 +14,7 @@
 
 #include "support/test_util.h"
 #include "vcpclip/app/ablate/ablate.h"
+#include "vcpclip/app/ablate/html.h"
 #include "vcpclip/app/config/run_config.h"
 #include "vcpclip/build_info.h"
 #include "vcpclip/common/error.h"
@@ -408,6 +409,55 @@ TEST(AblateRun, TwoVariantsTwoSeedsThenResume) {
   const auto e = error_of([&] { app::run_ablation(changed, opts); });
   EXPECT_EQ(e.rfind(r5.string() + " was written with other settings than variant 'full' of " + path.string(), 0), 0u)
       << e;
+}
+
+// report.html's pictures: each class's worst, best and first normal image of the first variant,
+// under every variant (first seed), as relative links; a variant that exported none says so.
+TEST(AblateSummary, ReportShowsTheSameImagesUnderEveryVariant) {
+  const auto dir = fresh_dir("strips");
+  const nlohmann::json summary = {
+      {"config", "hand.yaml"},
+      {"base", "base.yaml"},
+      {"seeds", {7, 8}},
+      {"variants", {{{"name", "a"}, {"train", true}}, {{"name", "b"}, {"train", true}}, {{"name", "c"}}}},
+      {"runs", nlohmann::json::array()}};
+  const nlohmann::json index = {{"classes",
+                                 {{{"name", "bottle"},
+                                   {"worst", {{"strip", "imgs/bottle/crack/003.png"}, {"pixel_auroc", 0.5}}},
+                                   {"best", {{"strip", "imgs/bottle/crack/001.png"}, {"pixel_auroc", 0.9}}},
+                                   {"strips",
+                                    {{{"strip", "imgs/bottle/crack/001.png"}, {"anomalous", true}},
+                                     {{"strip", "imgs/bottle/crack/002.png"}, {"anomalous", true}},
+                                     {{"strip", "imgs/bottle/crack/003.png"}, {"anomalous", true}},
+                                     {{"strip", "imgs/bottle/good/000.png"}, {"anomalous", false}},
+                                     {{"strip", "imgs/bottle/good/004.png"}, {"anomalous", false}}}}}}}};
+  for (const char* v : {"a", "b"}) {  // c exported nothing
+    const fs::path eval = dir / v / "seed_7" / "eval";
+    fs::create_directories(eval / "imgs" / "bottle" / "crack");
+    fs::create_directories(eval / "imgs" / "bottle" / "good");
+    std::ofstream(eval / "imgs" / "index.json") << index.dump();
+    for (const char* f : {"crack/001.png", "crack/002.png", "crack/003.png", "good/000.png", "good/004.png"})
+      std::ofstream(eval / "imgs" / "bottle" / f) << "png";
+  }
+  const std::string html = app::ablate_report_html(summary, dir.string());
+  const auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (auto at = html.find(what); at != std::string::npos; at = html.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_NE(html.find("Pictures, side by side"), std::string::npos);
+  for (const char* v : {"a", "b"}) {
+    const std::string pre = std::string("src=\"") + v + "/seed_7/eval/imgs/bottle/";
+    EXPECT_EQ(count(pre + "crack/003.png\""), 1u) << v;  // the worst
+    EXPECT_EQ(count(pre + "crack/001.png\""), 1u) << v;  // the best
+    EXPECT_EQ(count(pre + "good/000.png\""), 1u) << v;   // the first normal image
+    EXPECT_EQ(count(pre + "crack/002.png\""), 0u) << v;
+    EXPECT_EQ(count(pre + "good/004.png\""), 0u) << v;
+  }
+  EXPECT_EQ(count("seed_8"), 0u);
+  EXPECT_EQ(count("not exported"), 3u);  // c, on each of the three rows
+  // Without the runs' folder (or exported pictures) the page has no such section.
+  EXPECT_EQ(app::ablate_report_html(summary).find("Pictures, side by side"), std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------

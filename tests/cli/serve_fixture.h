@@ -75,11 +75,16 @@ class ServerProcess {
  public:
   /// Starts `vcpclip serve -c config -k <fixture checkpoint> extra...` and waits until it printed its port.
   /// `nofile` > 0: the child's RLIMIT_NOFILE, soft and hard (a machine with few descriptors).
+  /// `checkpoint`: another head than the VCP fixture's (e.g. another method's).
   ServerProcess(const std::string& config, const std::vector<std::string>& extra, const std::string& env_token = "",
-                rlim_t nofile = 0) {
+                rlim_t nofile = 0, const std::string& checkpoint = "") {
     log_ = (fs::temp_directory_path() / ("serve_" + std::to_string(++counter()) + ".log")).string();
-    std::vector<std::string> args{
-        std::string(VCPCLIP_BINARY_DIR) + "/vcpclip", "serve", "-c", config, "-k", fx::path("tiny_vcp.pth")};
+    std::vector<std::string> args{std::string(VCPCLIP_BINARY_DIR) + "/vcpclip",
+                                  "serve",
+                                  "-c",
+                                  config,
+                                  "-k",
+                                  checkpoint.empty() ? fx::path("tiny_vcp.pth") : checkpoint};
     args.insert(args.end(), extra.begin(), extra.end());
     // Everything the child needs is prepared before fork(): the child only redirects and execs.
     std::vector<char*> argv;

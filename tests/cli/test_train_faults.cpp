@@ -23,33 +23,16 @@
 #include <thread>
 
 #include "../train/trainer_fixture.h"
+#include "process_util.h"
 #include "support/file_size_limit.h"
 #include "support/test_util.h"
 #include "vcpclip/build_info.h"
 
 namespace fs = std::filesystem;
 using namespace trainer_fixture;
+using namespace process_util;
 
 namespace {
-
-/// Starts `vcpclip <args>` with stdout and stderr appended to `log` (and files limited to
-/// `file_limit` bytes when it is not 0).
-pid_t spawn(const std::vector<std::string>& args, const std::string& log, uint64_t file_limit = 0) {
-  const std::string binary = std::string(VCPCLIP_BINARY_DIR) + "/vcpclip";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    if (file_limit) vcpclip::testing::limit_file_size(file_limit);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(binary.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
 
 /// Starts `vcpclip <args>` (output appended to `log`) under a file-size limit that kills it: with
 /// SIGXFSZ at its default action, the first write past `bytes` ends the process by that signal,
@@ -74,35 +57,6 @@ pid_t spawn_killed_at_file_size(const std::vector<std::string>& args, const std:
     ::_exit(127);
   }
   return pid;
-}
-
-/// Exit status, or 128 + signal.
-int wait_for(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/// Complete lines of steps.jsonl.
-int steps_logged(const fs::path& out) {
-  const std::string text = vcpclip::testing::slurp((out / "steps.jsonl").string());
-  return int(std::count(text.begin(), text.end(), '\n'));
-}
-
-/// Runs until `when` says so, then SIGKILL; the process must still have been running.
-void kill_when(const std::vector<std::string>& args, const std::string& log, const std::function<bool()>& when) {
-  const pid_t pid = spawn(args, log);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (;;) {
-    if (when()) break;
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "the run ended before the kill point:\n"
-                                                   << vcpclip::testing::slurp(log);
-    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::minutes(5)) << vcpclip::testing::slurp(log);
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  ::kill(pid, SIGKILL);
-  EXPECT_EQ(wait_for(pid), 128 + SIGKILL);
 }
 
 std::vector<nlohmann::json> jsonl(const fs::path& p) {

@@ -64,6 +64,9 @@ const std::vector<std::string>& known_method_names();
 /// The entry of `name`; vcpclip::Error when the name is unknown (listing the known ones) or known
 /// but not built in this version. `where` names the config key in messages.
 const MethodEntry& require_method(const std::string& name, const std::string& where = "model.method");
+/// The same against another registry (a build with fewer file pairs; tests).
+const MethodEntry& require_method(const MethodRegistry& registry, const std::string& name,
+                                  const std::string& where = "model.method");
 
 /// The MethodInfo of a registered method (require_method's errors otherwise).
 const MethodInfo& method_info(const std::string& name);

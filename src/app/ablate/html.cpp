@@ -1,6 +1,11 @@
 // report.html of `vcpclip ablate` (see app/ablate/html.h).
 #include "vcpclip/app/ablate/html.h"
 
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <vector>
+
 #include "vcpclip/app/report/eval_html.h"
 #include "vcpclip/eval/html.h"
 #include "vcpclip/eval/report.h"
@@ -77,9 +82,68 @@ std::string runs_table(const nlohmann::json& j) {
   return s + "</tbody></table>\n";
 }
 
+/// The strips a class shows in every column: the first variant's worst and best anomalous image
+/// and its first normal image (the same test images for every variant).
+std::vector<const nlohmann::json*> chosen_strips(const nlohmann::json& cls) {
+  std::vector<const nlohmann::json*> out;
+  if (!cls.contains("strips")) return out;
+  std::vector<std::string> want;
+  for (const char* which : {"worst", "best"})
+    if (cls.contains(which) && cls[which].is_object()) want.push_back(str(cls[which], "strip"));
+  for (const auto& st : cls.at("strips"))
+    if (!st.value("anomalous", true)) {
+      want.push_back(str(st, "strip"));
+      break;
+    }
+  for (const auto& w : want)
+    for (const auto& st : cls.at("strips"))
+      if (str(st, "strip") == w && std::find(out.begin(), out.end(), &st) == out.end()) out.push_back(&st);
+  return out;
+}
+
+/// Each class's chosen test images (rows) under every variant (columns), first seed, from the
+/// runs' eval/imgs/index.json (written when the runs set eval.export_png); "" when none has one.
+std::string strips_side_by_side(const nlohmann::json& j, const std::string& out_dir) {
+  const auto& seeds = j.value("seeds", nlohmann::json::array());
+  if (seeds.empty() || out_dir.empty()) return "";
+  const std::string seed_dir = "/seed_" + seeds[0].dump() + "/eval/";
+  std::vector<std::string> names;
+  std::map<std::string, nlohmann::json> index;  // variant -> its imgs/index.json
+  for (const auto& v : j.at("variants")) {
+    names.push_back(str(v, "name"));
+    const auto path = std::filesystem::path(out_dir) / (names.back() + seed_dir + "imgs/index.json");
+    if (std::filesystem::exists(path)) index[names.back()] = read_json_file(path.string());
+  }
+  if (index.empty()) return "";
+  std::string lead;  // the first variant, in the config's order, that exported pictures
+  for (const auto& n : names)
+    if (lead.empty() && index.count(n)) lead = n;
+  const nlohmann::json& first = index.at(lead);
+  const std::string columns = "repeat(" + std::to_string(names.size()) + ", minmax(160px, 1fr))";
+  std::string s = "<h2>Pictures, side by side</h2>\n<p class=\"note\">Seed " + h::escape(seeds[0].dump()) +
+                  ". Each row is one test image (the worst and the best anomalous image of " + h::escape(lead) +
+                  " and a normal one), each column a variant. Strips: image | anomaly map | map above the "
+                  "class threshold, ground truth outlined in green | ground truth.</p>\n";
+  for (const auto& cls : first.value("classes", nlohmann::json::array())) {
+    s += "<h3>" + h::escape(str(cls, "name")) + "</h3>\n<div style=\"display:grid; grid-template-columns:" + columns +
+         "; gap:8px; overflow-x:auto\">";
+    for (const auto& n : names) s += "<div><h4>" + h::escape(n) + "</h4></div>";
+    for (const auto* st : chosen_strips(cls))
+      for (const auto& n : names) {
+        const std::string rel = n + seed_dir + str(*st, "strip");
+        const bool have = index.count(n) && std::filesystem::exists(std::filesystem::path(out_dir) / rel);
+        s += have ? "<div><img style=\"width:100%\" src=\"" + h::url_path(rel) + "\" alt=\"" +
+                        h::escape(n + ": " + str(*st, "strip")) + "\"></div>"
+                  : "<div><p class=\"note\">not exported</p></div>";
+      }
+    s += "</div>\n";
+  }
+  return s;
+}
+
 }  // namespace
 
-std::string ablate_report_html(const nlohmann::json& j) {
+std::string ablate_report_html(const nlohmann::json& j, const std::string& out_dir) {
   std::string seeds;
   for (const auto& s : j.value("seeds", nlohmann::json::array())) seeds += (seeds.empty() ? "" : ", ") + s.dump();
   std::string body = "<h2>Summary</h2>\n" + summary_table(j) +
@@ -87,6 +151,7 @@ std::string ablate_report_html(const nlohmann::json& j) {
                      "), in % (the threshold raw). The same numbers are in summary.json, summary.csv and "
                      "summary.md. Click a column to sort.</p>\n";
   body += "<h2>Chart</h2>\n" + h::figure("summary.png", "class mean per variant; error bars: standard deviation");
+  body += strips_side_by_side(j, out_dir);
   body += "<h2>Runs</h2>\n" + runs_table(j);
   body += "<h2>Configuration</h2>\n<dl class=\"meta\"><dt>ablation</dt><dd>" + h::escape(str(j, "config")) +
           "</dd><dt>base</dt><dd>" + h::escape(str(j, "base")) + "</dd></dl>\n";

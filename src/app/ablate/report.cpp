@@ -380,7 +380,7 @@ void write_summary(const AblationConfig& cfg, const AblationSummary& s) {
   const auto png = summary_png(cfg, s);
   io::write_file_atomically((d / "summary.png").string(),
                             std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
-  io::write_file_atomically((d / "report.html").string(), ablate_report_html(j));
+  io::write_file_atomically((d / "report.html").string(), ablate_report_html(j, cfg.out_dir));
 }
 
 }  // namespace vcpclip::app
