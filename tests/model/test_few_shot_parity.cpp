@@ -125,6 +125,13 @@ TEST(FewShotParity, SaveLoadRoundTripAndRefusalForAnotherModel) {
   EXPECT_EQ(error_of([&] { model::check_reference_identity(back, other, "m.safetensors"); }),
             "reference memory m.safetensors was made with another model: image_size 64 in the memory, 128 in this "
             "run; build it again for this model");
+  // The method travels with the file too (absent in files of before: vcp_clip).
+  EXPECT_EQ(back.identity.method, "vcp_clip");
+  other = mem.identity;
+  other.method = "april_gan";
+  EXPECT_EQ(error_of([&] { model::check_reference_identity(back, other, "m.safetensors"); }),
+            "reference memory m.safetensors was made with method vcp_clip, but this run's model.method is april_gan; "
+            "build it again for this method");
   // A memory's identity travels with the file: a changed fingerprint means other references.
   auto changed = mem;
   changed.image_sha256[1] = std::string(64, 'c');
