@@ -16,6 +16,12 @@ void init_blocks(torch::nn::ModuleList& blocks, int64_t width);
 at::Tensor scaled_dot_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                                 bool need_grad);
 
+/// How the grid rows of a positional embedding are resized: bicubic with antialias (open_clip's
+/// resize_pos_embed: VCP-CLIP, APRIL-GAN; resize_positional_embedding) or bilinear (AnomalyCLIP;
+/// resize_positional_embedding_bilinear), both align_corners=false.
+enum class PositionalResize { kBicubicAntialias, kBilinear };
+at::Tensor resize_positional_embedding_as(const at::Tensor& pos, int64_t grid, PositionalResize how);
+
 /// x / ||x|| over the last dimension.
 inline at::Tensor l2_normalise(const at::Tensor& x) { return x / x.norm(2, {-1}, true); }
 

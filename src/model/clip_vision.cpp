@@ -37,7 +37,7 @@ void init_blocks(torch::nn::ModuleList& blocks, int64_t width) {
   }
 }
 
-torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid) {
+at::Tensor resize_positional_embedding_as(const at::Tensor& pos, int64_t grid, PositionalResize how) {
   VCP_CHECK(pos.dim() == 2, "positional embedding must be [G*G+1, W], found ", pos.sizes());
   const int64_t n = pos.size(0) - 1, w = pos.size(1);
   const auto g0 = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
@@ -46,10 +46,17 @@ torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid
   if (g0 == grid) return pos;
   auto cls = pos.slice(0, 0, 1);
   auto img = pos.slice(0, 1).reshape({1, g0, g0, w}).permute({0, 3, 1, 2});
-  img = at::_upsample_bicubic2d_aa(img, {grid, grid}, /*align_corners=*/false, c10::optional<double>(),
-                                   c10::optional<double>());
+  if (how == PositionalResize::kBilinear)
+    img = at::upsample_bilinear2d(img, {grid, grid}, /*align_corners=*/false);
+  else
+    img = at::_upsample_bicubic2d_aa(img, {grid, grid}, /*align_corners=*/false, c10::optional<double>(),
+                                     c10::optional<double>());
   img = img.permute({0, 2, 3, 1}).reshape({grid * grid, w});
   return at::cat({cls, img}, 0);
+}
+
+torch::Tensor resize_positional_embedding(const torch::Tensor& pos, int64_t grid) {
+  return resize_positional_embedding_as(pos, grid, PositionalResize::kBicubicAntialias);
 }
 
 ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& cfg, int64_t embed_dim, Activation activation, bool random_init)

@@ -25,15 +25,7 @@ int64_t first_dpam_block(int64_t layers, int64_t dpam_layer) {
 }
 
 at::Tensor resize_positional_embedding_bilinear(const at::Tensor& pos, int64_t grid) {
-  VCP_CHECK(pos.dim() == 2, "positional embedding must be [G*G+1, W], found ", pos.sizes());
-  const int64_t n = pos.size(0) - 1, w = pos.size(1);
-  const auto g0 = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-  VCP_CHECK(g0 * g0 == n, "positional embedding has ", pos.size(0), " rows, expected a square grid plus one");
-  VCP_CHECK(grid > 0, "patch grid must be positive, found ", grid);
-  if (g0 == grid) return pos;
-  auto img = pos.slice(0, 1).reshape({1, g0, g0, w}).permute({0, 3, 1, 2});
-  img = at::upsample_bilinear2d(img, {grid, grid}, /*align_corners=*/false);
-  return at::cat({pos.slice(0, 0, 1), img.permute({0, 2, 3, 1}).reshape({grid * grid, w})}, 0);
+  return resize_positional_embedding_as(pos, grid, PositionalResize::kBilinear);
 }
 
 namespace {
