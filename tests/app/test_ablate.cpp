@@ -419,7 +419,10 @@ TEST(AblateSummary, ReportShowsTheSameImagesUnderEveryVariant) {
       {"config", "hand.yaml"},
       {"base", "base.yaml"},
       {"seeds", {7, 8}},
-      {"variants", {{{"name", "a"}, {"train", true}}, {{"name", "b"}, {"train", true}}, {{"name", "c"}}}},
+      {"variants",
+       {{{"name", "a"}, {"train", true}, {"runs", 1}, {"summary", nlohmann::json::object()}},
+        {{"name", "b"}, {"train", true}, {"runs", 1}, {"summary", nlohmann::json::object()}},
+        {{"name", "c"}, {"runs", 0}, {"summary", nlohmann::json::object()}}}},
       {"runs", nlohmann::json::array()}};
   const nlohmann::json index = {{"classes",
                                  {{{"name", "bottle"},
