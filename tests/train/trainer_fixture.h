@@ -80,7 +80,7 @@ inline vcpclip::train::TrainRequest request(const std::string& data_root, const 
 }
 
 inline std::map<std::string, at::Tensor> read_ckpt(const std::string& path) {
-  return vcpclip::io::read_reference_checkpoint(path).flatten();
+  return vcpclip::io::read_reference_checkpoint(path, /*keep_integer=*/true).flatten();  // AnomalyCLIP: int32 ids
 }
 
 inline double max_diff(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
