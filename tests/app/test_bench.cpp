@@ -10,6 +10,8 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "support/run_binary.h"
 #include "vcpclip/app/bench/bench.h"
@@ -119,4 +121,62 @@ TEST(Bench, GpuSectionNeedsCudaAndSaysSo) {
       << r.out;
   EXPECT_NE(r.out.find("docs/benchmarks.md \"Next GPU machine\""), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("[vision]"), std::string::npos) << "no section may run first: " << r.out;
+}
+
+// `bench --only methods` at the tiny size: one row per method, each with the C++ side's time per
+// image (t(N) - t(1)) / (N - 1) and its process's peak RSS; the Python column says why it is empty.
+TEST(Bench, MethodsSectionHasARowPerMethodAtTheTinySize) {
+  const auto json = fs::temp_directory_path() / ("vcpclip_bench_methods_" + std::to_string(::getpid()) + ".json");
+  const auto r = vcpclip::testing::run_vcpclip(
+      "bench --only methods --method-sizes tiny --repeats 1 --no-python --no-progress --threads 1 --json " +
+      json.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("[methods]"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("[vision]"), std::string::npos) << "only the methods section runs: " << r.out;
+  std::ifstream in(json);
+  const auto j = nlohmann::json::parse(in);
+  fs::remove(json);
+  const auto& rows = j.at("methods").at("rows");
+  ASSERT_EQ(rows.size(), 3u) << j.dump(2);
+  std::vector<std::string> methods;
+  for (const auto& row : rows) {
+    methods.push_back(row.at("method"));
+    EXPECT_EQ(row.at("size"), "tiny");
+    EXPECT_EQ(row.at("image_size"), 64);
+    EXPECT_EQ(row.at("repeats"), 1);
+    const auto& t = row.at("vcpclip_seconds_per_image");
+    EXPECT_GT(t.at("median").get<double>(), 0) << row.dump(2);
+    EXPECT_GT(t.at("min").get<double>(), 0) << row.dump(2);
+    EXPECT_GT(row.at("load_seconds").at("vcpclip").at("median").get<double>(), 0) << row.dump(2);
+    // the child process holds at least LibTorch and the tiny model
+    EXPECT_GT(row.at("peak_rss_mb").at("vcpclip").get<double>(), 10) << row.dump(2);
+    EXPECT_TRUE(row.at("reference_seconds_per_image").is_null()) << row.dump(2);
+    EXPECT_EQ(row.at("reference_skipped"), "--no-python") << row.dump(2);
+  }
+  EXPECT_EQ(methods, (std::vector<std::string>{"vcp_clip", "april_gan", "anomaly_clip"}));
+}
+
+// The methods section's child process checks its spec like a run config: every key is read, and
+// fewer than 2 images cannot give (t(N) - t(1)) / (N - 1).
+TEST(Bench, MethodChildRefusesABadSpec) {
+  const auto dir = fs::temp_directory_path() / ("vcpclip_bench_child_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto spec = dir / "spec.json";
+  const std::string backbone = std::string(VCPCLIP_SOURCE_DIR) + "/tests/fixtures/vcp/tiny_vcp_clip.json";
+  std::ofstream(spec) << R"({"model": {"method": "april_gan", "backbone": ")" << backbone
+                      << R"(", "image_size": 64, "features_list": [2, 3, 4]}, "images": 1})";
+  auto r = vcpclip::testing::run_vcpclip("bench --no-progress --method-child " + spec.string());
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("bench --method-child: 'images' must be >= 2 (t(N) - t(1)), found 1 in " + spec.string()),
+            std::string::npos)
+      << r.out;
+  std::ofstream(spec) << R"({"model": {"method": "april_gan", "backbone": ")" << backbone
+                      << R"(", "image_size": 64}, "images": 3, "batch": 2})";
+  r = vcpclip::testing::run_vcpclip("bench --no-progress --method-child " + spec.string());
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("unknown config key 'batch' in " + spec.string() +
+                       "; known keys: checkpoint, class_name, images, model"),
+            std::string::npos)
+      << r.out;
+  fs::remove_all(dir);
 }

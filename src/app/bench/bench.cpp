@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "methods.h"
 #include "sections.h"
 #include "vcpclip/app/config/run_util.h"
 #include "vcpclip/build_info.h"
@@ -253,6 +254,7 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
                                           "machine (docs/benchmarks.md \"Next GPU machine\")");
   const auto& blas = select_blas_kernels();  // before the first matmul (common/blas_kernels.h)
   const std::string ref_blas = reference_blas_env();
+  if (!opts.method_child.empty()) return method_child_run(opts, setup_threads(opts.threads));  // methods.h
   BenchContext ctx{opts, dev, setup_threads(opts.threads), {}, std::nullopt, {}, out, {}};
   double load1 = -1;
   {
@@ -302,6 +304,7 @@ nlohmann::json run_bench(const BenchOptions& opts, std::ostream& out) {
   if (wanted("data")) j["data"] = data_section(ctx);
   if (wanted("serve")) j["serve"] = serve_section(ctx);
   if (wanted("few_shot")) j["few_shot"] = few_shot_section(ctx);
+  if (wanted("methods")) j["methods"] = methods_section(ctx);
   if (wanted("gpu") && dev.is_cuda()) j["gpu"] = gpu_section(ctx);
   if (wanted("gpu") && !dev.is_cuda()) ctx.note("gpu section skipped: it needs a CUDA device (--device cuda)");
   j["peak_rss_mb"] = peak_rss_mb();

@@ -35,21 +35,6 @@ const std::vector<RealCase>& real_cases() {
   return c;
 }
 
-/// Median and range of repeated measurements.
-struct Spread {
-  double median = 0, min = 0, max = 0;
-};
-Spread spread(std::vector<double> v) {
-  if (v.empty()) return {};
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v.front(), v.back()};
-}
-nlohmann::json to_json(const Spread& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
-std::string text(const Spread& s, const char* f = "%.3f") {
-  return fmt(f, s.median) + " [" + fmt(f, s.min) + "-" + fmt(f, s.max) + "]";
-}
-
 /// Input folders one/ (1 image) and all/ (N images) of random S×S PNGs, and the run config.
 fs::path prepare_inputs(const RealCase& c, const fs::path& dir, const fs::path& weights) {
   std::mt19937 rng(7);
@@ -140,12 +125,13 @@ nlohmann::json summarise(BenchContext& ctx, const RealCase& c, const RealSamples
   const Spread up = spread(speedup), gain = spread(bf16_gain);
   ctx.out << "  " << c.name << " @ " << c.size << " (batch " << c.batch << ", N = " << c.images << ", " << s.fp32.size()
           << " repetitions; median [min-max])\n"
-          << "    reference       " << text(ref) << " s/img, peak RSS " << fmt("%.0f", spread(s.ref_rss).max)
-          << " MB\n    vcpclip fp32    " << text(f32) << " s/img, peak RSS " << fmt("%.0f", spread(s.fp32_rss).max)
-          << " MB  -> " << text(up, "%.2f") << "x the reference\n    vcpclip bf16    " << text(b16)
-          << " s/img, peak RSS " << fmt("%.0f", spread(s.bf16_rss).max) << " MB  -> " << text(gain, "%.2f")
+          << "    reference       " << spread_text(ref) << " s/img, peak RSS " << fmt("%.0f", spread(s.ref_rss).max)
+          << " MB\n    vcpclip fp32    " << spread_text(f32) << " s/img, peak RSS "
+          << fmt("%.0f", spread(s.fp32_rss).max) << " MB  -> " << spread_text(up, "%.2f")
+          << "x the reference\n    vcpclip bf16    " << spread_text(b16) << " s/img, peak RSS "
+          << fmt("%.0f", spread(s.bf16_rss).max) << " MB  -> " << spread_text(gain, "%.2f")
           << "x vcpclip fp32; max |map bf16 - fp32| " << fmt("%.2g", diff) << "\n    loading (info)  "
-          << text(load, "%.2f") << " s, peak RSS " << fmt("%.0f", spread(s.load_rss).max) << " MB (fp32 weights "
+          << spread_text(load, "%.2f") << " s, peak RSS " << fmt("%.0f", spread(s.load_rss).max) << " MB (fp32 weights "
           << fmt("%.0f", weights_mb) << " MB)\n    BLAS kernels    vcpclip " << kernels_origin(select_blas_kernels())
           << "; reference " << s.ref_kernels << "\n"
           << std::flush;
@@ -154,15 +140,15 @@ nlohmann::json summarise(BenchContext& ctx, const RealCase& c, const RealSamples
           {"batch", c.batch},
           {"images", c.images},
           {"repeats", s.fp32.size()},
-          {"reference_seconds_per_image", to_json(ref)},
-          {"fp32_seconds_per_image", to_json(f32)},
-          {"bf16_seconds_per_image", to_json(b16)},
-          {"speedup_fp32_vs_reference", to_json(up)},
-          {"speedup_bf16_vs_fp32", to_json(gain)},
+          {"reference_seconds_per_image", spread_json(ref)},
+          {"fp32_seconds_per_image", spread_json(f32)},
+          {"bf16_seconds_per_image", spread_json(b16)},
+          {"speedup_fp32_vs_reference", spread_json(up)},
+          {"speedup_bf16_vs_fp32", spread_json(gain)},
           {"peak_rss_mb",
            {{"reference", spread(s.ref_rss).max}, {"fp32", spread(s.fp32_rss).max}, {"bf16", spread(s.bf16_rss).max}}},
           {"max_map_diff_bf16_vs_fp32", diff},
-          {"load_seconds", to_json(load)},
+          {"load_seconds", spread_json(load)},
           {"load_peak_rss_mb", spread(s.load_rss).max},
           {"fp32_weights_mb", weights_mb},
           {"blas_kernels", {{"vcpclip", kernels_origin(select_blas_kernels())}, {"reference", s.ref_kernels}}}};
@@ -207,6 +193,17 @@ nlohmann::json real_case(BenchContext& ctx, const RealCase& c) {
 }
 
 }  // namespace
+
+Spread spread(std::vector<double> v) {
+  if (v.empty()) return {};
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v.front(), v.back()};
+}
+nlohmann::json spread_json(const Spread& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
+std::string spread_text(const Spread& s, const char* f) {
+  return fmt(f, s.median) + " [" + fmt(f, s.min) + "-" + fmt(f, s.max) + "]";
+}
 
 std::string self_exe() {
   char buf[4096];

@@ -77,6 +77,14 @@ struct ProcessRun {
 };
 ProcessRun run_process(const std::string& cmd);
 
+/// Median and range of repeated measurements (real.cpp, methods.cpp).
+struct Spread {
+  double median = 0, min = 0, max = 0;
+};
+Spread spread(std::vector<double> v);
+nlohmann::json spread_json(const Spread& s);                       ///< {"median", "min", "max"}
+std::string spread_text(const Spread& s, const char* f = "%.3f");  ///< "median [min-max]"
+
 /// "OPENBLAS_CORETYPE=<kernels> " when vcpclip switched OpenBLAS's kernels (common/blas_kernels.h), so
 /// that the reference runs on the same BLAS kernels as vcpclip; "" otherwise.
 std::string reference_blas_env();

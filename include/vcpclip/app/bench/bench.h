@@ -21,6 +21,12 @@
 //   gpu      CUDA only (issue 31, src/app/bench/gpu.cpp): ViT-L-14-336@518 tower per precision vs the
 //            dense fp16 peak, train step, predict vs tower, serve vs predict, the full-size protocol
 //            dry run; `--only gpu` on a CPU device is an error, in a full run on the CPU it is skipped
+//   methods  each method's build_method(...)->predict_maps (vcp_clip, april_gan, anomaly_clip) per
+//            image (batch 1), random weights, fp32, vs its official test.py forward in Python on the
+//            same weight files and kernels (bench/reference/bench_methods_reference.py; vcp_clip:
+//            bench_predict_reference.py), each side in its own process (peak RSS), repetitions
+//            alternating the sides; sizes "tiny" (S = 64) and "ViT-L-14-336" (S = 518), --quick:
+//            tiny, no Python (src/app/bench/methods.cpp)
 //   peak RSS of the process
 // The Python columns need a python3 with torch, numpy, scikit-learn and the reference code
 // (--ref, default /tmp/ref): $VCPCLIP_PYTHON, else /usr/bin/python3, else python3 on PATH; when
@@ -79,13 +85,21 @@ struct BenchOptions {
   std::string ref_dir = "/tmp/ref";  ///< reference code for the Python scripts
   std::string work_dir;              ///< temporary files ("" = a fresh folder under the temp dir, removed)
   bool progress = true;              ///< one line per section on stderr
-  std::vector<std::string>
-      only;  ///< sections to run (vision, predict, real, metrics, train, data, serve, few_shot, gpu); empty = all
+  std::vector<std::string> only;     ///< sections to run (vision, predict, real, metrics, train, data, serve, few_shot,
+                                     ///< methods, gpu); empty = all
   double gpu_budget_seconds = 0;  ///< gpu: time-box of the whole section (0 = none); parts that do not fit are skipped
   double gpu_peak_tflops = 0;     ///< gpu: the GPU's dense fp16 peak, TFLOP/s (0 = unknown)
   std::string weights_dir = "runs/bench/weights";  ///< real-size weight files (made there once, reused)
   std::vector<std::string> real_models{"ViT-B-16", "ViT-L-14-336"};  ///< real-size rows
   int repeats = 3;                                                   ///< repetitions of each real-size row
+  /// methods: sizes of the rows (tiny, ViT-L-14-336); --quick keeps tiny only
+  std::vector<std::string> method_sizes{"tiny", "ViT-L-14-336"};
+  std::vector<std::string> methods{"vcp_clip", "april_gan", "anomaly_clip"};  ///< methods: which rows
+  std::string april_gan_ref = "/tmp/april";               ///< methods: checkout of ByChelsea/VAND-APRIL-GAN
+  std::string anomaly_clip_ref = "/tmp/anomalyclip_ref";  ///< methods: checkout of zqhang/AnomalyCLIP
+  /// Internal (the methods section's child process): time one method as the spec file says and
+  /// return its JSON instead of running sections.
+  std::string method_child;
 };
 
 /// Runs every section, prints the side-by-side tables to `out`, returns the results as JSON
