@@ -210,7 +210,7 @@ void predict_test_set(const EvalRequest& req, model::Method& model, const TestSe
         results[kFewShotNormalized] = maps.few_shot_normalized.to(at::kFloat),
         results[kNormalMax] = maps.few_shot_normal_max.to(at::kDouble);
     }
-    eval::fuse_few_shot(out, few_shot_term(maps, req.few_shot), 1.0);
+    fuse_references(out, maps, req.few_shot);
     results[kPixel] = out.pixel.to(at::kFloat), results[kScore] = out.score.to(at::kDouble);
     { auto done = std::move(post); }
     auto b = std::make_shared<data::Batch>(std::move(*batch));

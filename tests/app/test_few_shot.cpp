@@ -119,13 +119,19 @@ TEST(FewShot, SectionKeysAreChecked) {
             "k, layers, margin, seed, threshold, weight");
   EXPECT_EQ(error_of([] { parse("few_shot: {k: -1}"); }),
             "config key 'few_shot.k' in cfg.yaml: expected ≥ 0 (0 = zero-shot), found -1");
-  EXPECT_EQ(error_of([] { parse("few_shot: {k: 1, fusion: mean}"); }),
-            "config key 'few_shot.fusion' in cfg.yaml: expected add (APRIL-GAN's: pixel map + weight·D) or normalized "
-            "(D scaled by the references' normal variation), found 'mean'");
+  EXPECT_EQ(
+      error_of([] { parse("few_shot: {k: 1, fusion: mean}"); }),
+      "config key 'few_shot.fusion' in cfg.yaml: expected relative (D̂ in the map, the score's part scaled by the "
+      "zero-shot map's range), add (APRIL-GAN's: pixel map + weight·D) or normalized (D scaled by the references' "
+      "normal variation), found 'mean'");
   const auto n = parse("few_shot: {k: 1, fusion: normalized, margin: 2.5}");
   EXPECT_EQ(n.fusion, "normalized");
   EXPECT_EQ(n.margin, 2.5);
-  EXPECT_EQ(parse("few_shot: {k: 1}").margin, 3.0);
+  // relative is the default fusion (issue 30, docs/few_shot.md); its margin defaults to 1, normalized's to 3
+  EXPECT_EQ(parse("few_shot: {k: 1}").fusion, "relative");
+  EXPECT_EQ(parse("few_shot: {k: 1}").margin, 1.0);
+  EXPECT_EQ(parse("few_shot: {k: 1, fusion: normalized}").margin, 3.0);
+  EXPECT_EQ(parse("few_shot: {k: 1, fusion: add}").margin, 1.0);
   EXPECT_EQ(parse("few_shot: {k: 1}").threshold, "fixed");
   EXPECT_FALSE(parse("few_shot: {k: 1}").center);
   EXPECT_EQ(error_of([] { parse("few_shot: {k: 1, threshold: max}"); }),

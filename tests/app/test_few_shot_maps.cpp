@@ -4,7 +4,8 @@
 // maps/few_shot.json. On the 3 golden images of the tiny VCP fixture with images 0 and 1 as the
 // references, D and D̂ are the Python restatements' (scripts/golden/make_golden_few_shot.py,
 // make_golden_few_shot_fusion.py), the zero-shot map is an eval without references', and the
-// fused map and score are rebuilt from the saved parts.
+// fused map and score are rebuilt from the saved parts. Fusion "relative" (the default) against
+// scripts/golden/make_golden_few_shot_fusion.py.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@
 #include "support/test_util.h"
 #include "vcpclip/app/evaluate.h"
 #include "vcpclip/eval/ground_truth.h"
+#include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/npy.h"
 
 using namespace vcpclip;
@@ -148,4 +150,41 @@ TEST(FewShotMaps, SavedPartsAreTheGoldenMapsAndRebuildTheFusion) {
   EXPECT_GT(parts.at("images").at(kKeys[2]).at("few_shot_raw_max").get<double>(), 1e-2);
   fs::remove_all(out);
   fs::remove_all(zero_out);
+}
+
+TEST(FewShotFusion, RelativeMatchesThePythonRestatement) {
+  // scripts/golden/make_golden_few_shot_fusion.py, few_shot_fusion_relative.json: the map gets
+  // weight·max(0, D̂ − margin), the score weight·(max Z − median Z)·max(0, max D̂ − normal_max).
+  auto model = model::build_vcp_clip(fx::options(), c10::Device(c10::kCPU));
+  model::load_vcp_checkpoint(*model, fx::path("tiny_vcp.pth"));
+  model->eval();
+  const auto images = fx::load("images");
+  const auto manifest = read_json(fx::path("few_shot_fusion_relative.json"));
+  ASSERT_EQ(manifest.at("sets").size(), 2u);
+  app::FewShotOptions o;
+  o.fusion = "relative";
+  o.weight = manifest.at("weight").get<double>();
+  o.margin = manifest.at("margin").get<double>();
+  for (const auto& set : manifest.at("sets")) {
+    const auto refs = set.at("references").get<std::vector<int64_t>>();
+    SCOPED_TRACE(::testing::Message() << "K = " << refs.size());
+    o.k = static_cast<int64_t>(refs.size());
+    auto mem = model::build_reference_memory(*model, images.index_select(0, at::tensor(refs)),
+                                             manifest.at("layers").get<std::vector<int64_t>>(), 1);
+    const auto want = io::read_npy(fx::path(set.at("pixel").get<std::string>()));
+    // As built, and with normal_max 0 (then every image that is no reference goes beyond it).
+    for (const char* key : {"score", "score_normal_max_0"}) {
+      SCOPED_TRACE(key);
+      if (std::string(key) == "score_normal_max_0") mem.normal_max = 0;
+      const auto maps = model->predict_maps(images, nullptr, {&mem, &mem, &mem});
+      auto out = eval::postprocess_maps(maps.raw, maps.post, eval::PostprocessOptions{});
+      app::fuse_references(out, maps, o);
+      const auto scores = set.at(key).get<std::vector<double>>();
+      EXPECT_LT((out.pixel - want).abs().max().item<double>() / std::max(1.0, want.abs().max().item<double>()), 1e-4);
+      for (int i = 0; i < 3; ++i) EXPECT_NEAR(out.score[i].item<double>(), scores[i], 1e-4 * std::max(1.0, scores[i]));
+    }
+  }
+  // The image score's part is 0 where no image goes beyond normal_max, and positive for some with normal_max 0.
+  const auto& k2 = manifest.at("sets").at(0);
+  EXPECT_GT(k2.at("score_normal_max_0").at(2).get<double>(), k2.at("score").at(2).get<double>() + 1e-3);
 }
