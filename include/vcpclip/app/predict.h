@@ -16,15 +16,17 @@
 // and OUT/report.html (app/report/predict_html.h): the images, scores, decisions and thumbnails.
 //   score = mean(top-k of M_raw) + mean(top-k of M_post), unnormalised.
 // With references (--reference, app/few_shot.h) the map is fused and score += "score_few_shot"
-// (app::few_shot_score_term: the few_shot.fusion's part of the score), exactly as eval; scores.json then has
-// "few_shot": {k, layers, fusion, weight, references (fingerprint), images}. With a calibration (--calibration F
-// [--class NAME], app/decider.h) also <stem>_mask.png (0 ok, 255 anomalous, at the input's size), scores.json
-// "calibration": {path, class, method, thresholds} and per image "decision": "ok"|"ng", "normalized_score" (threshold
-// at 0.5), "class_score", "mask", "mask_area", "regions": [{"x", "y", "width", "height", "area"}]. scores.json is
-// written (atomically) only after every image has been processed. Images are decoded and preprocessed on loader threads
-// while the model computes, and a writer thread writes each batch while the next one is computed
-// (app/batch_pipeline.h); with `profile` the time per stage (load, decoding, vision tower, Pre-VCP, text tower,
-// Post-VCP + maps, post-processing, writing) is printed to stderr and returned in PredictSummary::profile.
+// (app::few_shot_score_term: the fusion's part of the score), exactly as eval; scores.json then
+// has "few_shot": {k, layers, fusion, weight, references (fingerprint), images}.
+// With a calibration (--calibration F [--class NAME], app/decider.h) also <stem>_mask.png (0 ok,
+// 255 anomalous, at the input's size), scores.json "calibration": {path, class, method, thresholds}
+// and per image "decision": "ok"|"ng", "normalized_score" (threshold at 0.5), "class_score",
+// "mask", "mask_area", "regions": [{"x", "y", "width", "height", "area"}].
+// scores.json is written (atomically) only after every image has been processed.
+// Images are decoded and preprocessed on loader threads while the model computes, and a writer
+// thread writes each batch while the next one is computed (app/batch_pipeline.h); with `profile`
+// the time per stage (load, decoding, vision tower, Pre-VCP, text tower, Post-VCP + maps,
+// post-processing, writing) is printed to stderr and returned in PredictSummary::profile.
 // runtime.precision applies to the CLIP towers (common/runtime.h); scores.json "precision" is the one
 // used. With runtime.precision auto, a start-up GEMM probe picks fp32 or bf16 (model/precision_probe.h)
 // and scores.json also has "precision_probe": {"fp32_gflops", "bf16_gflops", "bf16_speedup",
