@@ -75,7 +75,8 @@ def pos(x):
     return np.maximum(x, 0)
 
 
-# ---- the candidate rules: a pixel-map rule and an image-score rule, combined as "map|score" -------
+# ---- the candidate rules: a pixel-map rule and an image-score rule, "map|score" on the command line
+# (printed "map/score", as docs/few_shot.md writes them) ------------------------------------------
 def nmax(x):
     return x.reshape(x.shape[0], -1).max(1)
 
@@ -176,7 +177,7 @@ def summarize(rows, rules, pairs):
         ok = (not fails) and g4px >= 3 and g4img >= 5 and k1_ok == len(pairs)
         lines.append(
             "| %s | %+.2f | %+.2f | %d of %d | %d of %d / %d of %d | %+.2f / %+.2f | %+.2f / %+.2f | %+.2f / %+.2f | %s |" %
-            (name, g4px, g4img, k1_ok, len(pairs), len(fails), len(pairs), cells_failed, len(pairs) * len(KS),
+            (name.replace("|", "/"), g4px, g4img, k1_ok, len(pairs), len(fails), len(pairs), cells_failed, len(pairs) * len(KS),
              np.mean(gain[1][0]), np.mean(gain[1][1]), worst[1][0], worst[1][1],
              min(worst[2][0], worst[4][0]), min(worst[2][1], worst[4][1]), "**all met**" if ok else "no"))
     return lines
