@@ -20,6 +20,8 @@ APRIL-GAN's few-shot branch (scripts/golden/make_golden_few_shot.py restates tha
                                   E -= normal_max; T = weight * max(0, E)
   fused pixel map / image score   final_map + T / score + max T   (final_map.npy, score.npy: the
                                   fixture's zero-shot pixel map and image score)
+  fusion "relative"               T = weight * max(0, D^ - margin); image score + weight *
+                                  (max final_map - median final_map) * max(0, max D^ - normal_max)
 Layers [2, 3, 4]; K = 2 (references 0, 1) and K = 1 (reference 0); the three fixture images are
 the test images; weight 0.5, margin 1.0; normalized in its 4 variants (threshold fixed or
 references, center false or true).
@@ -27,7 +29,10 @@ references, center false or true).
 Run with Debian's python3 (torch, numpy):  /usr/bin/python3 scripts/golden/make_golden_few_shot_fusion.py
 Outputs (tests/fixtures/vcp/): few_shot_fusion.json (levels, scales, settings, files),
 few_shot_fusion_k<K>_{normalized_map,add_pixel,normalized_<threshold>[_center]_pixel}.npy
-[3, S, S] and the fused scores in the json.
+[3, S, S] and the fused scores in the json; few_shot_fusion_relative.json and
+few_shot_fusion_k<K>_relative_pixel.npy: fusion "relative" (the default, issue 30), weight 0.5,
+margin 1.0: pixel final_map + weight * max(0, D^ - margin), score + weight * (max final_map -
+lower median final_map) * max(0, max D^ - normal_max).
 """
 import json
 import os
@@ -67,6 +72,26 @@ def nearest(queries, memory):
     return 1 - (unit_rows(queries) @ unit_rows(memory).T).max(1)
 
 
+def relative_entry(tag, refs, norm, normal_max, final_map, score):
+    """Fusion "relative": T = weight * max(0, D^ - margin) on the map; the score gets
+    weight * (max Z - median Z) * max(0, max D^ - normal_max), Z the image's zero-shot pixel map
+    (final_map; median as torch.median: the lower middle value)."""
+    e = norm.astype(np.float32).astype(np.float64)
+    term = WEIGHT * np.maximum(e - MARGIN, 0)
+    z = final_map.reshape(3, -1)
+    zs = np.sort(z, 1)
+    zrange = z.max(1) - zs[:, (zs.shape[1] - 1) // 2]
+    excess = np.maximum(e.reshape(3, -1).max(1) - normal_max, 0)
+    # no fixture image goes beyond the references' normal_max; with normal_max set to 0 in the
+    # memory every image does (the score's part is then weight * range * max D^)
+    excess0 = np.maximum(e.reshape(3, -1).max(1), 0)
+    name = tag + "_relative_pixel.npy"
+    np.save(os.path.join(base.FIX, name), (final_map + term).astype(np.float32))
+    return {"references": refs, "pixel": name, "score": list(score + WEIGHT * zrange * excess),
+            "score_normal_max_0": list(score + WEIGHT * zrange * excess0), "excess": list(excess),
+            "zero_shot_range": list(zrange)}
+
+
 def main():
     golden = json.load(open(os.path.join(base.FIX, "golden.json")))
     cfg = json.load(open(os.path.join(base.FIX, golden["config"])))
@@ -80,6 +105,7 @@ def main():
     g = int(np.sqrt(outs[0].shape[1] - 1))
     patch = s // g
     manifest = {"layers": LAYERS, "weight": WEIGHT, "margin": MARGIN, "image_size": s, "sets": []}
+    relative = {"layers": LAYERS, "weight": WEIGHT, "margin": MARGIN, "image_size": s, "sets": []}
     for refs in ([0, 1], [0]):
         k = len(refs)
         if k == 1:
@@ -127,8 +153,12 @@ def main():
             entry["normalized"].append({"threshold": threshold, "center": center, "pixel": name,
                                         "score": list(score + term.reshape(3, -1).max(1))})
         manifest["sets"].append(entry)
+        relative["sets"].append(relative_entry(tag, refs, norm, normal_max, final_map, score))
     with open(os.path.join(base.FIX, "few_shot_fusion.json"), "w") as f:
         json.dump(manifest, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(base.FIX, "few_shot_fusion_relative.json"), "w") as f:
+        json.dump(relative, f, indent=2)
         f.write("\n")
     print("wrote %d reference sets to %s" % (len(manifest["sets"]), base.FIX))
 

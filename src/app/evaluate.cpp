@@ -48,8 +48,15 @@ struct Collected {
   std::vector<eval::ClassAccumulator> zero_accs;
   std::map<std::string, size_t> acc_of;
   std::map<std::string, double> saved_scores;
+  /// save_maps with references: per image key, the scalars of what the fusion combined (maps/few_shot.json)
+  nlohmann::json saved_parts = nlohmann::json::object();
   std::map<std::string, data::SampleInfo> infos;
 };
+
+/// One batch on the host, in the order predict_test_set submits it: the fused pixel map and score,
+/// with references the zero-shot pixel map and score before the fusion, and with references and
+/// save_maps D, D̂ (undefined for a memory without normal statistics) and each image's normal_max.
+enum HostSlot : size_t { kPixel, kScore, kZeroPixel, kZeroScore, kFewShotRaw, kFewShotNormalized, kNormalMax, kSlots };
 
 void warn(EvalResult& result, const std::string& w) {
   spdlog::warn("eval: {}", w);
@@ -100,21 +107,40 @@ void write_reports(const EvalRequest& req, const EvalResult& result) {
   eval::write_reports(result.report, req.out_dir, run);
 }
 
-/// One batch's post-processed maps [B, S, S] float32 and scores [B] float64, on the host, into the
-/// accumulators (+ saved maps); with references also the zero-shot maps and scores before the
-/// fusion (undefined without). The writer thread's part (app/batch_pipeline.h), in batch order.
-void add_batch(const EvalRequest& req, const data::Batch& batch, const at::Tensor& pixel, const at::Tensor& score,
-               const at::Tensor& zero_pixel, const at::Tensor& zero_score, Collected& c) {
+/// save_maps with references: beside the fused map, what the fusion combined (maps/<key>.zero_shot.npy,
+/// .few_shot_raw.npy, .few_shot_normalized.npy) and its scalars (maps/few_shot.json).
+void save_fusion_parts(const fs::path& maps_dir, const std::string& key, int64_t j, const std::vector<at::Tensor>& host,
+                       double score, Collected& c) {
+  const auto write = [&](HostSlot slot, const char* part) {
+    io::write_npy((maps_dir / (key + "." + part + ".npy")).string(), host[slot][j].contiguous());
+  };
+  write(kZeroPixel, "zero_shot");
+  write(kFewShotRaw, "few_shot_raw");
+  nlohmann::json parts = {{"score", score},
+                          {"zero_shot_score", host[kZeroScore][j].item<double>()},
+                          {"few_shot_raw_max", host[kFewShotRaw][j].max().item<double>()}};
+  if (host[kFewShotNormalized].defined()) {
+    write(kFewShotNormalized, "few_shot_normalized");
+    parts["few_shot_normalized_max"] = host[kFewShotNormalized][j].max().item<double>();
+    parts["normal_max"] = host[kNormalMax][j].item<double>();
+  }
+  c.saved_parts[key] = std::move(parts);
+}
+
+/// One batch's post-processed maps [B, S, S] float32 and scores [B] float64 on the host (HostSlot),
+/// into the accumulators (+ saved maps). The writer thread's part (app/batch_pipeline.h), in batch order.
+void add_batch(const EvalRequest& req, const data::Batch& batch, const std::vector<at::Tensor>& host, Collected& c) {
   const fs::path maps_dir = fs::path(req.out_dir) / "maps";
+  const auto& pixel = host[kPixel];
   for (int64_t j = 0; j < batch.size(); ++j) {
     const auto& info = batch.infos[j];
     const auto item = ground_truth_item(info);
     const std::string key = item.key();
-    const double sc = score[j].item<double>();
+    const double sc = host[kScore][j].item<double>();
     c.accs[c.acc_of.at(info.cls_name)].add(key, pixel[j], batch.masks[j], sc, info.anomaly);
     if (!c.zero_accs.empty())
-      c.zero_accs[c.acc_of.at(info.cls_name)].add(key, zero_pixel[j], batch.masks[j], zero_score[j].item<double>(),
-                                                  info.anomaly);
+      c.zero_accs[c.acc_of.at(info.cls_name)].add(key, host[kZeroPixel][j], batch.masks[j],
+                                                  host[kZeroScore][j].item<double>(), info.anomaly);
     if (req.eval.save_maps) {
       VCP_CHECK(!c.saved_scores.count(key), "eval --save-maps: two test images share the key '", key,
                 "' (same class, defect and file stem), the second is ", info.image_path);
@@ -122,9 +148,25 @@ void add_batch(const EvalRequest& req, const data::Batch& batch, const at::Tenso
       io::make_directories(fs::path(file).parent_path().string());
       io::write_npy(file, pixel[j].contiguous());
       c.saved_scores[key] = sc;
+      if (host[kFewShotRaw].defined()) save_fusion_parts(maps_dir, key, j, host, sc, c);
     }
     if (req.eval.export_png) c.infos.emplace(key, info);
   }
+}
+
+/// maps/few_shot.json (save_maps with references): the run's few-shot settings, each class's
+/// memory statistics and, per image, the scores and maxima of what the fusion combined.
+void write_fusion_parts_json(const EvalRequest& req, const Collected& c, const EvalResult& result) {
+  nlohmann::json classes = nlohmann::json::object();
+  for (const auto& [cls, mem] : c.memories)
+    classes[cls] = {{"k", mem.shots()},
+                    {"layers", mem.layers},
+                    {"normal_level", mem.normal_level},
+                    {"normal_scale", mem.normal_scale},
+                    {"normal_max", mem.has_normal_stats() ? nlohmann::json(mem.normal_max) : nlohmann::json(nullptr)},
+                    {"images", mem.images}};
+  const nlohmann::json j = {{"few_shot", result.few_shot}, {"classes", classes}, {"images", c.saved_parts}};
+  io::write_file_atomically((fs::path(req.out_dir) / "maps" / "few_shot.json").string(), j.dump(1) + "\n");
 }
 
 /// Runs the model over the whole test set (loader workers, batches of eval.batch_size).
@@ -159,17 +201,24 @@ void predict_test_set(const EvalRequest& req, model::Method& model, const TestSe
     const auto maps = model->predict_maps(to_device_async(batch->images, device), &timer, refs, batch->classes());
     auto post = timer.scope("post-processing");
     auto out = eval::postprocess_maps(maps.raw, maps.post, req.postprocess, maps.image_score);
-    std::vector<at::Tensor> results(4);  // pixel, score, and with references the zero-shot pixel and score
-    if (!c.zero_accs.empty()) results[2] = out.pixel.to(at::kFloat), results[3] = out.score.to(at::kDouble);
-    eval::fuse_few_shot(out, few_shot_term(maps, req.few_shot), 1.0);
-    results[0] = out.pixel.to(at::kFloat), results[1] = out.score.to(at::kDouble);
+    std::vector<at::Tensor> results(kSlots);
+    if (!c.zero_accs.empty())
+      results[kZeroPixel] = out.pixel.to(at::kFloat), results[kZeroScore] = out.score.to(at::kDouble);
+    if (!c.zero_accs.empty() && req.eval.save_maps) {
+      results[kFewShotRaw] = maps.few_shot.to(at::kFloat);
+      if (maps.few_shot_normalized.defined())
+        results[kFewShotNormalized] = maps.few_shot_normalized.to(at::kFloat),
+        results[kNormalMax] = maps.few_shot_normal_max.to(at::kDouble);
+    }
+    fuse_references(out, maps, req.few_shot);
+    results[kPixel] = out.pixel.to(at::kFloat), results[kScore] = out.score.to(at::kDouble);
     { auto done = std::move(post); }
     auto b = std::make_shared<data::Batch>(std::move(*batch));
     b->images = at::Tensor();  // not needed by the writer
     pipe.submit(std::move(results), [&, b](std::vector<at::Tensor>& host) {
-      const auto zero_pixel = host[2].defined() ? host[2].contiguous() : at::Tensor();
-      const auto zero_score = host[3].defined() ? host[3].contiguous() : at::Tensor();
-      add_batch(req, *b, host[0].contiguous(), host[1].contiguous(), zero_pixel, zero_score, c);
+      for (auto& t : host)
+        if (t.defined()) t = t.contiguous();
+      add_batch(req, *b, host, c);
       result.images += b->size();
       if (bar) bar->update(b->size());
     });
@@ -183,6 +232,7 @@ void predict_test_set(const EvalRequest& req, model::Method& model, const TestSe
   if (result.skipped) warn(result, msg(result.skipped, " unreadable test sample(s) skipped (eval.data.skip_bad)"));
   if (req.eval.save_maps)
     eval::write_scores_json((fs::path(req.out_dir) / "maps" / "scores.json").string(), c.saved_scores);
+  if (req.eval.save_maps && !c.memories.empty()) write_fusion_parts_json(req, c, result);
 }
 
 /// eval with references: each class's AUROCs without them (eval/reference_effect.h); a class that

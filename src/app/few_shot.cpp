@@ -13,6 +13,7 @@
 
 #include "vcpclip/common/error.h"
 #include "vcpclip/data/transforms.h"
+#include "vcpclip/eval/postprocess.h"
 #include "vcpclip/io/atomic_file.h"
 #include "vcpclip/io/safetensors.h"
 #include "vcpclip/io/sha256.h"
@@ -36,7 +37,7 @@ FewShotOptions parse_few_shot_options(io::ConfigNode& node) {
   o.layers = node.get<std::vector<int64_t>>("layers", o.layers);
   o.fusion = node.get<std::string>("fusion", o.fusion);
   o.weight = node.get<double>("weight", o.weight);
-  o.margin = node.get<double>("margin", o.margin);
+  o.margin = node.get<double>("margin", o.fusion == "normalized" ? 3.0 : 1.0);
   o.threshold = node.get<std::string>("threshold", o.threshold);
   o.center = node.get<bool>("center", o.center);
   node.finish();
@@ -48,9 +49,10 @@ FewShotOptions parse_few_shot_options(io::ConfigNode& node) {
     VCP_CHECK(i == 0 || o.layers[i] > o.layers[i - 1], "config key ", node.where("layers"),
               ": expected strictly increasing layers");
   }
-  VCP_CHECK(o.fusion == "add" || o.fusion == "normalized", "config key ", node.where("fusion"),
-            ": expected add (APRIL-GAN's: pixel map + weight·D) or normalized (D scaled by the references' normal "
-            "variation), found '",
+  VCP_CHECK(o.fusion == "add" || o.fusion == "normalized" || o.fusion == "relative", "config key ",
+            node.where("fusion"),
+            ": expected relative (D̂ in the map, the score's part scaled by the zero-shot map's range), add "
+            "(APRIL-GAN's: pixel map + weight·D) or normalized (D scaled by the references' normal variation), found '",
             o.fusion, "'");
   VCP_CHECK(o.weight > 0, "config key ", node.where("weight"), ": expected > 0, found ", o.weight);
   VCP_CHECK(o.threshold == "fixed" || o.threshold == "references", "config key ", node.where("threshold"),
@@ -64,14 +66,37 @@ at::Tensor few_shot_term(const model::MethodMaps& maps, const FewShotOptions& op
   if (!maps.few_shot.defined()) return {};
   const auto w = static_cast<float>(opts.weight);
   if (opts.fusion == "add") return maps.few_shot.to(at::kFloat) * w;
-  VCP_CHECK(maps.few_shot_normalized.defined(),
-            "few-shot: fusion 'normalized' needs the normal level and scale of the reference memory, and this memory "
-            "has none (a memory file of version 1, written before them); build it again from the reference images");
+  VCP_CHECK(maps.few_shot_normalized.defined(), "few-shot: fusion '", opts.fusion,
+            "' needs the normal level and scale of the reference memory, and this memory has none (a memory file of "
+            "version 1, written before them); build it again from the reference images");
   auto d = maps.few_shot_normalized.to(at::kFloat);
   if (opts.center) d = d - std::get<0>(d.flatten(1).median(1)).view({-1, 1, 1});
   d = d - static_cast<float>(opts.margin);
   if (opts.threshold == "references") d = d - maps.few_shot_normal_max.to(d.device(), at::kFloat).view({-1, 1, 1});
   return d.clamp_min(0) * w;
+}
+
+at::Tensor few_shot_score_term(const model::MethodMaps& maps, const at::Tensor& zero_shot_pixel, const at::Tensor& term,
+                               const FewShotOptions& opts) {
+  if (!term.defined()) return {};
+  if (opts.fusion != "relative") return std::get<0>(term.flatten(1).max(1));
+  // The references' say (max D̂ beyond the largest D̂ of their own normal patches) in units of this
+  // image's zero-shot map range: the zero-shot score's scale, whatever the method (docs/design.md §13).
+  const auto z = zero_shot_pixel.to(term.device(), at::kFloat).flatten(1);
+  const auto range = std::get<0>(z.max(1)) - std::get<0>(z.median(1));
+  const auto dn = maps.few_shot_normalized.to(term.device(), at::kFloat).flatten(1);
+  const auto excess = (std::get<0>(dn.max(1)) - maps.few_shot_normal_max.to(term.device(), at::kFloat)).clamp_min(0);
+  return range * excess * static_cast<float>(opts.weight);
+}
+
+void fuse_references(eval::PostprocessedMaps& out, const model::MethodMaps& maps, const FewShotOptions& opts) {
+  const auto term = few_shot_term(maps, opts);
+  if (!term.defined()) return;
+  VCP_CHECK(term.sizes() == out.pixel.sizes(), "few-shot fusion: map ", shape_text(term.sizes()),
+            " does not match the pixel maps ", shape_text(out.pixel.sizes()));
+  const auto score = few_shot_score_term(maps, out.pixel, term, opts);
+  out.pixel = out.pixel + term.to(out.pixel.device());
+  out.score = out.score + score.to(out.score.device(), out.score.scalar_type());
 }
 
 std::vector<int64_t> few_shot_layers(const FewShotOptions& opts, const model::ModelOptions& model) {
@@ -227,6 +252,7 @@ nlohmann::json memory_settings(const FewShotOptions& opts, const model::Referenc
                       {"references", memory.fingerprint()}};
   if (opts.fusion == "normalized")
     j["margin"] = opts.margin, j["threshold"] = opts.threshold, j["center"] = opts.center;
+  if (opts.fusion == "relative") j["margin"] = opts.margin;
   return j;
 }
 
@@ -246,6 +272,7 @@ nlohmann::json few_shot_settings(const FewShotOptions& opts,
                       {"references", refs}};
   if (opts.fusion == "normalized")
     j["margin"] = opts.margin, j["threshold"] = opts.threshold, j["center"] = opts.center;
+  if (opts.fusion == "relative") j["margin"] = opts.margin;
   return j;
 }
 

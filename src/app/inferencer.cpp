@@ -100,7 +100,7 @@ std::vector<Prediction> Inferencer::predict_batch(const std::vector<cv::Mat>& im
     maps = impl_->model->predict_maps(batch, nullptr, refs, classes);
   }
   auto out = eval::postprocess_maps(maps.raw, maps.post, impl_->pp, maps.image_score);
-  eval::fuse_few_shot(out, app::few_shot_term(maps, impl_->few_shot), 1.0);
+  app::fuse_references(out, maps, impl_->few_shot);
   const at::Tensor pixels = out.pixel.to(at::kCPU).contiguous();
   const at::Tensor scores = out.score.to(at::kCPU);
   std::vector<Prediction> result(images.size());

@@ -258,7 +258,7 @@ Batch next_batch(ImagePrefetcher& images, const std::vector<std::string>& paths,
 /// model's device until BatchPipeline brings them to the host (to_host / from_host: its tensor list).
 struct Processed {
   at::Tensor raw, post, final_maps;  ///< [B, S, S]; raw/post only with save_branches (post: with Post-VCP)
-  at::Tensor few_shot_score;         ///< [B] max of the few-shot term (undefined without references)
+  at::Tensor few_shot_score;         ///< [B] few_shot_score_term (undefined without references)
   at::Tensor score_raw,
       score_post;  ///< [B] top-k means, or the method's own score (postprocess.image_score: method) and no score_post
   at::Tensor map_min, map_max;  ///< [B] of final_maps
@@ -280,8 +280,8 @@ Processed postprocess(const model::MethodMaps& maps, const PostprocessOptions& p
   at::Tensor final_maps = eval::pixel_map(maps.raw, maps.post, pp.alpha, pp.sigma);  // M_raw without Post-VCP
   Processed p;
   const auto term = few_shot_term(maps, few_shot);  // app/few_shot.h: weight·D or weight·max(0, D̂ − margin)
-  if (term.defined()) {                             // eval::fuse_few_shot's arithmetic (float32), image by image
-    p.few_shot_score = std::get<0>(term.flatten(1).max(1));
+  if (term.defined()) {                             // app::fuse_references' arithmetic (float32)
+    p.few_shot_score = few_shot_score_term(maps, final_maps, term, few_shot);
     final_maps = final_maps + term;
   }
   std::vector<at::Tensor> raw, post, lo, hi;

@@ -78,7 +78,7 @@ class Decider {
                        const std::string& mask_path, double score_few_shot = 0) const;
 
   /// eval's image score from predict's two top-k means: their float32 sum (as eval::image_score).
-  /// With references, eval adds score_few_shot (float32) to that sum (eval::fuse_few_shot).
+  /// With references, eval adds score_few_shot (float32) to that sum (app::fuse_references).
   static double eval_score(double score_raw, double score_post, double score_few_shot = 0);
 
   /// The calibration's class that decisions use.

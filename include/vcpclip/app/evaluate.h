@@ -19,6 +19,12 @@
 //   metrics.json, metrics.csv, metrics.md   per-class and mean metrics (+ run information)
 //   maps/<class>/<defect>/<stem>.npy        (save_maps) float32 [S,S] pixel maps, unnormalised
 //   maps/scores.json                        (save_maps) what `vcpclip score` reads back
+//   maps/<class>/<defect>/<stem>.zero_shot.npy  (save_maps, few_shot.k > 0) what the fusion combined,
+//   maps/<class>/<defect>/<stem>.few_shot_raw.npy   float32 [S,S]: the zero-shot pixel map before the
+//   maps/<class>/<defect>/<stem>.few_shot_normalized.npy  fusion, D and D̂ (docs/design.md §13)
+//   maps/few_shot.json                      (save_maps, few_shot.k > 0) the settings, each class's memory
+//                                           statistics, per image the zero-shot and fused scores, max D,
+//                                           max D̂ and the memory's normal_max
 //   imgs/<class>/<defect>/<stem>.png        (export_png) 4-panel strip (image | mask | heatmap |
 //   imgs/<class>/<defect>/<stem>_heatmap.png  prediction at the class F1 threshold) + heatmap
 //   imgs/<class>/roc.png, imgs/<class>/pro.png  (export_png) pixel ROC and PRO curves

@@ -9,11 +9,15 @@
 //     data: {layout: mvtec, root: ...}   # ... or a dataset's train split, good images, per class
 //                           # (neither: eval.data's dataset with split train)
 //     layers: []            # 1-based vision blocks ([] = model.features_list)
-//     fusion: add           # APRIL-GAN: pixel map += weight·D, image score += weight·max D
+//     fusion: relative      # (default) pixel map += weight·max(0, D̂ − margin); image score +=
+//                           #   weight·(max Z − median Z)·max(0, max D̂ − normal_max), Z the image's
+//                           #   zero-shot pixel map (docs/design.md §13)
+//                           # add: APRIL-GAN's: pixel map += weight·D, image score += weight·max D
 //                           # normalized: D scaled by the references' own normal variation,
 //                           #   pixel map += weight·max(0, D̂ − margin), score += its max
 //     weight: 1.0
-//     margin: 3.0           # normalized only: standard deviations of normal variation ignored
+//     margin: 1.0           # relative, normalized: standard deviations of normal variation ignored
+//                           #   in the map (default 1 for relative, 3 for normalized)
 //
 // Reference images are decoded and resized exactly as test images (data::read_rgb,
 // data::preprocess_image); the references of one memory must share one size and channel count.
@@ -33,6 +37,9 @@ namespace vcpclip::model {
 class MethodImpl;
 struct MethodMaps;
 }  // namespace vcpclip::model
+namespace vcpclip::eval {
+struct PostprocessedMaps;
+}  // namespace vcpclip::eval
 
 namespace vcpclip::app {
 
@@ -42,9 +49,11 @@ struct FewShotOptions {
   std::string folder;                     ///< source folder ("" = a dataset)
   std::optional<data::DataOptions> data;  ///< source dataset (train split, good images)
   std::vector<int64_t> layers;            ///< [] = model.features_list
-  std::string fusion = "add";             ///< "add" (APRIL-GAN) or "normalized" (docs/design.md §13)
+  std::string fusion = "relative";        ///< "relative", "add" (APRIL-GAN) or "normalized" (docs/design.md §13)
   double weight = 1.0;                    ///< factor on the few-shot term in the fusion
-  double margin = 3.0;                    ///< normalized: D̂ below this (normal variation) adds nothing
+  /// relative, normalized: D̂ below this (normal variation) adds nothing to the map; the section's
+  /// default is 1 for relative and 3 for normalized (this struct's default goes with "relative")
+  double margin = 1.0;
   /// normalized: "fixed" (D̂ − margin) or "references" (D̂ − normal_max − margin: above the largest
   /// D̂ of the references' own normal patches)
   std::string threshold = "fixed";
@@ -56,14 +65,25 @@ struct FewShotOptions {
 };
 
 /// Reads the `few_shot:` section (calls finish(); every key checked: k ≥ 0, layers ≥ 1 and
-/// increasing, fusion "add" or "normalized", weight > 0, margin ≥ 0, not both folder and data).
+/// increasing, fusion "relative", "add" or "normalized", weight > 0, margin ≥ 0 (default 3 for
+/// normalized, 1 otherwise), not both folder and data).
 FewShotOptions parse_few_shot_options(io::ConfigNode& node);
 
 /// The few-shot term T [B, S, S] float32 of a batch's maps (docs/design.md §13): add: weight·D;
-/// normalized: weight·max(0, D̂ − margin). The pixel map gets + T and the image score + max T
-/// (eval::fuse_few_shot with weight 1). Undefined without references; normalized with a memory
-/// lacking its normal statistics is an error.
+/// normalized and relative: weight·max(0, D̂ − margin) (normalized's options threshold and center
+/// apply to it). The pixel map gets + T. Undefined without references; normalized or relative with
+/// a memory lacking its normal statistics is an error.
 at::Tensor few_shot_term(const model::MethodMaps& maps, const FewShotOptions& opts);
+
+/// What the image score gets [B] float32 (undefined without references): add, normalized: max T;
+/// relative: weight·(max Z − median Z)·max(0, max D̂ − normal_max), with `zero_shot_pixel` Z
+/// [B, S, S] the zero-shot pixel maps before the fusion (median: the lower middle value).
+at::Tensor few_shot_score_term(const model::MethodMaps& maps, const at::Tensor& zero_shot_pixel, const at::Tensor& term,
+                               const FewShotOptions& opts);
+
+/// Fuses references into post-processed maps (eval, calibrate, the Inferencer): pixel += T,
+/// score += few_shot_score_term (nothing without references).
+void fuse_references(eval::PostprocessedMaps& out, const model::MethodMaps& maps, const FewShotOptions& opts);
 
 /// The layers a memory uses: opts.layers, or features_list when empty.
 std::vector<int64_t> few_shot_layers(const FewShotOptions& opts, const model::ModelOptions& model);
@@ -108,7 +128,7 @@ std::map<std::string, model::ReferenceMemory> class_memories(model::MethodImpl& 
                                                              const std::string& save_dir);
 
 /// The record of one memory (predict, Inferencer): {"k", "layers", "fusion", "weight",
-/// "references": fingerprint} (+ "margin" for the normalized fusion).
+/// "references": fingerprint} (+ "margin", "threshold", "center" for normalized, "margin" for relative).
 nlohmann::json memory_settings(const FewShotOptions& opts, const model::ReferenceMemory& memory);
 
 /// calibration.json's record: null without references, else {"k", "layers", "fusion", "weight",

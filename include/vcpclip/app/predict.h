@@ -15,9 +15,9 @@
 //    "skipped": [{"path": .., "error": ..}]}
 // and OUT/report.html (app/report/predict_html.h): the images, scores, decisions and thumbnails.
 //   score = mean(top-k of M_raw) + mean(top-k of M_post), unnormalised.
-// With references (--reference, app/few_shot.h) the map is D-fused and score += "score_few_shot"
-// (few_shot.weight · max D), exactly as eval; scores.json then has "few_shot": {k, layers,
-// fusion, weight, references (fingerprint), images}.
+// With references (--reference, app/few_shot.h) the map is fused and score += "score_few_shot"
+// (app::few_shot_score_term: the fusion's part of the score), exactly as eval; scores.json then
+// has "few_shot": {k, layers, fusion, weight, references (fingerprint), images}.
 // With a calibration (--calibration F [--class NAME], app/decider.h) also <stem>_mask.png (0 ok,
 // 255 anomalous, at the input's size), scores.json "calibration": {path, class, method, thresholds}
 // and per image "decision": "ok"|"ng", "normalized_score" (threshold at 0.5), "class_score",
@@ -108,7 +108,7 @@ PredictRequest make_predict_request(const RunConfig& cfg, const PredictFlags& fl
 struct PredictedImage {
   std::string path, stem;
   double score = 0, score_raw = 0, score_post = 0;
-  double score_few_shot = 0;  ///< few_shot.weight · max D (0 without references)
+  double score_few_shot = 0;  ///< the few-shot part of the score, app::few_shot_score_term (0 without references)
   float map_min = 0, map_max = 0;
   std::optional<eval::Decision> decision;  ///< with a calibration (its mask already written and released)
 };

@@ -108,7 +108,7 @@ std::vector<eval::ClassAccumulator> normal_maps(const CalibrateRequest& req, int
     const auto maps = model->predict_maps(batch->images.to(device), nullptr, refs, batch->classes());
     auto out = eval::postprocess_maps(maps.raw, maps.post, pp, maps.image_score);
     const at::Tensor zpixel = out.pixel.to(at::kCPU).contiguous(), zscore = out.score.to(at::kCPU, at::kDouble);
-    eval::fuse_few_shot(out, few_shot_term(maps, e.few_shot), 1.0);
+    fuse_references(out, maps, e.few_shot);
     const at::Tensor pixel = out.pixel.to(at::kCPU).contiguous(), score = out.score.to(at::kCPU, at::kDouble);
     for (int64_t j = 0; j < batch->size(); ++j) {
       const auto& info = batch->infos[j];
